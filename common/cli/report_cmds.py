@@ -1,0 +1,4 @@
+"""report_cmds: filled in by its owner."""
+import click
+
+COMMANDS: list[click.Command] = []

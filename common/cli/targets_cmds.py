@@ -1,0 +1,4 @@
+"""targets_cmds: filled in by its owner."""
+import click
+
+COMMANDS: list[click.Command] = []
