@@ -1,0 +1,205 @@
+"""Read result folders and merge them into one report dict (report.json).
+
+A result folder holds ``metrics.json`` (from ``common.results.write_results``)
+and ``per_sample.csv``. For each test the headline is recomputed from the
+per-sample file and compared with metrics.json, so every number in the
+report traces back to files; a disagreement is shown, not hidden.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import __version__
+from common.metrics.classification import confusion_matrix, recall_per_class, uar, war
+from common.metrics.segmentation import iou_from_counts, miou_from_counts
+from common.provenance import code_version, utc_now
+from common.results import EXIT_ERROR, METRICS_FILE, PER_SAMPLE_FILE, RunError, exit_code_for, to_jsonable
+from common.verdict import TESTS
+
+#: |recomputed - reported| above this marks a result as inconsistent.
+RECOMPUTE_TOLERANCE = 1e-6
+#: Example overlays shown per segmentation result (the lowest-IoU samples).
+MAX_OVERLAYS = 6
+
+
+@dataclass(frozen=True)
+class ResultDir:
+    """One test's result folder, loaded."""
+
+    directory: Path
+    result: dict[str, Any]
+    per_sample: pd.DataFrame | None
+
+    @property
+    def test(self) -> str:
+        return str(self.result["test"])
+
+
+def load_result_dir(directory: Path | str) -> ResultDir:
+    """Load metrics.json (required) and per_sample.csv (optional) of one folder."""
+    folder = Path(directory)
+    metrics_path = folder / METRICS_FILE
+    if not metrics_path.is_file():
+        raise RunError(f"{folder}: no {METRICS_FILE}; expected a result folder written by a test entry point")
+    try:
+        result = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RunError(f"{metrics_path}: not valid JSON ({exc})") from exc
+    missing = [k for k in ("test", "metric", "value", "threshold", "passed", "n_samples") if k not in result]
+    if missing or result.get("test") not in TESTS:
+        raise RunError(f"{metrics_path}: lacks {', '.join(missing) or 'a known test'}; expected test in {TESTS}")
+    per_sample_path = folder / str(result.get("per_sample_file") or PER_SAMPLE_FILE)
+    per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str}) \
+        if per_sample_path.is_file() else None
+    return ResultDir(folder, result, per_sample)
+
+
+def build_report(result_dirs: list[ResultDir]) -> dict[str, Any]:
+    """The report dict: overall verdict, one entry per test (in l2cs, rit, dfer order)."""
+    seen: dict[str, Path] = {}
+    for item in result_dirs:
+        if item.test in seen:
+            raise RunError(f"{item.directory} and {seen[item.test]} both hold test {item.test}; expected one each")
+        seen[item.test] = item.directory
+    ordered = sorted(result_dirs, key=lambda r: TESTS.index(r.test))
+    entries = [_entry(item) for item in ordered]
+    codes = [exit_code_for(item.result) for item in ordered]
+    return to_jsonable({
+        "schema_version": 1,
+        "generated_at": utc_now(),
+        "report_code_version": code_version(),
+        "package_version": __version__,
+        "overall_verdict": "PASS" if codes and max(codes) == 0 else "FAIL",
+        "exit_code": max(codes) if codes else EXIT_ERROR,
+        "tests": entries,
+    })
+
+
+def write_report(report: dict[str, Any], result_dirs: list[ResultDir], out_dir: Path | str) -> dict[str, Path]:
+    """Write report.json, report.md and report.html into ``out_dir``; return their paths."""
+    from common.report.html import render_html
+    from common.report.markdown import render_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
+    paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    paths["md"].write_text(render_markdown(report), encoding="utf-8")
+    paths["html"].write_text(render_html(report, {r.test: r for r in result_dirs}), encoding="utf-8")
+    return paths
+
+
+def _entry(item: ResultDir) -> dict[str, Any]:
+    result = item.result
+    entry = {
+        key: result.get(key)
+        for key in ("test", "metric", "label", "value", "unit", "display_scale", "direction", "threshold",
+                    "official", "official_note", "passed", "n_samples", "n_skipped", "skipped", "ci95",
+                    "provenance", "extra")
+    }
+    entry["verdict"] = "PASS" if result.get("passed") else "FAIL"
+    entry["source_dir"] = str(item.directory)
+    entry["details"] = _details(item) if item.per_sample is not None else {}
+    entry["per_sample_found"] = item.per_sample is not None
+    recomputed = entry["details"].get("recomputed_value")
+    entry["consistent"] = (
+        None if recomputed is None or math.isnan(recomputed)
+        else abs(recomputed - float(result["value"])) <= RECOMPUTE_TOLERANCE
+    )
+    return entry
+
+
+def _details(item: ResultDir) -> dict[str, Any]:
+    per_sample = item.per_sample
+    if item.test == "l2cs":
+        return gaze_details(per_sample)
+    if item.test == "rit":
+        return segmentation_details(per_sample, bool(item.result.get("extra", {}).get("include_background", True)))
+    return state_details(per_sample, item.result.get("extra", {}).get("classes"))
+
+
+def gaze_details(per_sample: pd.DataFrame) -> dict[str, Any]:
+    """Error statistics overall and per display (``inst``)."""
+    errors = per_sample["error_deg"].to_numpy(dtype=float)
+    by_inst = per_sample.groupby("inst", dropna=False)["error_deg"].agg(["mean", "count"])
+    return {
+        "recomputed_value": float(errors.mean()) if errors.size else math.nan,
+        "median_deg": float(np.median(errors)) if errors.size else math.nan,
+        "p95_deg": float(np.percentile(errors, 95)) if errors.size else math.nan,
+        "by_inst": {str(k): {"mean_deg": float(r["mean"]), "n": int(r["count"])} for k, r in by_inst.iterrows()},
+    }
+
+
+def segmentation_classes(per_sample: pd.DataFrame) -> list[str]:
+    """Class names from the ``inter_<class>`` columns, in column order."""
+    return [c[len("inter_"):] for c in per_sample.columns if c.startswith("inter_")]
+
+
+def segmentation_details(per_sample: pd.DataFrame, include_background: bool) -> dict[str, Any]:
+    """Per-class IoU from summed per-sample intersections/unions; mIoU with and without class 0."""
+    classes = segmentation_classes(per_sample)
+    missing = [f"union_{c}" for c in classes if f"union_{c}" not in per_sample.columns]
+    if missing:
+        raise RunError(f"per_sample.csv has inter_ columns without {', '.join(missing)}")
+    inter = per_sample[[f"inter_{c}" for c in classes]].to_numpy(dtype=float).sum(axis=0)
+    union = per_sample[[f"union_{c}" for c in classes]].to_numpy(dtype=float).sum(axis=0)
+    with_bg = miou_from_counts(inter, union, include_background=True)
+    without_bg = miou_from_counts(inter, union, include_background=False)
+    return {
+        "classes": classes,
+        "iou_per_class": iou_from_counts(inter, union).tolist(),
+        "miou_with_background": with_bg,
+        "miou_without_background": without_bg,
+        "include_background": include_background,
+        "recomputed_value": with_bg if include_background else without_bg,
+        "overlays": _overlay_names(per_sample, classes),
+    }
+
+
+def state_details(per_sample: pd.DataFrame, classes: list[str] | None) -> dict[str, Any]:
+    """Confusion matrix, per-class recall, WAR and UAR from the pred/truth columns."""
+    names = [str(c) for c in classes] if classes else sorted(
+        set(per_sample["pred"].astype(str)) | set(per_sample["truth"].astype(str))
+    )
+    pred = _class_indices(per_sample["pred"], names, "pred")
+    truth = _class_indices(per_sample["truth"], names, "truth")
+    matrix = confusion_matrix(pred, truth, len(names))
+    return {
+        "classes": names,
+        "confusion_matrix": matrix.tolist(),
+        "recall_per_class": recall_per_class(matrix).tolist(),
+        "uar": uar(matrix) if matrix.sum() else math.nan,
+        "recomputed_value": war(matrix) if matrix.sum() else math.nan,
+    }
+
+
+def _class_indices(column: pd.Series, names: list[str], field: str) -> np.ndarray:
+    """Map class names (or integer ids) in a per-sample column to ids 0..len(names)-1."""
+    as_text = column.astype(str)
+    if as_text.isin(names).all():
+        return as_text.map({n: i for i, n in enumerate(names)}).to_numpy(dtype=np.int64)
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all() and numeric.between(0, len(names) - 1).all():
+        return numeric.to_numpy(dtype=np.int64)
+    bad = as_text[~as_text.isin(names)].iloc[0]
+    raise RunError(f"per_sample.csv {field} holds {bad!r}; expected one of {', '.join(names)} or an id")
+
+
+def _overlay_names(per_sample: pd.DataFrame, classes: list[str]) -> list[str]:
+    """Relative overlay PNG paths of the lowest-IoU samples, if the CSV has an ``overlay`` column."""
+    if "overlay" not in per_sample.columns:
+        return []
+    rows = per_sample[per_sample["overlay"].notna() & (per_sample["overlay"].astype(str) != "")]
+    inter = rows[[f"inter_{c}" for c in classes]].to_numpy(dtype=float)
+    union = rows[[f"union_{c}" for c in classes]].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        score = np.nan_to_num(np.asarray(miou_from_counts(inter, union)), nan=1.0)
+    order = np.argsort(score, kind="stable")[:MAX_OVERLAYS]
+    return [str(rows["overlay"].iloc[i]) for i in order]

@@ -1,0 +1,67 @@
+"""The report's two tables as plain rows of strings, shared by markdown and HTML."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from common.results import rule_of
+
+VERDICT_HEADER = ["test", "metric", "value", "95 % CI", "threshold", "official", "verdict", "n", "skipped", "consistent"]
+_PROVENANCE_KEYS = (
+    "code_version", "device_name", "device", "hostname", "manifest_sha256", "weights_sha256",
+    "gaze_method", "classes", "start_time", "end_time", "command",
+)
+
+
+def verdict_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per test: our number next to the threshold and the official result."""
+    rows = []
+    for entry in report["tests"]:
+        rule = rule_of(entry)
+        ci = entry.get("ci95")
+        consistent = {True: "yes", False: "NO: per_sample.csv disagrees", None: "n/a"}[entry.get("consistent")]
+        skipped = ", ".join(f"{k} {v}" for k, v in (entry.get("skipped") or {}).items() if v) or "0"
+        rows.append([
+            entry["test"],
+            rule.label,
+            rule.show(entry["value"]),
+            f"{rule.show(ci[0])} to {rule.show(ci[1])}" if ci else "n/a",
+            f"{rule.direction} {rule.show(rule.threshold, compact=True)}",
+            rule.show(rule.official, compact=True),
+            entry["verdict"],
+            str(entry["n_samples"]),
+            f"{entry['n_skipped']} ({skipped})" if entry["n_skipped"] else "0",
+            consistent,
+        ])
+    return rows
+
+
+def provenance_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """(header, rows): one row per provenance key, one column per test."""
+    header = ["", *[entry["test"] for entry in report["tests"]]]
+    keys = list(_PROVENANCE_KEYS)
+    for entry in report["tests"]:
+        keys += [k for k in (entry.get("provenance") or {}) if k not in keys and k != "libraries"]
+    libraries = sorted({lib for e in report["tests"] for lib in (e.get("provenance") or {}).get("libraries", {})})
+    rows = []
+    for key in keys:
+        values = [_text((e.get("provenance") or {}).get(key)) for e in report["tests"]]
+        if any(v != "" for v in values):
+            rows.append([key, *values])
+    for lib in libraries:
+        rows.append([lib, *[_text((e.get("provenance") or {}).get("libraries", {}).get(lib)) for e in report["tests"]]])
+    rows.append(["result folder", *[e["source_dir"] for e in report["tests"]]])
+    return header, rows
+
+
+def percent_text(value: float | None) -> str:
+    """A fraction as '81.20 %'; 'absent' for None/NaN (a class with no pixels or no true samples)."""
+    return "absent" if value is None or math.isnan(value) else f"{100 * value:.2f} %"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)

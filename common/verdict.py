@@ -1,0 +1,122 @@
+"""Acceptance thresholds, official results and the pass/fail rule.
+
+The numbers live in ``common/data/thresholds.json``, one entry per test
+(``l2cs``, ``rit``, ``dfer``). A metric value is in the unit its metric
+function returns: degrees for the angular error, a fraction in [0, 1] for
+mIoU and WAR; ``display_scale`` (100 for those) turns it into the percent
+shown to people. An override file has the same shape and only needs the keys
+it changes, e.g. ``{"rit": {"threshold": 0.75}}``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+TESTS = ("l2cs", "rit", "dfer")
+_DIRECTIONS = {"<=": ">", ">=": "<"}
+_FIELDS = ("metric", "label", "unit", "display_scale", "direction", "threshold", "official")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """One test's acceptance rule and its official result."""
+
+    test: str
+    metric: str
+    label: str
+    unit: str
+    display_scale: float
+    direction: str
+    threshold: float
+    official: float
+    official_note: str = ""
+
+    def passes(self, value: float) -> bool:
+        """True when ``value`` meets the threshold; NaN never passes."""
+        if math.isnan(value):
+            return False
+        return value <= self.threshold if self.direction == "<=" else value >= self.threshold
+
+    def check_range(self, value: float) -> None:
+        """Refuse a value in the wrong unit (e.g. 81.2 where a fraction 0.812 is expected)."""
+        if self.display_scale == 100 and not (math.isnan(value) or 0.0 <= value <= 1.0):
+            raise ValueError(
+                f"{self.test} {self.metric} value is {value}; expected a fraction in [0, 1] "
+                f"(displayed as {self.unit} = value x 100)"
+            )
+        if self.unit == "deg" and not (math.isnan(value) or 0.0 <= value <= 180.0):
+            raise ValueError(f"{self.test} {self.metric} value is {value}; expected degrees in [0, 180]")
+
+    def show(self, value: float | None, digits: int = 2, *, compact: bool = False) -> str:
+        """Human form, e.g. '4.61 deg' or '81.20 %' ('80 %' when compact); 'n/a' for None/NaN."""
+        if value is None or math.isnan(value):
+            return "n/a"
+        shown = value * self.display_scale
+        number = f"{round(shown, 6):g}" if compact else f"{shown:.{digits}f}"
+        return f"{number} {self.unit}"
+
+    def comparison(self, value: float) -> str:
+        """The relation between value and threshold as shown: '<=' when it passes, else its negation."""
+        return self.direction if self.passes(value) else _DIRECTIONS[self.direction]
+
+
+def default_thresholds_file() -> Path:
+    """The packaged thresholds.json."""
+    return Path(str(resources.files("common") / "data" / "thresholds.json"))
+
+
+def load_thresholds(override_file: Path | None = None) -> dict[str, Threshold]:
+    """Load the packaged thresholds, then apply ``override_file`` key by key."""
+    merged = _read_json(default_thresholds_file())
+    if override_file is not None:
+        override = _read_json(Path(override_file))
+        for test, entry in override.items():
+            if test.startswith("_"):
+                continue
+            if test not in TESTS or not isinstance(entry, dict):
+                raise ValueError(f"{override_file}: key {test!r}; expected an object under one of {', '.join(TESTS)}")
+            merged[test] = {**merged[test], **entry}
+    return {test: _threshold(test, merged[test], override_file or default_thresholds_file()) for test in TESTS}
+
+
+def threshold_for(test: str, override_file: Path | None = None) -> Threshold:
+    """The rule of one test; ValueError for an unknown test name."""
+    if test not in TESTS:
+        raise ValueError(f"test is {test!r}; expected one of {', '.join(TESTS)}")
+    return load_thresholds(override_file)[test]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level is {type(data).__name__}; expected an object keyed by test")
+    return data
+
+
+def _threshold(test: str, entry: dict[str, Any], source: Path) -> Threshold:
+    missing = [f for f in _FIELDS if f not in entry]
+    if missing:
+        raise ValueError(f"{source}: {test} lacks {', '.join(missing)}")
+    if entry["direction"] not in _DIRECTIONS:
+        raise ValueError(f"{source}: {test}.direction is {entry['direction']!r}; expected '<=' or '>='")
+    for field in ("display_scale", "threshold", "official"):
+        if not isinstance(entry[field], (int, float)) or isinstance(entry[field], bool):
+            raise ValueError(f"{source}: {test}.{field} is {entry[field]!r}; expected a number")
+    return Threshold(
+        test=test,
+        metric=str(entry["metric"]),
+        label=str(entry["label"]),
+        unit=str(entry["unit"]),
+        display_scale=float(entry["display_scale"]),
+        direction=entry["direction"],
+        threshold=float(entry["threshold"]),
+        official=float(entry["official"]),
+        official_note=str(entry.get("official_note", "")),
+    )

@@ -1,0 +1,148 @@
+"""metrics.json / per_sample.csv, verdict line, exit codes, entry-point wrapper, provenance."""
+import json
+import subprocess
+import sys
+
+import click
+import pandas as pd
+import pytest
+
+from common import provenance
+from common.provenance import collect_provenance, sha256_file
+from common.results import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_PASS,
+    RunError,
+    exit_code_for,
+    run_entry_point,
+    verdict_line,
+    write_results,
+)
+
+GAZE_ROWS = pd.DataFrame({
+    "name": ["a_eyes", "b_eyes"], "subject": ["001", "002"], "inst": ["S", "T"],
+    "pred_pitch": [0.0, 0.0], "pred_yaw": [0.0, 0.0], "true_pitch": [0.0, 0.0], "true_yaw": [4.0, 6.0],
+    "error_deg": [4.0, 6.0],
+})
+
+
+def _write(tmp_path, value=5.0, **kwargs):
+    args = dict(test="l2cs", metric="mean_angular_error_deg", value=value, per_sample=GAZE_ROWS,
+                n_skipped=1, skipped={"missing_prediction": 1}, ci95=(4.0, 6.0),
+                provenance={"code_version": "test"})
+    args.update(kwargs)
+    return write_results(tmp_path, **args)
+
+
+def test_passing_result_files_and_line(tmp_path):
+    result = _write(tmp_path, 5.0)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("test", "metric", "value", "threshold", "passed", "n_samples", "n_skipped", "ci95", "official"):
+        assert on_disk[key] == result[key]
+    assert on_disk["passed"] is True and on_disk["n_samples"] == 2 and on_disk["official"] == 4.6
+    assert on_disk["per_sample_sha256"] == sha256_file(tmp_path / "per_sample.csv")
+    assert "end_time" in on_disk["provenance"]
+    assert pd.read_csv(tmp_path / "per_sample.csv", dtype={"subject": str}).equals(GAZE_ROWS)
+    assert exit_code_for(result) == EXIT_PASS
+    assert verdict_line(result) == (
+        "l2cs: mean angular error 5.00 deg <= 10 deg -> PASS (n=2, skipped 1, 95% CI 4.00 deg to 6.00 deg)"
+    )
+
+
+def test_failing_result_exits_1(tmp_path):
+    result = _write(tmp_path, 12.5, ci95=None)
+    assert result["passed"] is False and exit_code_for(result) == EXIT_FAIL
+    assert verdict_line(result) == "l2cs: mean angular error 12.50 deg > 10 deg -> FAIL (n=2, skipped 1)"
+    assert exit_code_for({}) == EXIT_ERROR
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"metric": "mae"}, ValueError, "expected 'mean_angular_error_deg'"),
+        ({"n_skipped": 3}, ValueError, "sums to 1"),
+        ({"per_sample": GAZE_ROWS.drop(columns=["error_deg"])}, ValueError, "lacks columns error_deg"),
+        ({"value": float("nan")}, RunError, "no sample could be scored"),
+        ({"test": "dfer", "metric": "war", "value": 71.3}, ValueError, "expected a fraction"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        _write(tmp_path, **{"value": 5.0, **kwargs})
+
+
+def _exit_of(fn):
+    with pytest.raises(SystemExit) as info:
+        run_entry_point(fn)
+    return info.value.code
+
+
+def test_entry_point_exit_codes(tmp_path, capsys):
+    assert _exit_of(lambda: _write(tmp_path, 5.0)) == EXIT_PASS
+    assert "-> PASS" in capsys.readouterr().out
+    assert _exit_of(lambda: _write(tmp_path, 50.0)) == EXIT_FAIL
+
+    def missing():
+        open(tmp_path / "nope.parquet")
+
+    assert _exit_of(missing) == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nope.parquet" in err and err.count("\n") == 1
+
+    def crash():
+        raise ZeroDivisionError("boom\nsecond line")
+
+    assert _exit_of(crash) == EXIT_ERROR  # a crash is "could not run", never FAIL (1)
+    assert capsys.readouterr().err == (
+        "error: internal error: ZeroDivisionError: boom second line (NIA_DEBUG=1 shows the traceback)\n"
+    )
+
+
+def test_click_entry_point_bad_input_exits_2(capsys):
+    @click.command()
+    @click.option("--n", type=int, required=True)
+    def cmd(n):
+        raise click.ClickException(f"bad n {n}")
+
+    sys_argv = sys.argv
+    sys.argv = ["prog", "--n", "3"]
+    try:
+        assert _exit_of(cmd) == EXIT_ERROR
+    finally:
+        sys.argv = sys_argv
+    assert capsys.readouterr().err == "error: bad n 3\n"
+
+
+def test_provenance_hashes_versions_and_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("NIA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NIA_CODE_VERSION", "v9-test")
+    manifest = tmp_path / "manifest.parquet"
+    manifest.write_bytes(b"abc")
+    info = collect_provenance(manifest_path=manifest, extra={"gaze_method": "geometric"})
+    # SHA-256 of b"abc" (FIPS 180-2 test vector)
+    assert info["manifest_sha256"] == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert info["code_version"] == "v9-test" and info["gaze_method"] == "geometric"
+    assert info["weights_sha256"] is None and info["device_name"]
+    assert set(info["libraries"]) >= {"python", "torch", "torchvision", "cv2", "numpy", "pandas", "pyarrow"}
+    assert info["start_time"].endswith("+00:00")
+    assert (tmp_path / "cache" / "sha256.json").is_file()
+
+
+def test_sha256_cache_is_keyed_by_size_and_mtime(tmp_path, monkeypatch):
+    monkeypatch.setenv("NIA_CACHE_DIR", str(tmp_path / "cache"))
+    path = tmp_path / "w.bin"
+    path.write_bytes(b"abc")
+    first = sha256_file(path)
+    path.write_bytes(b"abcd")  # new size -> new key -> hashed again
+    assert sha256_file(path) != first
+    provenance._memory_cache.clear()
+    assert sha256_file(path) == sha256_file(path)  # served from the disk cache
+
+
+def test_code_version_falls_back_to_git_or_package(monkeypatch):
+    monkeypatch.delenv("NIA_CODE_VERSION", raising=False)
+    version = provenance.code_version()
+    git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                         cwd=provenance.Path(provenance.__file__).parents[1])
+    assert version == (git.stdout.strip() if git.returncode == 0 else provenance.__version__)
