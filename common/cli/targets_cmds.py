@@ -1,4 +1,152 @@
-"""targets_cmds: filled in by its owner."""
+"""``nia gaze`` and ``nia crops``: derived training targets from a manifest."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+GAZE_METHODS = ("geometric", "normal")
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 224x112, got {value!r}") from None
+    if width < 2 or height < 2:
+        raise click.BadParameter(f"width and height must be at least 2, got {value!r}")
+    return width, height
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_manifest(path: str):
+    from common.manifest import ManifestError, read_manifest
+
+    try:
+        return read_manifest(path)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _load_profiles(explicit: str | None, root: Path):
+    from common.gaze import resolve_profile_path
+    from common.profiles import ProfileError, load_profiles
+
+    path, why = resolve_profile_path(explicit, root)
+    try:
+        profiles = load_profiles(path)
+    except (OSError, ProfileError) as exc:
+        raise click.ClickException(f"cannot load the device profile: {exc}") from None
+    click.echo(f"profile: {profiles.path} ({why}), sha256 {profiles.sha256[:12]}", err=True)
+    return profiles
+
+
+def _derive(df, profiles, method: str):
+    from common.gaze import add_gaze_columns
+
+    merged, result = add_gaze_columns(df, profiles, method)
+    click.echo(f"gaze ({method}): derived for {result.n_derived} of {len(df)} rows", err=True)
+    for reason, count in sorted(result.skipped.items()):
+        click.echo(f"  no gaze, {reason}: {count}", err=True)
+    return merged, result
+
+
+profile_option = click.option(
+    "--profile", type=click.Path(exists=True, dir_okay=False), default=None,
+    help="Device profile JSON. Default: device_profiles.json at the manifest's root if present, else the bundled one.")
+method_option = click.option(
+    "--method", type=click.Choice(GAZE_METHODS), default="geometric", show_default=True,
+    help="Gaze derivation: eye from iris centres + distance.cam (geometric), or on the screen normal (normal).")
+
+
+@click.command("gaze")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the manifest with gaze columns. Default: update MANIFEST in place.")
+@profile_option
+@method_option
+def gaze_command(manifest: str, out: str | None, profile: str | None, method: str) -> None:
+    """Add gaze ground truth (pitch/yaw in degrees, 3D vectors in mm) to a manifest.
+
+    Rows where gaze cannot be derived get NaN and are counted by reason.
+    See docs/gaze.md for the convention and every assumption.
+
+    \b
+    Example:
+        nia gaze build/manifest.parquet --method normal --out build/manifest_normal.parquet
+    """
+    from common.manifest import ManifestError, write_manifest
+
+    df, root = _read_manifest(manifest)
+    profiles = _load_profiles(profile, root)
+    merged, _ = _derive(df, profiles, method)
+    target = Path(out) if out else Path(manifest)
+    try:
+        write_manifest(merged, target, root)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {target}", err=True)
+
+
+@click.command("crops")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--split-column", default="split", show_default=True,
+              help="Manifest column naming each row's split folder; 'none' puts every crop under all/.")
+@click.option("--eyes-size", default="224x112", show_default=True, help="Two-eye crop size WIDTHxHEIGHT (L2CS-Net).")
+@click.option("--eye-size", default="160x96", show_default=True, help="Per-eye crop size WIDTHxHEIGHT (RIT-Net).")
+@click.option("--margin", type=click.FloatRange(0.0, 5.0), default=0.25, show_default=True,
+              help="Relative margin added on each side of the eyelid bounding box.")
+@click.option("--workers", type=click.IntRange(1), default=None,
+              help="Processes. Default: the cores this process may use.")
+@click.option("--chunk-size", type=click.IntRange(1), default=64, show_default=True, help="Frames per work item.")
+@profile_option
+@method_option
+def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, eye_size: str, margin: float,
+                  workers: int | None, chunk_size: int, profile: str | None, method: str) -> None:
+    """Write the eye-crop dataset (JPG + class-map PNG + JSON per crop) and OUT/index.parquet.
+
+    Per valid frame: a two-eye crop (eyes/) and one crop per eye (r_eye/, l_eye/)
+    under OUT/{split}/. Gaze is taken from the manifest, or derived with
+    --method/--profile when the manifest has no gaze columns. Resumable: crops
+    whose three files exist are kept. A summary is printed and saved as
+    OUT/crops_summary.json.
+
+    \b
+    Example:
+        nia crops build/manifest.parquet build/crops --workers 8
+        nia crops build/manifest.parquet build/crops_all --split-column none
+    """
+    from common.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
+    from common.manifest import default_workers
+
+    split = None if split_column.lower() == "none" else split_column
+    options = CropOptions(eyes_size=_size(eyes_size), eye_size=_size(eye_size), margin=margin)
+    df, root = _read_manifest(manifest)
+    if split is not None and split not in df.columns:
+        raise click.ClickException(f"{manifest}: no column {split!r}: run nia split first "
+                                   "(or pass --split-column none to put every crop under all/)")
+    if "gaze_pitch_deg" in df.columns:
+        methods = sorted(set(df["gaze_method"].dropna())) if "gaze_method" in df.columns else []
+        click.echo(f"gaze: taken from the manifest (method {', '.join(methods) or 'unknown'})", err=True)
+    else:
+        df, _ = _derive(df, _load_profiles(profile, root), method)
+    summary = write_crop_dataset(
+        df, root, Path(out), split_column=split, options=options, workers=workers or default_workers(),
+        chunk_size=chunk_size, manifest_sha256=_file_sha256(Path(manifest)), progress=True)
+    click.echo(f"crops: {summary['crops_written']} written, {summary['crops_already_present']} already present, "
+               f"{summary['crops_in_index']} in the index ({summary['crops_by_name']})", err=True)
+    for reason, count in {**summary["rows_skipped"], **summary["crops_skipped"]}.items():
+        click.echo(f"  skipped, {reason}: {count}", err=True)
+    click.echo(f"wrote {Path(out) / 'index.parquet'} and {Path(out) / SUMMARY_NAME}", err=True)
+
+
+COMMANDS: list[click.Command] = [gaze_command, crops_command]

@@ -1,0 +1,446 @@
+"""Eye crops: boxes, the crop transform, and the ``nia crops`` dataset writer.
+
+Boxes (docs/targets.md): the bounding box of the eyelid polygon(s) grown by a
+relative ``margin`` on every side, then the shorter side expanded to the
+output aspect ratio, then snapped to whole pixels. The crop is cut from the
+frame (zeros where the box leaves it) and resized with ``cv2.INTER_AREA``.
+
+Transform, with integer coordinates at pixel centres on both sides::
+
+    x' = (x - x0) * scale_x,   y' = (y - y0) * scale_y
+    scale_x = out_width / box_width_px,   x0 = box_left_px - 0.5 + 0.5 / scale_x
+
+which is the mapping ``cv2.resize`` uses between pixel centres, so labels
+transformed with it land where the resized image shows them.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from common.masks import EyeShapes, class_map
+
+CROP_NAMES = ("eyes", "r_eye", "l_eye")
+CROP_INDEX_NAME = "index.parquet"
+SUMMARY_NAME = "crops_summary.json"
+INDEX_COLUMNS = [
+    "crop_id", "sample_id", "crop", "split", "jpg_path", "png_path", "json_path",
+    "subject", "inst", "image", "condition", "gaze_pitch_deg", "gaze_yaw_deg",
+    "x0", "y0", "scale_x", "scale_y",
+    "width", "height", "video_stem", "frame", "device", "direction",
+]
+_ROW_FIELDS = [
+    "sample_id", "png_path", "subject", "inst", "image", "image_type", "condition", "posture",
+    "video_stem", "frame", "device", "direction",
+    "gaze_pitch_deg", "gaze_yaw_deg", "gaze_x", "gaze_y", "gaze_z", "gaze_method", "gaze_profile_sha256",
+    *(f"{s}_{k}" for s in "rl" for k in ("eyelid", "iris_cx", "iris_cy", "iris_rx", "iris_ry", "iris_rotate",
+                                         "center_x", "center_y")),
+]
+
+
+@dataclass(frozen=True)
+class CropOptions:
+    """Output sizes (width, height), relative margin and JPEG quality."""
+
+    eyes_size: tuple[int, int] = (224, 112)
+    eye_size: tuple[int, int] = (160, 96)
+    margin: float = 0.25
+    jpeg_quality: int = 95
+
+    def size_of(self, crop: str) -> tuple[int, int]:
+        return self.eyes_size if crop == "eyes" else self.eye_size
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A whole-pixel box of the frame (left/top pixel index, size in pixels) and its output size."""
+
+    left: int
+    top: int
+    width_px: int
+    height_px: int
+    out_width: int
+    out_height: int
+
+    @property
+    def scale_x(self) -> float:
+        return self.out_width / self.width_px
+
+    @property
+    def scale_y(self) -> float:
+        return self.out_height / self.height_px
+
+    @property
+    def x0(self) -> float:
+        return self.left - 0.5 + 0.5 / self.scale_x
+
+    @property
+    def y0(self) -> float:
+        return self.top - 0.5 + 0.5 / self.scale_y
+
+    def to_crop(self, points: np.ndarray) -> np.ndarray:
+        """Frame pixel coordinates (..., 2) -> crop pixel coordinates."""
+        return (np.asarray(points, dtype=np.float64) - [self.x0, self.y0]) * [self.scale_x, self.scale_y]
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Crop pixel coordinates (..., 2) -> frame pixel coordinates (the inverse of ``to_crop``)."""
+        return np.asarray(points, dtype=np.float64) / [self.scale_x, self.scale_y] + [self.x0, self.y0]
+
+
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def crop_box(points: np.ndarray, out_size: tuple[int, int], margin: float) -> CropBox:
+    """The box around ``points`` (n, 2) grown by ``margin`` per side and widened to the output aspect."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    (xmin, ymin), (xmax, ymax) = pts.min(axis=0), pts.max(axis=0)
+    out_width, out_height = out_size
+    aspect = out_width / out_height
+    width = max((xmax - xmin) * (1.0 + 2.0 * margin), 2.0)
+    height = max((ymax - ymin) * (1.0 + 2.0 * margin), 2.0)
+    if width < height * aspect:
+        width = height * aspect
+    else:
+        height = width / aspect
+    width_px, height_px = max(2, _round_half_up(width)), max(2, _round_half_up(height))
+    left = _round_half_up((xmin + xmax) / 2.0 - width_px / 2.0 + 0.5)
+    top = _round_half_up((ymin + ymax) / 2.0 - height_px / 2.0 + 0.5)
+    return CropBox(left, top, width_px, height_px, out_width, out_height)
+
+
+def cut_and_resize(image: np.ndarray, box: CropBox) -> np.ndarray:
+    """The box's pixels (zeros outside the frame), resized to the output size with INTER_AREA."""
+    import cv2
+
+    height, width = image.shape[:2]
+    x0, x1 = max(box.left, 0), min(box.left + box.width_px, width)
+    y0, y1 = max(box.top, 0), min(box.top + box.height_px, height)
+    if x0 == box.left and y0 == box.top and x1 - x0 == box.width_px and y1 - y0 == box.height_px:
+        patch = image[y0:y1, x0:x1]
+    else:
+        patch = np.zeros((box.height_px, box.width_px) + image.shape[2:], dtype=image.dtype)
+        if x0 < x1 and y0 < y1:
+            patch[y0 - box.top:y1 - box.top, x0 - box.left:x1 - box.left] = image[y0:y1, x0:x1]
+    return cv2.resize(patch, (box.out_width, box.out_height), interpolation=cv2.INTER_AREA)
+
+
+def plan_boxes(eyes: dict[str, EyeShapes], options: CropOptions) -> tuple[dict[str, CropBox], list[str]]:
+    """Boxes for the crops a row allows, and one reason per crop it does not."""
+    boxes: dict[str, CropBox] = {}
+    reasons: list[str] = []
+    for side in "rl":
+        if eyes[side].eyelid is None:
+            reasons.append(f"{side}_eye: no {side}_eyelid polygon")
+        else:
+            boxes[f"{side}_eye"] = crop_box(eyes[side].eyelid, options.eye_size, options.margin)
+    if eyes["r"].eyelid is None or eyes["l"].eyelid is None:
+        reasons.append("eyes: needs both eyelid polygons")
+    else:
+        both = np.concatenate([eyes["r"].eyelid, eyes["l"].eyelid])
+        boxes["eyes"] = crop_box(both, options.eyes_size, options.margin)
+    return {name: boxes[name] for name in CROP_NAMES if name in boxes}, reasons
+
+
+def _num(value: float) -> float:
+    return round(float(value), 4)
+
+
+def shapes_json(eyes: dict[str, EyeShapes], centres: dict[str, tuple[float, float] | None], box: CropBox) -> list[dict]:
+    """Labels in crop coordinates, in the NIA annotation layout (Polygon, Ellipse, Point)."""
+    shapes: list[dict] = []
+    for side in "rl":
+        moved = eyes[side].transformed(box.x0, box.y0, box.scale_x, box.scale_y)
+        if moved.iris is not None:
+            e = moved.iris
+            shapes.append({
+                "label": f"{side}_iris", "shape": "Ellipse",
+                "cx": _num(e.cx), "cy": _num(e.cy), "rx": _num(e.rx), "ry": _num(e.ry), "rotate": _num(e.rotate_deg),
+                "points": [[_num(e.cx - e.rx), _num(e.cy - e.ry)], [_num(e.cx + e.rx), _num(e.cy + e.ry)]],
+            })
+        if moved.eyelid is not None:
+            shapes.append({"label": f"{side}_eyelid", "shape": "Polygon",
+                           "points": [[_num(x), _num(y)] for x, y in moved.eyelid]})
+        if centres.get(side) is not None:
+            x, y = box.to_crop(np.array(centres[side]))
+            shapes.append({"label": f"{side}_center", "shape": "Point", "points": [[_num(x), _num(y)]]})
+    return shapes
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _gaze_json(row: dict) -> dict | None:
+    pitch, yaw = _finite(row.get("gaze_pitch_deg")), _finite(row.get("gaze_yaw_deg"))
+    if pitch is None or yaw is None:
+        return None
+    return {
+        "pitch_deg": pitch, "yaw_deg": yaw,
+        "vector": [_finite(row.get(k)) for k in ("gaze_x", "gaze_y", "gaze_z")],
+        "method": row.get("gaze_method"), "profile_sha256": row.get("gaze_profile_sha256"),
+    }
+
+
+def read_frame(path: Path, image_type: str | None) -> np.ndarray | None:
+    """The frame as uint8 BGR, or single-channel grey for IR; None when unreadable."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        return None
+    if image.dtype == np.uint16:  # 16-bit PNG: keep the high byte's range
+        image = np.round(image / 257.0).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    if image_type == "ir" and image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return image
+
+
+def _write_atomic(path: Path, write: Callable[[Path], bool]) -> None:
+    """Write to a temporary name in the same folder, then rename, so a crash leaves no half file."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    if not write(tmp):
+        raise OSError(f"{path}: could not write {tmp.name}")
+    os.replace(tmp, path)
+
+
+def crop_paths(out: Path, split: str, crop: str, sample_id: str) -> dict[str, Path]:
+    folder = out / split / crop
+    return {ext: folder / f"{sample_id}.{ext}" for ext in ("jpg", "png", "json")}
+
+
+@dataclass(frozen=True)
+class _Job:
+    root: str
+    out: str
+    split_column: str | None
+    options: CropOptions
+
+
+@dataclass
+class ChunkResult:
+    """What one chunk wrote: index rows (a list, or DataFrames once gathered) and counts."""
+
+    index_rows: list[dict] = field(default_factory=list)
+    counts: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    index_parts: list[pd.DataFrame] = field(default_factory=list)
+
+
+def _centre(row: dict, side: str) -> tuple[float, float] | None:
+    x, y = _finite(row.get(f"{side}_center_x")), _finite(row.get(f"{side}_center_y"))
+    return None if x is None or y is None else (x, y)
+
+
+def _crop_record(row: dict, crop: str, box: CropBox, split: str, paths: dict[str, Path], out: Path) -> dict:
+    record = {key: row.get(key) for key in ("sample_id", "subject", "inst", "image", "condition",
+                                              "gaze_pitch_deg", "gaze_yaw_deg", "video_stem", "frame",
+                                              "device", "direction")}
+    record.update({
+        "crop_id": f"{row['sample_id']}_{crop}", "crop": crop, "split": split,
+        "jpg_path": paths["jpg"].relative_to(out).as_posix(),
+        "png_path": paths["png"].relative_to(out).as_posix(),
+        "json_path": paths["json"].relative_to(out).as_posix(),
+        "x0": box.x0, "y0": box.y0, "scale_x": box.scale_x, "scale_y": box.scale_y,
+        "width": box.out_width, "height": box.out_height,
+    })
+    return record
+
+
+def _write_crop(image: np.ndarray, row: dict, crop: str, box: CropBox, split: str,
+                eyes: dict[str, EyeShapes], paths: dict[str, Path], options: CropOptions) -> None:
+    import cv2
+
+    moved = [eyes[s].transformed(box.x0, box.y0, box.scale_x, box.scale_y) for s in "rl"]
+    classes = class_map(moved, box.out_width, box.out_height)
+    pixels = cut_and_resize(image, box)
+    label = {
+        "sample_id": row["sample_id"], "crop": crop, "crop_id": f"{row['sample_id']}_{crop}", "split": split,
+        "source_png": row.get("png_path"), "inst": row.get("inst"), "image": row.get("image"),
+        "condition": row.get("condition"), "posture": row.get("posture"), "subject": row.get("subject"),
+        "size": [box.out_width, box.out_height],
+        "transform": {
+            "x0": box.x0, "y0": box.y0, "scale_x": box.scale_x, "scale_y": box.scale_y,
+            "box_px": [box.left, box.top, box.width_px, box.height_px],
+            "rule": "crop = (frame - x0) * scale; integer coordinates are pixel centres",
+        },
+        "shapes": shapes_json(eyes, {s: _centre(row, s) for s in "rl"}, box),
+        "gaze": _gaze_json(row),
+    }
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(paths["png"], lambda p: cv2.imwrite(str(p), classes))
+    _write_atomic(paths["json"], lambda p: p.write_text(json.dumps(label, indent=1), encoding="utf-8") > 0)
+    quality = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
+    _write_atomic(paths["jpg"], lambda p: cv2.imwrite(str(p), pixels, quality))
+
+
+def process_rows(rows: list[dict], job: _Job) -> ChunkResult:
+    """Write the crops of some manifest rows (reading each frame at most once)."""
+    result = ChunkResult()
+    root, out = Path(job.root), Path(job.out)
+    for row in rows:
+        split = str(row["split"]) if job.split_column else "all"
+        eyes = {side: EyeShapes.from_row(row, side) for side in "rl"}
+        boxes, reasons = plan_boxes(eyes, job.options)
+        result.skipped.update(reasons)
+        paths = {crop: crop_paths(out, split, crop, row["sample_id"]) for crop in boxes}
+        todo = [c for c in boxes if not all(p.exists() for p in paths[c].values())]
+        image = read_frame(root / row["png_path"], row.get("image_type") or row.get("image")) if todo else None
+        if todo and image is None:
+            result.skipped[f"unreadable PNG ({len(todo)} crops)"] += len(todo)
+            boxes = {c: b for c, b in boxes.items() if c not in todo}
+        for crop, box in boxes.items():
+            if crop in todo:
+                _write_crop(image, row, crop, box, split, eyes, paths[crop], job.options)
+                result.counts["written"] += 1
+            else:
+                result.counts["already present (resumed)"] += 1
+            result.index_rows.append(_crop_record(row, crop, box, split, paths[crop], out))
+    return result
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # the processes are the parallelism
+
+
+def _process_chunk(rows: list[dict], job: _Job) -> ChunkResult:
+    """``process_rows`` with its index rows packed into one DataFrame (cheap to send back)."""
+    result = process_rows(rows, job)
+    result.index_parts = [pd.DataFrame(result.index_rows, columns=INDEX_COLUMNS)]
+    result.index_rows = []
+    return result
+
+
+def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: int,
+               progress: bool = True) -> ChunkResult:
+    """All chunks through ``process_rows``, in ``workers`` processes (in this process when 1).
+
+    At most 4 chunks per worker are in flight, so memory stays flat on millions of rows.
+    """
+    from tqdm import tqdm
+
+    total = ChunkResult()
+    bar = tqdm(total=n_rows, unit="frame", desc="crops", disable=not progress, dynamic_ncols=True)
+
+    def absorb(part: ChunkResult, size: int) -> None:
+        total.index_parts.extend(part.index_parts)
+        total.counts.update(part.counts)
+        total.skipped.update(part.skipped)
+        bar.update(size)
+
+    if workers <= 1:
+        for chunk in chunks:
+            absorb(_process_chunk(chunk, job), len(chunk))
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+            pending: dict = {}
+            for chunk in chunks:
+                pending[pool.submit(_process_chunk, chunk, job)] = len(chunk)
+                if len(pending) >= 4 * workers:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        absorb(future.result(), pending.pop(future))
+            for future in as_completed(pending):
+                absorb(future.result(), pending[future])
+    bar.close()
+    return total
+
+
+def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFrame, Counter]:
+    """Valid frame rows with a split; every other row counted under a reason."""
+    skipped: Counter = Counter()
+    kind = df["kind"].astype(object).fillna("?") if "kind" in df.columns else pd.Series("frame", index=df.index)
+    not_frame = kind != "frame"
+    for value, count in kind[not_frame].value_counts().items():
+        skipped[f"not a frame (kind={value})"] += int(count)
+    keep = ~not_frame
+    invalid = keep & ~df.get("valid", pd.Series(True, index=df.index)).fillna(False).astype(bool)
+    skipped["invalid label (see the error column)"] += int(invalid.sum())
+    keep &= ~invalid
+    if split_column is not None:
+        no_split = keep & df[split_column].isna()
+        skipped[f"no value in column {split_column!r}"] += int(no_split.sum())
+        keep &= ~no_split
+    return df[keep], Counter({k: v for k, v in skipped.items() if v})
+
+
+def _record_chunks(df: pd.DataFrame, split_column: str | None, size: int) -> Iterator[list[dict]]:
+    """The rows as lists of plain dicts (nulls as None), ``size`` at a time, built lazily."""
+    columns = [c for c in _ROW_FIELDS if c in df.columns]
+    for start in range(0, len(df), size):
+        part = df.iloc[start:start + size]
+        frame = part[columns].copy()
+        if split_column is not None:
+            frame["split"] = part[split_column].astype(str)
+        yield frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def write_index(parts: list[pd.DataFrame], path: Path, manifest_sha256: str) -> pd.DataFrame:
+    """``OUT/index.parquet``: one row per crop, sorted by crop_id, tied to the manifest by hash."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    index = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INDEX_COLUMNS)
+    index = index.sort_values("crop_id", kind="stable").reset_index(drop=True)
+    for column in ("gaze_pitch_deg", "gaze_yaw_deg", "x0", "y0", "scale_x", "scale_y"):
+        index[column] = index[column].astype("float64")
+    index["frame"] = index["frame"].astype("Int64")
+    index[["width", "height"]] = index[["width", "height"]].astype("int64")
+    table = pa.Table.from_pandas(index, preserve_index=False)
+    metadata = dict(table.schema.metadata or {})
+    metadata[b"nia.manifest_sha256"] = manifest_sha256.encode()
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table.replace_schema_metadata(metadata), tmp)
+    os.replace(tmp, path)
+    return index
+
+
+def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column: str | None,
+                       options: CropOptions, workers: int = 1, chunk_size: int = 64,
+                       manifest_sha256: str = "", progress: bool = True) -> dict:
+    """Write every crop of the manifest rows (gaze columns already present) and the index.
+
+    Returns the summary (also written to ``OUT/crops_summary.json``).
+    """
+    if split_column is not None and split_column not in df.columns:
+        raise ValueError(f"manifest has no column {split_column!r}: run nia split first "
+                         "(or pass --split-column none to put every crop under all/)")
+    rows_df, row_skips = select_rows(df, split_column)
+    out.mkdir(parents=True, exist_ok=True)
+    job = _Job(root=str(root), out=str(out), split_column=split_column, options=options)
+    chunks = _record_chunks(rows_df, split_column, chunk_size)
+    result = run_chunks(chunks, len(rows_df), job, workers, progress)
+    index = write_index(result.index_parts, out / CROP_INDEX_NAME, manifest_sha256)
+    summary = {
+        "manifest_rows": int(len(df)),
+        "rows_used": int(len(rows_df)),
+        "rows_skipped": dict(sorted(row_skips.items())),
+        "crops_in_index": int(len(index)),
+        "crops_by_name": {k: int(v) for k, v in index["crop"].value_counts().sort_index().items()},
+        "crops_written": int(result.counts["written"]),
+        "crops_already_present": int(result.counts["already present (resumed)"]),
+        "crops_skipped": dict(sorted(result.skipped.items())),
+        "crops_without_gaze": int(index["gaze_pitch_deg"].isna().sum()),
+        "options": {"eyes_size": list(options.eyes_size), "eye_size": list(options.eye_size),
+                    "margin": options.margin, "jpeg_quality": options.jpeg_quality},
+        "manifest_sha256": manifest_sha256,
+    }
+    (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    return summary
