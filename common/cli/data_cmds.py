@@ -1,4 +1,157 @@
-"""data_cmds: filled in by its owner."""
+"""Data commands: prepare, index, stats, split (heavy imports stay inside the commands)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+EXISTING = click.Path(exists=True, path_type=Path)
+
+
+def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        return tuple(kind(v) for v in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected three comma-separated numbers, got {text!r}", param_hint=option) from None
+
+
+@click.command()
+@click.argument("src", type=EXISTING)
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--keep-merged", is_flag=True, help="Keep merged zips in DEST/.nia-prepare (default: delete once extracted).")
+def prepare(src: Path, dest: Path, keep_merged: bool) -> None:
+    """Merge zip parts and extract an AI Hub delivery SRC into DEST.
+
+    Parts x.zip.part0..N are joined in numeric order; an empty or truncated
+    merge is refused. Member names are decoded as UTF-8 or CP949; members that
+    would escape DEST are refused. A rerun skips finished archives.
+
+    \b
+    Example:
+        nia prepare /media/usb/NIA_eye /data/nia
+    """
+    from common.prepare import PrepareError, prepare as run
+
+    try:
+        result = run(src, dest, keep_merged=keep_merged, progress=True)
+    except (PrepareError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"extracted {len(result.extracted)} archive(s) ({result.n_files} files written, "
+               f"{result.n_reused_files} already complete); skipped {len(result.skipped)} finished archive(s)")
+    if result.ignored:
+        click.echo(f"ignored {len(result.ignored)} non-archive file(s) in SRC, e.g. {result.ignored[0]}")
+
+
+@click.command()
+@click.argument("root", type=EXISTING)
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Manifest to write (.parquet).")
+@click.option("--workers", type=int, default=0, show_default="all cores", help="Parser processes.")
+@click.option("--full", is_flag=True, help="Re-parse every label instead of reusing unchanged rows of OUT.")
+def index(root: Path, out: Path, workers: int, full: bool) -> None:
+    """Index the extracted tree ROOT into a manifest (one row per sample).
+
+    Pairs PNG and JSON by stem anywhere under ROOT, finds mp4 videos, parses
+    and validates every label in parallel. Rows of an existing OUT whose JSON
+    has the same size and mtime are reused.
+
+    \b
+    Example:
+        nia index /data/nia --out build/manifest.parquet
+    """
+    from common.manifest import ManifestError, build_index
+
+    try:
+        r = build_index(root, out, workers=workers or None, reuse=not full, progress=True)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    kinds = ", ".join(f"{v} {k}" for k, v in sorted(r.kinds.items()))
+    click.echo(f"{out}: {r.n_rows} rows ({kinds}); {r.n_invalid} invalid; "
+               f"{r.n_parsed} labels parsed, {r.n_reused} reused; {r.n_duplicates} duplicate files")
+    if r.ignored_files:
+        click.echo("ignored files by extension: " + ", ".join(f"{k} {v}" for k, v in sorted(r.ignored_files.items())))
+
+
+@click.command()
+@click.argument("manifest", type=EXISTING)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for stats.csv, stats.json, synthetic_tracks.csv (default: beside MANIFEST).")
+def stats(manifest: Path, out: Path | None) -> None:
+    """Compare the manifest with the published composition and flag quality problems.
+
+    \b
+    Example:
+        nia stats build/manifest.parquet --out build/stats
+    """
+    from common.manifest import ManifestError, read_manifest
+    from common.stats import compute_stats, format_flags, format_table
+
+    try:
+        df, _ = read_manifest(manifest)
+    except ManifestError as exc:
+        raise click.ClickException(str(exc)) from None
+    table, flags, tracks = compute_stats(df)
+    click.echo(format_table(table))
+    click.echo("")
+    click.echo(format_flags(flags))
+    prefix = "" if out else f"{manifest.stem}."
+    out = out or manifest.parent
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"{prefix}stats.csv", index=False)
+    tracks.to_csv(out / f"{prefix}synthetic_tracks.csv", index=False)
+    payload = {"composition": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
+               "flags": flags}
+    (out / f"{prefix}stats.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    click.echo(f"saved {out / f'{prefix}stats.csv'}, stats.json, synthetic_tracks.csv")
+
+
+@click.command()
+@click.argument("manifest", type=EXISTING)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the unit order.")
+@click.option("--ratios", default=None, help="train,val,test shares [default: 80.5,9.8,9.8 for frames, 80,10,10 for videos].")
+@click.option("--counts", default=None, help="train,val,test exact sample counts instead of ratios.")
+@click.option("--by", type=click.Choice(["subject", "video"]), default="subject", show_default=True,
+              help="Unit kept whole in one split.")
+@click.option("--from-list", "from_list", type=EXISTING, multiple=True,
+              help="Official lists: a folder of train/val/test.txt or the files (one name per line).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for train/val/test.txt (default: MANIFEST's folder/splits).")
+def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by: str,
+          from_list: tuple[Path, ...], out: Path | None) -> None:
+    """Write deterministic train/val/test splits into MANIFEST and list files.
+
+    Subject-disjoint and stratified by display and state by default; frames
+    always share their video's split. Prints the SHA-256 of the sorted
+    (sample_id, split) assignment so two auditors can compare.
+
+    \b
+    Example:
+        nia split build/manifest.parquet --seed 0
+        nia split build/manifest.parquet --from-list official_lists/
+    """
+    from common.manifest import ManifestError, read_manifest, write_manifest
+    from common.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists
+
+    if from_list and (ratios or counts):
+        raise click.UsageError("--from-list cannot be combined with --ratios or --counts")
+    try:
+        df, root = read_manifest(manifest)
+        if from_list:
+            result, n_missing = splits_from_lists(df, read_lists(list(from_list)))
+            if n_missing:
+                click.echo(f"warning: {n_missing} listed name(s) are not in the manifest", err=True)
+        else:
+            result = make_splits(df, seed, _numbers(ratios, float, "--ratios"), _numbers(counts, int, "--counts"), by)
+        df["split"] = result.split
+        write_manifest(df, manifest, root)
+        paths = write_lists(df, out or manifest.parent / "splits")
+    except (ManifestError, SplitError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(", ".join(f"{k} {v}" for k, v in result.counts.items())
+               + f"; {result.n_unassigned} eligible row(s) unassigned; lists in {paths[0].parent}")
+    click.echo(f"sha256 {result.sha256}")
+
+
+COMMANDS: list[click.Command] = [prepare, index, stats, split]

@@ -1,0 +1,154 @@
+"""`nia stats`: the published composition beside the measured one, and data-quality flags.
+
+Shares are measured over valid frames (``kind == "frame"`` and ``valid``);
+frame and video counts per display/image type over all frame/video rows.
+Quality flags: invalid rows by JSON path, unpaired and duplicate files,
+name/JSON mismatches by field, synthetic-looking eye-tracker tracks (per
+video, :mod:`common.tracks`), head pose outside a physical range, gaze points
+off the 1920x1080 screen, and valid labels with a missing iris or eyelid.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from common.tracks import synthetic_reason
+
+# physical head-pose range (degrees). pose.head is documented as relative and
+# uncalibrated (x3600 in the builder's scripts), so values past this are flagged.
+HEAD_LIMITS = {"head_roll": 180.0, "head_pitch": 90.0, "head_yaw": 90.0}
+SCREEN = (1920.0, 1080.0)
+EYE_COLUMNS = {"r_iris": "r_iris_cx", "l_iris": "l_iris_cx", "r_eyelid": "r_eyelid", "l_eyelid": "l_eyelid"}
+SHARE_COLUMNS = {"display": "inst", "image": "image", "state": "condition", "posture": "posture"}
+
+
+def published() -> dict[str, Any]:
+    """The published composition (``common/data/published_composition.json``)."""
+    text = resources.files("common").joinpath("data/published_composition.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def _share(series: pd.Series) -> dict[str, float]:
+    counts = series.value_counts()
+    total = counts.sum()
+    return {str(k): 100.0 * v / total for k, v in counts.items()} if total else {}
+
+
+def composition_table(df: pd.DataFrame, pub: dict[str, Any]) -> pd.DataFrame:
+    """Rows ``(group, key, published, measured)``; shares in %, the rest counts."""
+    frames = df[df["kind"] == "frame"]
+    good = frames[frames["valid"]]
+    rows = []
+    for group, column in SHARE_COLUMNS.items():
+        measured = _share(good[column].dropna())
+        for key in dict.fromkeys([*pub["shares_percent"][group], *measured]):
+            rows.append((f"{group} %", key, pub["shares_percent"][group].get(key), measured.get(key, 0.0)))
+    for group, kind in (("frames", "frame"), ("videos", "video")):
+        sub = df[df["kind"] == kind]
+        counts = (sub["device"].fillna("?") + "/" + sub["image_type"].fillna("?")).value_counts()
+        for key in dict.fromkeys([*pub[group], *counts.index]):
+            rows.append((group, key, pub[group].get(key), int(counts.get(key, 0))))
+        rows.append((group, "total", pub[f"{group}_total"], len(sub)))
+    people = good.groupby("inst")["metaid"].nunique()
+    for key in dict.fromkeys([*pub["people_per_display"], *people.index]):
+        rows.append(("people", key, pub["people_per_display"].get(key), int(people.get(key, 0))))
+    rows.append(("people", "total", None, int(good["metaid"].nunique())))
+    return pd.DataFrame(rows, columns=["group", "key", "published", "measured"])
+
+
+def synthetic_tracks(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per video whose frames' gaze points look synthetic: video_stem, n_frames, reason."""
+    frames = df[(df["kind"] == "frame") & df["video_stem"].notna() & df["point_x"].notna()]
+    frames = frames.sort_values(["video_stem", "frame"])
+    rows = []
+    for stem, group in frames.groupby("video_stem", sort=True):
+        reason = synthetic_reason(group[["point_x", "point_y"]].to_numpy(dtype=float))
+        if reason:
+            rows.append((stem, len(group), reason))
+    return pd.DataFrame(rows, columns=["video_stem", "n_frames", "reason"])
+
+
+def _error_path(error: str) -> str:
+    """``file: Annotations.inst: message`` -> ``Annotations.inst`` (indices folded to [])."""
+    parts = error.split(": ", 2)
+    path = parts[1] if len(parts) == 3 else error
+    return "".join("[]" if seg.endswith("]") else seg for seg in _split_indices(path))
+
+
+def _split_indices(path: str) -> list[str]:
+    out, i = [], 0
+    while i < len(path):
+        j = path.find("[", i)
+        if j < 0:
+            out.append(path[i:])
+            break
+        k = path.find("]", j)
+        out += [path[i:j], path[j:k + 1]]
+        i = k + 1
+    return out
+
+
+def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
+    """Counts of every data-quality problem (see the module docstring)."""
+    frames = df[df["kind"] == "frame"]
+    good = frames[frames["valid"]]
+    invalid = df[~df["valid"]]
+    mismatch = df.loc[df["mismatch"].fillna("") != "", "mismatch"]
+    fields: dict[str, int] = {}
+    for text in mismatch:
+        for item in text.split(";"):
+            key = item.split(":", 1)[0]
+            fields[key] = fields.get(key, 0) + 1
+    head = {c: int((good[c].abs() > limit).sum()) for c, limit in HEAD_LIMITS.items()}
+    off_screen = ((good["point_x"] < 0) | (good["point_x"] > SCREEN[0])
+                  | (good["point_y"] < 0) | (good["point_y"] > SCREEN[1]))
+    missing = {eye: int(good[col].isna().sum()) for eye, col in EYE_COLUMNS.items()}
+    any_missing = good[list(EYE_COLUMNS.values())].isna().any(axis=1)
+    reasons = tracks["reason"].str.split(r" \(|:| =| from| over", regex=True).str[0].value_counts()
+    return {
+        "rows": len(df),
+        "kinds": {str(k): int(v) for k, v in df["kind"].value_counts().items()},
+        "invalid_rows": len(invalid),
+        "invalid_by_path": {str(k): int(v) for k, v in
+                            invalid["error"].fillna("").map(_error_path).value_counts().head(30).items()},
+        "duplicate_files": int(df["sample_id"].str.contains("#dup", regex=False).sum()),
+        "name_json_mismatch_rows": len(mismatch),
+        "name_json_mismatch_by_field": fields,
+        "synthetic_track_videos": len(tracks),
+        "synthetic_track_by_pattern": {str(k): int(v) for k, v in reasons.items()},
+        "head_pose_out_of_range": head,
+        "head_pose_limits_deg": HEAD_LIMITS,
+        "gaze_point_off_screen": int(off_screen.sum()),
+        "missing_eye_frames": int(any_missing.sum()),
+        "missing_eye_by_label": missing,
+    }
+
+
+def compute_stats(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any], pd.DataFrame]:
+    """(composition table, quality flags, synthetic-track list) for a manifest DataFrame."""
+    tracks = synthetic_tracks(df)
+    return composition_table(df, published()), quality_flags(df, tracks), tracks
+
+
+def _fmt(value: Any, share: bool) -> str:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    return f"{value:.2f}" if share else f"{int(value):,}"
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The side-by-side text table printed by `nia stats`."""
+    lines = [f"{'group':10s} {'key':8s} {'published':>12s} {'measured':>12s}"]
+    for row in table.itertuples(index=False):
+        share = row.group.endswith("%")
+        lines.append(f"{row.group:10s} {row.key:8s} {_fmt(row.published, share):>12s} {_fmt(row.measured, share):>12s}")
+    return "\n".join(lines)
+
+
+def format_flags(flags: dict[str, Any]) -> str:
+    """One line per quality flag."""
+    return "\n".join(f"{k}: {json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v}"
+                     for k, v in flags.items())

@@ -1,0 +1,103 @@
+"""Synthetic-track patterns, quality flags and the published-vs-measured table."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from common.cli import main
+from common.manifest import build_index, read_manifest, write_manifest
+from common.stats import compute_stats, published
+from common.tracks import synthetic_reason
+
+
+def test_constant_point():
+    assert synthetic_reason([[812, 400]] * 30) == "constant point (812, 400) over 30 frames"
+
+
+def test_constant_x_30():
+    assert synthetic_reason([[30, 10 * i] for i in range(20)]) == "constant x = 30 over 20 frames"
+
+
+def test_straight_diagonal_sweep_with_rounding():
+    pts = [[round(1913 * i / 29), round(1076 * i / 29)] for i in range(30)]
+    assert synthetic_reason(pts) == "straight diagonal sweep from (0, 0) to (1913, 1076) over 30 frames"
+
+
+def test_zigzag():
+    xs = np.concatenate([np.arange(0, 500, 50), np.arange(500, 0, -50), np.arange(0, 500, 50)])
+    pts = np.column_stack([xs, np.arange(len(xs)) * 20])
+    assert synthetic_reason(pts) == "zig-zag: straight segments with 2 turns over 30 frames"
+
+
+def test_realistic_noisy_track_is_not_flagged():
+    rng = np.random.default_rng(3)
+    fixations = rng.uniform([200, 150], [1700, 950], size=(6, 2))
+    pts = np.repeat(fixations, 8, axis=0) + rng.normal(0, 4, size=(48, 2))
+    assert synthetic_reason(np.round(pts)) is None
+
+
+def test_too_short_track_is_not_judged():
+    assert synthetic_reason([[1, 1]] * 4) is None
+
+
+def test_published_composition_file():
+    pub = published()
+    assert sum(pub["frames"].values()) == pub["frames_total"] == 2558104
+    assert sum(pub["videos"].values()) == pub["videos_total"] == 87740
+    assert pub["shares_percent"]["state"]["F"] == 24.97
+
+
+@pytest.fixture
+def flagged_manifest(nia_tree, tmp_path):
+    """One subject, 2 videos x 6 frames; video 0 gets a constant point, frame 1 a bad head
+    pose and no l_iris, frame 2 a mismatching state."""
+    tree = nia_tree(1, videos_per_subject=2, frames_per_video=6)
+    for i, stem in enumerate(tree.frames[:6]):
+        path = next(tree.root.rglob(f"{stem}.json"))
+        label = json.loads(path.read_text(encoding="utf-8"))
+        ann = label["Annotations"]
+        ann["pose"]["point"] = [640, 360]
+        if i == 1:
+            ann["pose"]["head"] = [0, 200.0, 0]
+            ann["annotations"] = [s for s in ann["annotations"] if s["label"] != "l_iris"]
+        if i == 2:
+            ann["condition"] = "S"
+        path.write_text(json.dumps(label), encoding="utf-8")
+    out = tmp_path / "m.parquet"
+    build_index(tree.root, out, workers=1)
+    return out, tree
+
+
+def test_quality_flags(flagged_manifest):
+    out, tree = flagged_manifest
+    df, _ = read_manifest(out)
+    table, flags, tracks = compute_stats(df)
+    assert tracks["video_stem"].tolist() == [tree.videos[0]]
+    assert tracks["reason"].iloc[0] == "constant point (640, 360) over 6 frames"
+    assert flags["synthetic_track_by_pattern"] == {"constant point": 1}
+    assert flags["head_pose_out_of_range"] == {"head_roll": 0, "head_pitch": 1, "head_yaw": 0}
+    assert flags["missing_eye_frames"] == 1 and flags["missing_eye_by_label"]["l_iris"] == 1
+    assert flags["name_json_mismatch_by_field"] == {"state": 1}
+    row = table[(table["group"] == "state %") & (table["key"] == "F")].iloc[0]
+    assert row["published"] == 24.97 and row["measured"] == pytest.approx(100 * 5 / 12)  # video 1 is state S; one F frame says S
+    assert table[(table["group"] == "frames") & (table["key"] == "total")]["measured"].item() == 12
+
+
+def test_invalid_rows_are_counted_by_path(flagged_manifest):
+    out, _ = flagged_manifest
+    df, root = read_manifest(out)
+    df.loc[0, ["valid", "error"]] = [False, "a.json: Annotations.annotations[3].rx: expected a radius > 0"]
+    _, flags, _ = compute_stats(df)
+    assert flags["invalid_rows"] == 1
+    assert flags["invalid_by_path"] == {"Annotations.annotations[].rx": 1}
+
+
+def test_cli_stats_saves_files(flagged_manifest, tmp_path):
+    out, _ = flagged_manifest
+    res = CliRunner().invoke(main, ["stats", str(out), "--out", str(tmp_path / "st")])
+    assert res.exit_code == 0, res.output
+    assert "state %    F               24.97        41.67" in res.output
+    saved = json.loads((tmp_path / "st" / "stats.json").read_text(encoding="utf-8"))
+    assert saved["flags"]["synthetic_track_videos"] == 1
+    assert (tmp_path / "st" / "synthetic_tracks.csv").read_text().count("\n") == 2
