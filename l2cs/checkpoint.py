@@ -1,0 +1,193 @@
+"""Reading and writing L2CS weights, all through `load_checkpoint_safely`
+(weights_only=True: no arbitrary unpickling).
+
+Three kinds of file load:
+
+* ours, written by `l2cs/train.py`: read back by `read_checkpoint` as
+  `{"model": state_dict, "config": dict, "epoch": int, "optimizer": ...,
+  "progress": ..., "init": str}` (see `save_checkpoint` for the file layout);
+* the original L2CS-Net repository's `torch.save(model.state_dict())`
+  (keys `fc_yaw_gaze.*`, `fc_pitch_gaze.*`, the unused `fc_finetune.*`,
+  possibly behind a `module.` prefix from DataParallel);
+* torchvision ImageNet ResNet weights (`fc.*` head), backbone only.
+
+The name trap: the reference's model returns `(fc_yaw_gaze(x),
+fc_pitch_gaze(x))`, and its training, demo and drawing code unpack that as
+`pitch, yaw` and draw the first one horizontally (`dx = -sin(pitchyaw[0]) ...`).
+Its labels come from GazeHub files whose 2D gaze is stored as (yaw, pitch).
+So the head called `fc_yaw_gaze` does predict the horizontal angle: it maps
+to our `fc_yaw`, `fc_pitch_gaze` to our `fc_pitch`, and only the
+reference's variable names are swapped. The flip test in
+`tests/test_l2cs_model.py` pins what our names mean.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from common.torch_utils import load_checkpoint_safely
+from l2cs.config import BIN_PRESETS, L2CSConfig
+from l2cs.model import L2CS, build_model
+
+FORMAT = "nia-l2cs/1"
+ORIGINAL_HEADS = {"fc_yaw_gaze.": "fc_yaw.", "fc_pitch_gaze.": "fc_pitch."}
+ORIGINAL_UNUSED = "fc_finetune."
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write `state` atomically (a kill mid-write leaves the previous file intact).
+
+    `state["model"]` is a state_dict, `state.get("optimizer")` an optimizer
+    state_dict, everything else plain JSON-able values. torch 1.13's
+    weights_only unpickler refuses Python floats, so all non-tensor parts
+    (config, progress, optimizer hyper-parameters) are stored as one JSON
+    string; `read_checkpoint` restores the same structure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plain = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
+    payload: dict[str, Any] = {"format": FORMAT, "model": state["model"]}
+    if state.get("optimizer") is not None:
+        payload["optimizer_state"] = state["optimizer"]["state"]
+        plain["optimizer_param_groups"] = state["optimizer"]["param_groups"]
+    payload["json"] = json.dumps(plain, allow_nan=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Our checkpoint as saved by `save_checkpoint`; ValueError naming the file if it is not one."""
+    obj = load_checkpoint_safely(path, map_location)
+    if not is_our_checkpoint(obj):
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint (expected keys format, model, json)")
+    return decode_checkpoint(obj)
+
+
+def decode_checkpoint(obj: dict[str, Any]) -> dict[str, Any]:
+    state = json.loads(obj["json"])
+    state["model"] = obj["model"]
+    groups = state.pop("optimizer_param_groups", None)
+    if groups is not None:
+        state["optimizer"] = {"state": obj["optimizer_state"], "param_groups": groups}
+    return state
+
+
+def is_our_checkpoint(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("format") == FORMAT and "model" in obj and "json" in obj
+
+
+def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the `module.` prefix that (Distributed)DataParallel adds to every key."""
+    if state and all(key.startswith("module.") for key in state):
+        return {key[len("module."):]: value for key, value in state.items()}
+    return state
+
+
+def convert_original_state_dict(state: dict[str, torch.Tensor], path: str = "<state_dict>") -> dict[str, torch.Tensor]:
+    """Original L2CS-Net keys -> ours (see the module docstring for the head mapping).
+
+    The vestigial `fc_finetune` layer (Linear(features + 3, 3)) is checked
+    for its shape and dropped: nothing in the reference uses it.
+    """
+    state = strip_module_prefix(state)
+    converted: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if key.startswith(ORIGINAL_UNUSED):
+            if value.shape[0] != 3:
+                raise ValueError(f"{path}: {key} has shape {tuple(value.shape)}, expected the reference's "
+                                 "unused Linear(features + 3, 3)")
+            continue
+        for old, new in ORIGINAL_HEADS.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+        converted[key] = value
+    return converted
+
+
+def infer_original_config(state: dict[str, torch.Tensor], path: str = "<state_dict>") -> L2CSConfig:
+    """Architecture and bins of an original checkpoint from its tensor shapes.
+
+    The reference decodes at the bins' lower edges, so `bin_anchor="edge"`.
+    """
+    if "fc_yaw.weight" not in state or "layer3.0.conv1.weight" not in state:
+        raise ValueError(f"{path}: no fc_yaw_gaze / layer3 weights: not an L2CS-Net checkpoint")
+    layer3_blocks = 1 + max(int(m.group(1)) for key in state if (m := re.match(r"layer3\.(\d+)\.", key)))
+    bottleneck = "layer1.0.conv3.weight" in state
+    archs = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
+             (True, 23): "resnet101", (True, 36): "resnet152"}
+    if (bottleneck, layer3_blocks) not in archs:
+        raise ValueError(f"{path}: layer3 has {layer3_blocks} blocks (bottleneck={bottleneck}), "
+                         "which matches no ResNet-18/34/50/101/152")
+    num_bins = state["fc_yaw.weight"].shape[0]
+    by_count = {count: name for name, (count, _, _) in BIN_PRESETS.items()}
+    if num_bins not in by_count:
+        raise ValueError(f"{path}: heads have {num_bins} bins, expected one of {sorted(by_count)} "
+                         f"(bin presets {sorted(BIN_PRESETS)})")
+    config = L2CSConfig(arch=archs[(bottleneck, layer3_blocks)], base_width=state["conv1.weight"].shape[0])
+    return replace(config.with_bins(by_count[num_bins]), bin_anchor="edge").validated()
+
+
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[L2CS, L2CSConfig, dict[str, Any]]:
+    """Model (eval mode), its config and a provenance note from our or an original checkpoint."""
+    obj = load_checkpoint_safely(path, map_location)
+    if is_our_checkpoint(obj):
+        obj = decode_checkpoint(obj)
+        config = L2CSConfig.from_dict(obj["config"])
+        state, kind = obj["model"], FORMAT
+    elif isinstance(obj, dict) and "fc_yaw_gaze.weight" in strip_module_prefix(obj):
+        state = convert_original_state_dict(obj, str(path))
+        config, kind = infer_original_config(state, str(path)), "original-l2cs"
+    else:
+        raise ValueError(f"{path}: neither a {FORMAT} checkpoint (dict with format/model/config) nor an "
+                         "original L2CS-Net state_dict (fc_yaw_gaze/fc_pitch_gaze keys)")
+    model = build_model(config)
+    load_state_strict(model, state, str(path))
+    model.eval()
+    init = obj.get("init") if kind == FORMAT else "original L2CS-Net training"
+    return model, config, {"weights_format": kind, "bin_anchor": config.bin_anchor, "epoch": obj.get("epoch"),
+                           "init": init}
+
+
+def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str) -> None:
+    """`load_state_dict(strict=True)` with an error that names the file and the mismatching keys."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ValueError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]} "
+                         f"{_key_diff(model.state_dict(), state)}") from exc
+
+
+def load_imagenet_backbone(model: L2CS, path: str | os.PathLike) -> dict[str, Any]:
+    """Copy torchvision ImageNet ResNet weights (a local file) into the backbone.
+
+    The ImageNet classifier `fc.*` is dropped; the two gaze heads keep their
+    random init. Any other missing or extra key is an error naming them
+    (e.g. ResNet-18 weights given to a ResNet-50).
+    """
+    state = strip_module_prefix(load_checkpoint_safely(path, "cpu"))
+    if not isinstance(state, dict) or "conv1.weight" not in state:
+        raise ValueError(f"{path}: not a torchvision ResNet state_dict (no conv1.weight)")
+    backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    own = model.state_dict()
+    heads = {k for k in own if k.startswith(("fc_pitch.", "fc_yaw."))}
+    missing = sorted(set(own) - set(backbone) - heads)
+    extra = sorted(set(backbone) - set(own))
+    wrong_shape = sorted(k for k in backbone if k in own and own[k].shape != backbone[k].shape)
+    if missing or extra or wrong_shape:
+        raise ValueError(f"{path}: ImageNet weights do not fit {type(model).__name__}: missing {missing[:5]}, "
+                         f"unexpected {extra[:5]}, wrong shape {wrong_shape[:5]}")
+    model.load_state_dict(backbone, strict=False)
+    return {"init": "imagenet", "pretrained_path": str(path)}
+
+
+def _key_diff(own: dict[str, Any], given: dict[str, Any]) -> str:
+    missing = sorted(set(own) - set(given))[:5]
+    extra = sorted(set(given) - set(own))[:5]
+    return f"(missing {missing}, unexpected {extra})"

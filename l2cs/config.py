@@ -1,0 +1,100 @@
+"""All L2CS-Net defaults in one place, and the named presets.
+
+`official` mirrors the conditions of the NIA acceptance run (ResNet-50,
+90 bins of 4 deg, Adam, batch 16, 100 epochs, early stopping). `demo` is a
+small network and input that trains on the synthetic dataset on 2 CPU
+cores in a few minutes; it is for checking the pipeline, not for numbers.
+
+A config travels inside every checkpoint as a plain dict (`asdict`), so a
+weights file says how to rebuild its model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+ARCH_CHOICES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+BIN_ANCHORS = ("centre", "edge")
+BN_MODES = ("train", "frozen")
+
+# name -> (count, width in deg, start in deg): bins cover [start, start + count * width)
+BIN_PRESETS: dict[str, tuple[int, float, float]] = {
+    "nia": (90, 4.0, -180.0),       # Gaze360 layout, the one reported for the NIA run
+    "mpiigaze": (28, 3.0, -42.0),   # MPIIGaze layout of the reference
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class L2CSConfig:
+    """Model, input and training settings (see the module docstring for the presets)."""
+
+    arch: str = "resnet50"           # one of ARCH_CHOICES
+    base_width: int = 64             # stem channels; 64 is the published ResNet, smaller only for demo
+    input_width: int = 224           # two-eye crop size fed to the network (crops are resized if needed)
+    input_height: int = 112
+    bin_count: int = 90
+    bin_width: float = 4.0
+    bin_start: float = -180.0
+    bin_anchor: str = "centre"       # decode at bin centres (ours) or lower edges (reference checkpoints)
+    alpha: float = 1.0               # weight of the MSE term in each angle's loss
+    lr: float = 1e-5                 # the reference's Adam learning rate
+    batch_size: int = 16
+    epochs: int = 100
+    patience: int = 10               # early stopping: epochs without a better validation MAE
+    flip_prob: float = 0.5           # horizontal flip augmentation (negates yaw, keeps pitch)
+    bn_mode: str = "train"           # "frozen" keeps BatchNorm running statistics fixed (pretrained)
+    amp: bool = True                 # mixed precision; used on CUDA only
+    seed: int = 0
+    workers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "L2CSConfig":
+        """Rebuild from `to_dict()` output; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**data).validated()
+
+    def validated(self) -> "L2CSConfig":
+        """Self, after checking every choice; raises ValueError naming the field."""
+        if self.arch not in ARCH_CHOICES:
+            raise ValueError(f"config.arch: {self.arch!r}, expected one of {ARCH_CHOICES}")
+        if self.bin_anchor not in BIN_ANCHORS:
+            raise ValueError(f"config.bin_anchor: {self.bin_anchor!r}, expected one of {BIN_ANCHORS}")
+        if self.bn_mode not in BN_MODES:
+            raise ValueError(f"config.bn_mode: {self.bn_mode!r}, expected one of {BN_MODES}")
+        if self.bin_count < 2 or self.bin_width <= 0:
+            raise ValueError(f"config bins: {self.bin_count} x {self.bin_width} deg, expected >= 2 bins of > 0 deg")
+        if self.base_width < 4 or self.input_width < 16 or self.input_height < 16:
+            raise ValueError("config: base_width >= 4 and input size >= 16x16 expected, got "
+                             f"{self.base_width}, {self.input_width}x{self.input_height}")
+        return self
+
+    def with_bins(self, preset: str) -> "L2CSConfig":
+        """A copy using one of BIN_PRESETS."""
+        if preset not in BIN_PRESETS:
+            raise ValueError(f"bins {preset!r}, expected one of {sorted(BIN_PRESETS)}")
+        count, width, start = BIN_PRESETS[preset]
+        return replace(self, bin_count=count, bin_width=width, bin_start=start)
+
+
+PRESETS: dict[str, L2CSConfig] = {
+    "official": L2CSConfig(),
+    "demo": L2CSConfig(arch="resnet18", base_width=16, input_width=112, input_height=56,
+                       lr=1e-3, batch_size=32, epochs=15, patience=4),
+}
+
+
+def preset(name: str, **overrides: Any) -> L2CSConfig:
+    """The named preset with the given fields replaced (None values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset {name!r}, expected one of {sorted(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[name], **changes).validated()
