@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
+from common.pipeline import resolve_crops
 from common.predictions import read_gaze_predictions
 from common.provenance import collect_provenance, utc_now
 from common.results import RunError, run_entry_point, write_results
@@ -99,11 +100,15 @@ def crop_index_metadata(data: Path) -> dict[str, str]:
 
 @click.command(context_settings={"show_default": True})
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-              help="crop dataset directory with index.parquet (`nia crops` output)")
+              help="a crop dataset (folder with index.parquet from `nia crops`), a manifest .parquet "
+                   "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); the last "
+                   "two are indexed/split/cropped into --work-dir first")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="our checkpoint (l2cs/train.py) or an original L2CS-Net state_dict")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="folder for metrics.json and per_sample.csv")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="where a manifest or dataset root is prepared into crops  [default: OUT/prepared]")
 @click.option("--split", default="test", help="split of the crop dataset to score")
 @click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
               help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning")
@@ -111,7 +116,7 @@ def crop_index_metadata(data: Path) -> dict[str, str]:
 @click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes")
 @click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="score-only: CSV name,pitch,yaw (deg) made elsewhere; no model is loaded")
-def cli(data: Path, weights: Path | None, out: Path, split: str, device_name: str, batch_size: int,
+def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, split: str, device_name: str, batch_size: int,
         workers: int, predictions: Path | None) -> dict[str, Any]:
     """Validate L2CS-Net gaze estimation: mean angular error <= 10 deg passes.
 
@@ -122,10 +127,12 @@ def cli(data: Path, weights: Path | None, out: Path, split: str, device_name: st
     Example:
       python l2cs/run_valid_l2cs.py --data build/crops --weights build/weights/l2cs_demo.pt --out results/l2cs
       python -m l2cs.run_valid_l2cs --data build/crops --predictions preds.csv --out results/l2cs
+      python l2cs/run_valid_l2cs.py --data /data/nia_root --weights l2cs.pt --out results/l2cs
     """
     if (weights is None) == (predictions is None):
         raise click.UsageError("give exactly one of --weights (run the model) or --predictions (score only)")
     started = utc_now()
+    data = resolve_crops(data, work_dir if work_dir is not None else out / "prepared")
     crops = load_split(data, split)
     device = pick_device("cpu" if predictions is not None else device_name)
     if predictions is not None:

@@ -110,7 +110,7 @@ def test_unreadable_crop_is_counted(monkeypatch, capsys, crops: Path, weights: P
 def test_not_a_crop_dataset_exits_2_saying_what_was_expected(monkeypatch, capsys, weights: Path, tmp_path) -> None:
     code, _, err = run_valid(monkeypatch, capsys, "--data", str(tmp_path), "--weights", str(weights),
                              "--out", str(tmp_path / "res"))
-    assert code == 2 and "no index.parquet; expected a crop dataset directory made by `nia crops" in err
+    assert code == 2 and "no valid NIA frame" in err and "expected a crop folder with index.parquet" in err
     assert not (tmp_path / "res" / "metrics.json").exists()
 
 

@@ -1,0 +1,79 @@
+"""Turn whatever an auditor points ``--data`` at into a crop dataset.
+
+Every entry point accepts three kinds of input, so that one command works on a
+raw delivery as well as on prepared data:
+
+* a crop dataset (a folder with ``index.parquet``, made by ``nia crops``): used as is;
+* a manifest (``*.parquet`` made by ``nia index``): cropped into the work folder
+  (split first with the default seed when it has no ``split`` column);
+* a dataset root (an extracted delivery or ``nia synth`` output): indexed,
+  split and cropped into the work folder.
+
+The steps run the same ``nia`` commands a person would type, so the work
+folder holds what produced it and can be inspected. They run every time:
+indexing reuses unchanged rows and cropping resumes, so a rerun is cheap and
+never scores stale crops.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from common.crops import CROP_INDEX_NAME
+from common.results import RunError
+
+
+def _run_nia(args: list[str]) -> None:
+    from common.cli import main
+
+    click.echo("nia " + " ".join(args), err=True)
+    try:
+        main.main(args=args, prog_name="nia", standalone_mode=False)
+    except click.ClickException as exc:
+        raise RunError(f"nia {args[0]} failed: {exc.format_message()}") from None
+
+
+def _has_split(manifest: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return "split" in pq.read_schema(manifest).names
+
+
+def _require_frames(manifest: Path, root: Path) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(manifest, columns=["kind", "valid"]).to_pandas()
+    if not ((table["kind"] == "frame") & table["valid"]).any():
+        raise RunError(f"--data {root}: no valid NIA frame (PNG + label JSON pair) found among "
+                       f"{len(table)} indexed file(s); expected a crop folder with {CROP_INDEX_NAME}, "
+                       "a manifest .parquet, or a dataset root")
+
+
+def resolve_crops(data: Path, work_dir: Path) -> Path:
+    """Return a crop dataset folder for ``data``, preparing it under ``work_dir`` if needed."""
+    data = Path(data)
+    if not data.exists():
+        raise RunError(f"--data {data}: no such file or folder")
+    if data.is_dir() and (data / CROP_INDEX_NAME).is_file():
+        return data
+    work_dir = Path(work_dir)
+    crops = work_dir / "crops"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if data.is_file() and data.suffix == ".parquet":
+        manifest = data
+        if not _has_split(manifest):
+            split_copy = work_dir / "manifest.parquet"
+            split_copy.write_bytes(manifest.read_bytes())
+            _run_nia(["split", str(split_copy), "--out", str(work_dir / "splits")])
+            manifest = split_copy
+    elif data.is_dir():
+        manifest = work_dir / "manifest.parquet"
+        _run_nia(["index", str(data), "--out", str(manifest)])
+        _require_frames(manifest, data)
+        _run_nia(["split", str(manifest), "--out", str(work_dir / "splits")])
+    else:
+        raise RunError(f"--data {data}: expected a crop folder with {CROP_INDEX_NAME}, "
+                       "a manifest .parquet, or a dataset root folder")
+    _run_nia(["crops", str(manifest), str(crops)])
+    return crops
