@@ -1,0 +1,245 @@
+"""The Docker side: docker/Dockerfile's structure, the Make targets that build,
+run and save the images, the image entry point, and (when a Docker engine
+answers and the image was built) the nia_demo_l2cs image itself.
+
+The file checks and the entry-point checks need no engine; the image checks
+are skipped without one. The heavy build runs in .ci/run, not here.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "docker" / "Dockerfile"
+ENTRYPOINT = REPO / "docker" / "entrypoint.sh"
+IMAGE = "nia_demo_l2cs"
+OFFICIAL_BASE = "pytorch/pytorch:1.13.1-cuda11.6-cudnn8-runtime"
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def _image_exists(name: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
+
+
+needs_image = pytest.mark.skipif(not (_docker_answers() and _image_exists(IMAGE)),
+                                 reason=f"no Docker engine, or image {IMAGE} not built (make build-l2cs)")
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of docker/Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    pairs = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            pairs.append((keyword.upper(), " ".join(rest.split())))
+    return pairs
+
+
+def final_stage() -> list[tuple[str, str]]:
+    instructions = dockerfile_instructions()
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+def make_dry_run(*args: str, build: Path) -> str:
+    """`make -n TARGET VAR=...` output (the recipe lines make would run)."""
+    result = subprocess.run(["make", "-n", f"BUILD={build}", *args], cwd=REPO,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+# ---- docker/Dockerfile
+
+def test_base_image_is_an_argument_defaulting_to_the_official_stack() -> None:
+    first = dockerfile_instructions()[0]
+    assert first == ("ARG", f"BASE_IMAGE={OFFICIAL_BASE}")
+    froms = [args for keyword, args in dockerfile_instructions() if keyword == "FROM"]
+    assert froms == ["${BASE_IMAGE} AS deps", "${BASE_IMAGE}"]
+
+
+def test_wheels_stay_in_the_deps_stage() -> None:
+    deps_copies = [args for keyword, args in dockerfile_instructions()[:3] if keyword == "COPY"]
+    assert any("build/wheels/" in args for args in deps_copies)
+    assert not any("build/wheels" in args for keyword, args in final_stage() if keyword == "COPY")
+
+
+def test_dependencies_come_before_the_code_in_the_layers() -> None:
+    copies = [args for keyword, args in final_stage() if keyword == "COPY"]
+    venv_at = next(i for i, args in enumerate(copies) if args.startswith("--from=deps"))
+    code_at = next(i for i, args in enumerate(copies) if args.startswith("common/"))
+    assert venv_at < code_at
+    # the code version is declared after the code is installed, so a new
+    # version does not invalidate the dependency layers
+    stage = final_stage()
+    install_at = next(i for i, (k, a) in enumerate(stage) if k == "RUN" and "pip install" in a)
+    version_at = next(i for i, (k, a) in enumerate(stage) if k == "ARG" and "NIA_CODE_VERSION" in a)
+    assert install_at < version_at
+
+
+def test_runs_as_a_non_root_user_with_the_entry_point() -> None:
+    stage = final_stage()
+    users = [args for keyword, args in stage if keyword == "USER"]
+    assert users == ["nia"]
+    assert ("ENTRYPOINT", '["/opt/nia/src/entrypoint.sh"]') in stage
+    env = " ".join(args for keyword, args in stage if keyword == "ENV")
+    for setting in ("NIA_ENTRY=${ENTRY}", "NIA_WEIGHTS=${WEIGHTS_FILE}", "NIA_SPLIT=test",
+                    "NIA_CODE_VERSION=${NIA_CODE_VERSION}"):
+        assert setting in env
+
+
+def test_dockerignore_keeps_the_context_to_what_is_copied() -> None:
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
+    assert lines[lines.index("*")] == "*"
+    assert "!build/wheels/" in lines and "!common/" in lines
+    assert "!.venv" not in lines and "!build/" not in lines
+
+
+# ---- Make targets
+
+def test_build_target_passes_the_per_test_values(tmp_path: Path) -> None:
+    out = make_dry_run("build-l2cs", f"BASE_IMAGE={OFFICIAL_BASE}", build=tmp_path)
+    build = next(line for line in out.splitlines() if line.startswith("docker build"))
+    for arg in (f"BASE_IMAGE={OFFICIAL_BASE}", "TEST_DIR=l2cs", "ENTRY=l2cs/run_valid_l2cs.py",
+                "WEIGHTS_FILE=l2cs.pt", "IMAGE_TITLE=nia_demo_l2cs"):
+        assert f"--build-arg {arg}" in build
+    assert "--tag nia_demo_l2cs" in build
+    # a base other than ours: Python 3.10 wheels, OpenCV & co included, no debootstrap
+    download = next(line for line in out.splitlines() if "pip download" in line)
+    assert "--python-version 3.10" in download and "docker/requirements-base.txt" in download
+    assert "base-offline.sh" not in out
+
+
+def test_build_target_on_the_offline_base_builds_it_first(tmp_path: Path) -> None:
+    out = make_dry_run("build-l2cs", "BASE_IMAGE=nia-base:bookworm", build=tmp_path)
+    lines = out.splitlines()
+    base_at = next(i for i, line in enumerate(lines) if "docker/base-offline.sh" in line)
+    build_at = next(i for i, line in enumerate(lines) if line.startswith("docker build"))
+    assert base_at < build_at
+    download = next(line for line in out.splitlines() if "pip download" in line)
+    assert "--python-version 3.11" in download and "requirements-base" not in download
+
+
+def test_validate_target_mounts_data_and_weights_read_only(tmp_path: Path) -> None:
+    out = make_dry_run("validate-l2cs", "DATA=/nia/crops", "WEIGHTS=/nia/w/final.pt",
+                       "RESULTS=/nia/res", "GPU_FLAGS=", build=tmp_path)
+    run = next(line for line in out.splitlines() if line.startswith("docker run"))
+    assert "--volume /nia/crops:/data:ro" in run
+    assert "--volume /nia/w:/weights:ro --env NIA_WEIGHTS=final.pt" in run
+    assert "--volume /nia/res:/results" in run and run.rstrip().endswith(IMAGE)
+    assert "nia synth" not in out and "train.py" not in out  # real inputs: no demo recipes
+
+
+def test_validate_target_defaults_to_the_demo_inputs(tmp_path: Path) -> None:
+    out = make_dry_run("validate-l2cs", "GPU_FLAGS=", build=tmp_path)
+    assert f"nia synth {tmp_path}/synth --subjects" in out
+    assert f"l2cs/train.py --preset demo --data {tmp_path}/crops" in out
+    run = next(line for line in out.splitlines() if line.startswith("docker run"))
+    assert f"--volume {tmp_path}/crops:/data:ro" in run
+    assert f"--volume {tmp_path}/weights:/weights:ro --env NIA_WEIGHTS=l2cs_demo.pt" in run
+    assert f"--volume {tmp_path}/results/l2cs:/results" in run
+
+
+def test_save_target_writes_the_official_tar_name(tmp_path: Path) -> None:
+    out = make_dry_run("save-l2cs", build=tmp_path)
+    assert f"docker save --output {tmp_path}/images/nia_demo_l2cs.tar.part nia_demo_l2cs" in out
+    assert f"mv {tmp_path}/images/nia_demo_l2cs.tar.part {tmp_path}/images/nia_demo_l2cs.tar" in out
+
+
+# ---- the entry point (run on the host with a stand-in validation script)
+
+def run_entrypoint(tmp_path: Path, *args: str, **env: str) -> list[str]:
+    """Run docker/entrypoint.sh with a script that prints its argv; return that argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "python").symlink_to(sys.executable)
+    script = tmp_path / "show_args.py"
+    script.write_text("import sys\nprint('\\n'.join(sys.argv[1:]))\n", encoding="utf-8")
+    full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "NIA_ENTRY": str(script),
+                "NIA_WEIGHTS": "l2cs.pt", "NIA_SPLIT": "test", "NIA_DEVICE": "cuda", **env}
+    result = subprocess.run(["sh", str(ENTRYPOINT), *args], env=full_env,
+                            capture_output=True, text=True, check=True)
+    return result.stdout.splitlines()
+
+
+def test_entrypoint_default_command_validates_the_test_split(tmp_path: Path) -> None:
+    assert run_entrypoint(tmp_path) == ["--data", "/data", "--weights", "/weights/l2cs.pt",
+                                        "--out", "/results", "--split", "test", "--device", "cuda"]
+
+
+def test_entrypoint_appends_options_and_honours_the_environment(tmp_path: Path) -> None:
+    argv = run_entrypoint(tmp_path, "--split", "val", NIA_WEIGHTS="best.pt", NIA_DEVICE="")
+    assert argv == ["--data", "/data", "--weights", "/weights/best.pt", "--out", "/results",
+                    "--split", "test", "--split", "val"]
+
+
+def test_entrypoint_runs_any_other_command(tmp_path: Path) -> None:
+    assert run_entrypoint(tmp_path, "echo", "plain", "command") == ["plain command"]
+
+
+# ---- the built image (needs the engine and `make build-l2cs`)
+
+def docker_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "run", "--rm", *args], capture_output=True, text=True, timeout=300)
+
+
+@needs_image
+def test_image_runs_as_non_root_with_its_libraries_and_read_only_inputs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "sample.txt").write_text("x", encoding="utf-8")
+    check = ("id -u; python -c 'import torch, torchvision, cv2, pyarrow, common; print(\"imports-ok\")'; "
+             "touch /data/new 2>&1; cat /data/sample.txt; echo")
+    result = docker_run("--volume", f"{data}:/data:ro", IMAGE, "sh", "-c", check)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    assert lines[0] != "0"
+    assert lines[1] == "imports-ok"
+    assert "Read-only file system" in lines[2]
+    assert lines[3] == "x"
+    assert not (data / "new").exists()
+
+
+@needs_image
+def test_image_default_command_is_the_validation_script() -> None:
+    result = docker_run(IMAGE, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--weights" in result.stdout and "--split" in result.stdout
+
+
+@needs_image
+def test_image_labels_carry_the_code_version() -> None:
+    fmt = ('{{index .Config.Labels "org.opencontainers.image.version"}} '
+           '{{index .Config.Labels "org.opencontainers.image.title"}} {{.Config.User}}')
+    result = subprocess.run(["docker", "image", "inspect", "--format", fmt, IMAGE],
+                            capture_output=True, text=True, check=True)
+    version, title, user = result.stdout.split()
+    env = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Env}}", IMAGE],
+                         capture_output=True, text=True, check=True).stdout
+    assert f'"NIA_CODE_VERSION={version}"' in env and version != "unknown"
+    assert (title, user) == ("nia_demo_l2cs", "nia")
+
+
+@pytest.mark.skipif(not (_docker_answers() and _image_exists("nia-base:bookworm")),
+                    reason="no Docker engine, or nia-base:bookworm not built (make base-offline)")
+def test_base_offline_skips_an_existing_image() -> None:
+    result = subprocess.run(["docker/base-offline.sh"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "IMAGE": "nia-base:bookworm", "FORCE": "0"}, timeout=60)
+    assert result.returncode == 0
+    assert "nia-base:bookworm exists (FORCE=1 rebuilds it)" in result.stderr
