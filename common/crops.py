@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from common.masks import EyeShapes, class_map
+from common.masks import CLASS_NAMES, EyeShapes, class_map
 
 CROP_NAMES = ("eyes", "r_eye", "l_eye")
 CROP_INDEX_NAME = "index.parquet"
@@ -392,8 +392,28 @@ def _record_chunks(df: pd.DataFrame, split_column: str | None, size: int) -> Ite
         yield frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
-def write_index(parts: list[pd.DataFrame], path: Path, manifest_sha256: str) -> pd.DataFrame:
-    """``OUT/index.parquet``: one row per crop, sorted by crop_id, tied to the manifest by hash."""
+def provenance_metadata(rows: pd.DataFrame, manifest_sha256: str, options: "CropOptions") -> dict[str, str]:
+    """What a crop dataset was made from, stored as ``nia.*`` keys of ``index.parquet``.
+
+    The manifest hash, the gaze derivation(s) and profile hash(es) behind the
+    gaze labels, the class list of the class maps and the crop options, so a
+    score computed on these crops can be traced to its labels.
+    """
+    def distinct(column: str) -> str:
+        return ",".join(sorted(set(rows[column].dropna().astype(str)))) if column in rows.columns else ""
+
+    return {
+        "nia.manifest_sha256": manifest_sha256,
+        "nia.gaze_method": distinct("gaze_method"),
+        "nia.gaze_profile_sha256": distinct("gaze_profile_sha256"),
+        "nia.classes": json.dumps(list(CLASS_NAMES)),
+        "nia.crop_options": json.dumps({"eyes_size": list(options.eyes_size), "eye_size": list(options.eye_size),
+                                        "margin": options.margin, "jpeg_quality": options.jpeg_quality}),
+    }
+
+
+def write_index(parts: list[pd.DataFrame], path: Path, provenance: dict[str, str]) -> pd.DataFrame:
+    """``OUT/index.parquet``: one row per crop, sorted by crop_id, with ``nia.*`` provenance metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -405,7 +425,7 @@ def write_index(parts: list[pd.DataFrame], path: Path, manifest_sha256: str) -> 
     index[["width", "height"]] = index[["width", "height"]].astype("int64")
     table = pa.Table.from_pandas(index, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
-    metadata[b"nia.manifest_sha256"] = manifest_sha256.encode()
+    metadata.update({key.encode(): value.encode() for key, value in provenance.items()})
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table.replace_schema_metadata(metadata), tmp)
     os.replace(tmp, path)
@@ -427,7 +447,8 @@ def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column:
     job = _Job(root=str(root), out=str(out), split_column=split_column, options=options)
     chunks = _record_chunks(rows_df, split_column, chunk_size)
     result = run_chunks(chunks, len(rows_df), job, workers, progress)
-    index = write_index(result.index_parts, out / CROP_INDEX_NAME, manifest_sha256)
+    index = write_index(result.index_parts, out / CROP_INDEX_NAME,
+                        provenance_metadata(rows_df, manifest_sha256, options))
     summary = {
         "manifest_rows": int(len(df)),
         "rows_used": int(len(rows_df)),

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 BACKGROUND, EYE_REGION, IRIS = 0, 1, 2
+CLASS_NAMES = ("background", "eye region", "iris")  # index = class value in every class map
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from common.cli import main
 from common.crops import CropBox, CropOptions, crop_box, cut_and_resize, write_crop_dataset
 from common.manifest import build_index, read_manifest, write_manifest
 from common.masks import Ellipse, EyeShapes, class_map
+from common.profiles import load_profiles
 
 
 def test_crop_box_adds_margin_then_widens_to_the_output_aspect() -> None:
@@ -74,6 +75,10 @@ def test_nia_crops_writes_the_layout_index_and_summary(nia_tree, tmp_path: Path)
     assert set(index["crop"]) == {"eyes", "r_eye", "l_eye"}
     meta = pq.read_schema(out / "index.parquet").metadata
     assert len(meta[b"nia.manifest_sha256"]) == 64
+    assert meta[b"nia.gaze_method"] == b"geometric"
+    assert meta[b"nia.gaze_profile_sha256"] == load_profiles().sha256.encode()
+    assert json.loads(meta[b"nia.classes"]) == ["background", "eye region", "iris"]
+    assert json.loads(meta[b"nia.crop_options"])["eyes_size"] == [224, 112]
     row = index[index["crop"] == "eyes"].iloc[0]
     assert row["crop_id"] == f"{row['sample_id']}_eyes"
     assert row["jpg_path"] == f"train/eyes/{row['sample_id']}.jpg"
