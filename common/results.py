@@ -83,7 +83,9 @@ def write_results(
         "n_samples": int(len(per_sample)),
         "n_skipped": int(n_skipped),
         "skipped": {str(k): int(v) for k, v in skipped.items()},
-        "ci95": [float(ci95[0]), float(ci95[1])] if ci95 is not None else None,
+        "ci95": _finite_interval(ci95),
+        "ci95_note": _interval_note(ci95, per_sample),
+        "n_subjects": int(per_sample["subject"].nunique()) if "subject" in per_sample.columns else None,
         "official": rule.official,
         "official_note": rule.official_note,
         "thresholds_file": str(rules_file),
@@ -95,6 +97,21 @@ def write_results(
     }
     _atomic_write(out / METRICS_FILE, json.dumps(to_jsonable(result), indent=2, allow_nan=False) + "\n")
     return result
+
+
+def _finite_interval(ci95: tuple[float, float] | None) -> list[float] | None:
+    if ci95 is None or not all(math.isfinite(float(v)) for v in ci95):
+        return None
+    return [float(ci95[0]), float(ci95[1])]
+
+
+def _interval_note(ci95: tuple[float, float] | None, per_sample: pd.DataFrame) -> str:
+    """Why there is no interval, so an empty CI cell is never mistaken for certainty."""
+    if _finite_interval(ci95) is not None:
+        return "percentile bootstrap over subjects (seeded: identical on a rerun)"
+    if "subject" in per_sample.columns and per_sample["subject"].nunique() < 2:
+        return "no interval: fewer than 2 subjects in the scored split"
+    return "no interval computed"
 
 
 def exit_code_for(result: dict[str, Any]) -> int:

@@ -1,4 +1,5 @@
 """Bootstrap CIs over subjects: seeded, resample subjects, recompute from sums."""
+import math
 import numpy as np
 import pytest
 
@@ -29,8 +30,10 @@ def test_seeded_and_deterministic():
     assert first[0] < values.mean() < first[1]
 
 
-def test_one_subject_gives_a_zero_width_interval():
-    assert mean_ci([2.0, 4.0], ["S", "S"]) == pytest.approx((3.0, 3.0))
+def test_one_subject_gives_no_interval_rather_than_a_zero_width_one():
+    low, high = mean_ci([2.0, 4.0], ["S", "S"])
+    assert math.isnan(low) and math.isnan(high)
+    assert mean_ci([2.0, 4.0], ["S", "T"])[0] <= 3.0
 
 
 def test_uar_ci_brackets_the_point_value():

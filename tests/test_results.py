@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pandas as pd
@@ -146,3 +147,17 @@ def test_code_version_falls_back_to_git_or_package(monkeypatch):
     git = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                          cwd=provenance.Path(provenance.__file__).parents[1])
     assert version == (git.stdout.strip() if git.returncode == 0 else provenance.__version__)
+
+
+def test_one_subject_gives_no_interval_and_says_why(tmp_path: Path) -> None:
+    from common.metrics.bootstrap import mean_ci
+
+    per_sample = pd.DataFrame({"name": ["a", "b"], "subject": ["001", "001"], "inst": ["S", "S"],
+                               "pred_pitch": [0.0, 0.0], "pred_yaw": [0.0, 0.0], "true_pitch": [1.0, 2.0],
+                               "true_yaw": [0.0, 0.0], "error_deg": [1.0, 2.0]})
+    result = write_results(tmp_path, test="l2cs", metric="mean_angular_error_deg", value=1.5,
+                           per_sample=per_sample, n_skipped=0, skipped={},
+                           ci95=mean_ci(per_sample["error_deg"], per_sample["subject"]), provenance={})
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["ci95"] is None and result["n_subjects"] == 1
+    assert saved["ci95_note"] == "no interval: fewer than 2 subjects in the scored split"

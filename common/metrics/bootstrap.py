@@ -40,7 +40,10 @@ def bootstrap_ci(
         n_boot: number of replicates. seed: RNG seed. level: e.g. 0.95.
 
     Replicates where the statistic is NaN (e.g. no class present) are left
-    out of the quantiles; if all are NaN the interval is (nan, nan).
+    out of the quantiles; if all are NaN the interval is (nan, nan). Fewer
+    than two subjects give (nan, nan) too: resampling one subject only ever
+    reproduces the point estimate, which would look like a zero-width
+    interval rather than "unknown".
     """
     counts = np.asarray(contributions, dtype=np.float64)
     if counts.ndim == 1:
@@ -54,6 +57,8 @@ def bootstrap_ci(
         raise ValueError(f"level is {level}; expected a fraction in (0, 1)")
     per_subject = subject_sums(counts, subject_ids)
     n_subjects = per_subject.shape[0]
+    if n_subjects < 2:
+        return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(n_subjects, np.full(n_subjects, 1.0 / n_subjects), size=n_boot)
     values = np.asarray(statistic(weights @ per_subject), dtype=np.float64)
