@@ -1,5 +1,6 @@
 """Bootstrap CIs over subjects: seeded, resample subjects, recompute from sums."""
 import math
+
 import numpy as np
 import pytest
 
