@@ -4,6 +4,10 @@
 90 bins of 4 deg, Adam, batch 16, 100 epochs, early stopping). `demo` is a
 small network and input that trains on the synthetic dataset on 2 CPU
 cores in a few minutes; it is for checking the pipeline, not for numbers.
+On the recipe of docs/synthetic.md ("Demo recipe": 30-40 subjects x 8 clips
+x 16 frames at 640x360) it reaches 8.8-9.3 deg on the test split (PASS; a
+constant guess scores 14-18) in 3-4 minutes; a lower lr (5e-4) and a
+narrower network at a larger input (8 channels at 224x112) were worse.
 
 A config travels inside every checkpoint as a plain dict (`asdict`), so a
 weights file says how to rebuild its model.
