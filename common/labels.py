@@ -12,8 +12,9 @@ skipped a closed or hidden eye); :meth:`Label.missing_eyes` lists what is
 absent and ``nia stats`` counts such labels. Numbers must be finite; radii
 must be > 0 and distances >= 0.
 
-The validator is written as straight-line code on purpose: ``nia index`` runs
-it 2.5 million times, so it avoids generic schema machinery.
+This is the reference checker. ``nia index`` first tries a C fast path
+(:mod:`common.label_columns`) and comes here only for labels that path
+declines, so every error message is made here.
 """
 from __future__ import annotations
 
@@ -188,7 +189,10 @@ def _metaid(value: Any, file: str, path: str) -> str:
 def _num(value: Any, file: str, path: str) -> float:
     if type(value) not in _NUMBER:
         raise LabelError(file, path, f"expected a number, got {_kind(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer literal beyond the float range
+        raise LabelError(file, path, "expected a finite number, got an integer too large for a float") from None
     if not math.isfinite(value):
         raise LabelError(file, path, f"expected a finite number, got {value}")
     return value
@@ -211,7 +215,10 @@ def _points(value: Any, file: str, path: str, at_least: int, at_most: int | None
     for i, p in enumerate(value):
         # fast path: two plain finite numbers (the overwhelming case)
         if type(p) is list and len(p) == 2 and type(p[0]) in _NUMBER and type(p[1]) in _NUMBER:
-            x, y = float(p[0]), float(p[1])
+            try:
+                x, y = float(p[0]), float(p[1])
+            except OverflowError:  # a huge integer: _vec names it
+                x = y = math.inf
             if math.isfinite(x) and math.isfinite(y):
                 out.append((x, y))
                 continue
@@ -255,7 +262,7 @@ def _section(root: dict, ann: dict, key: str, file: str) -> tuple[dict, str]:
 def _shape(item: Any, file: str, path: str) -> Shape:
     item = _obj(item, file, path)
     label = _req(item, "label", file, path)
-    if label not in SHAPE_OF_LABEL or type(label) is not str:
+    if type(label) is not str or label not in SHAPE_OF_LABEL:  # type first: a dict is unhashable
         raise LabelError(file, f"{path}.label", f"expected one of {', '.join(SHAPE_OF_LABEL)}, got {label!r}")
     kind = _choice(_req(item, "shape", file, path), ("Ellipse", "Polygon", "Point"), file, f"{path}.shape")
     if kind != SHAPE_OF_LABEL[label]:

@@ -125,3 +125,21 @@ def test_unreadable_file_is_a_label_error(tmp_path):
     with pytest.raises(LabelError) as err:
         load_video_label(tmp_path / "absent.json")
     assert err.value.path == "$" and "cannot read" in err.value.message
+
+
+def test_huge_integer_and_object_label_are_label_errors_not_crashes():
+    d = make_label_dict()
+    d["Annotations"]["pose"]["head"][1] = 10 ** 400
+    with pytest.raises(LabelError) as err:
+        parse_label(d, "x.json")
+    assert (err.value.path, err.value.message) == (
+        "Annotations.pose.head[1]", "expected a finite number, got an integer too large for a float")
+    d = make_label_dict()
+    d["Annotations"]["annotations"][2]["points"][3] = [10 ** 400, 1]
+    with pytest.raises(LabelError, match=r"annotations\[2\]\.points\[3\]\[0\]: expected a finite number"):
+        parse_label(d, "x.json")
+    d = make_label_dict()
+    d["Annotations"]["annotations"][1]["label"] = {"name": "l_iris"}
+    with pytest.raises(LabelError) as err:
+        parse_label(d, "x.json")
+    assert err.value.path == "Annotations.annotations[1].label"

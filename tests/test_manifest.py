@@ -93,7 +93,7 @@ def test_reindex_reparses_only_changed_files_and_keeps_added_columns(nia_tree, t
     os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     parsed = []
     real = manifest.parse_one
-    monkeypatch.setattr(manifest, "parse_one", lambda root, rel, v: parsed.append(rel) or real(root, rel, v))
+    monkeypatch.setattr(manifest, "parse_one", lambda root, rel, *a: parsed.append(rel) or real(root, rel, *a))
     result = build_index(tree.root, out, workers=1)
     assert parsed == [changed.relative_to(tree.root).as_posix()]
     assert (result.n_parsed, result.n_reused) == (1, 7)
@@ -130,3 +130,49 @@ def test_cli_index(nia_tree, tmp_path):
     assert "3 rows (2 frame, 1 video); 0 invalid; 3 labels parsed, 0 reused" in res.output
     res = CliRunner().invoke(main, ["index", str(tmp_path / "absent"), "--out", "x.parquet"])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_suite_files_are_left_out_but_counted(nia_tree, tmp_path):
+    tree = nia_tree(1, videos_per_subject=1, frames_per_video=2)
+    (tree.root / "device_profiles.json").write_text('{"S": {"image_size_px": [640, 360]}}', encoding="utf-8")
+    (tree.root / ".nia-synth").mkdir()
+    (tree.root / ".nia-synth" / "params.json").write_text("{}", encoding="utf-8")
+    (tree.root / ".nia-synth" / "truth.csv").write_text("sample_id\n", encoding="utf-8")
+    (tree.root / "sub" / ".nia-prepare" / "done").mkdir(parents=True)
+    (tree.root / "sub" / ".nia-prepare" / "done" / "a.png").write_bytes(b"")
+    (tree.root / ".git").mkdir()
+    (tree.root / ".git" / "x.json").write_text("{}", encoding="utf-8")
+    (tree.root / "sub" / "device_profiles.json").write_text("{}", encoding="utf-8")  # not at the root: a label
+    result, df, _ = index(tree.root, tmp_path)
+    assert (result.n_suite_files, result.n_hidden_dirs) == (4, 1)
+    assert df["json_path"].dropna().str.contains("nia-|params|\\.git").sum() == 0
+    assert df.loc["device_profiles", "json_path"] == "sub/device_profiles.json"
+    assert result.kinds == {"frame": 2, "video": 1, "label_only": 1}
+    res = CliRunner().invoke(main, ["index", str(tree.root), "--out", str(tmp_path / "c.parquet"), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "ignored suite files: 4 (device_profiles.json at the root, .nia* folders)" in res.output
+    assert "skipped hidden folders: 1" in res.output
+
+
+def test_reindex_reparses_a_json_whose_role_changed(nia_tree, tmp_path):
+    tree = nia_tree(1, videos_per_subject=1, frames_per_video=2, with_mp4=False)
+    out = tmp_path / "m.parquet"
+    build_index(tree.root, out, workers=1)
+    video_json = next(tree.root.rglob(f"{tree.videos[0]}.json"))
+    assert read_manifest(out)[0].set_index("sample_id").loc[tree.videos[0], "kind"] == "label_only"
+    (video_json.parent / f"{tree.videos[0]}.mp4").write_bytes(b"")  # now it labels a video
+    result = build_index(tree.root, out, workers=1)
+    assert (result.n_parsed, result.n_reused) == (1, 2)
+    row = read_manifest(out)[0].set_index("sample_id").loc[tree.videos[0]]
+    assert row["kind"] == "video" and row["valid"] and row["error"] == ""
+
+
+def test_unchanged_tree_reuses_every_label_and_writes_the_same_manifest(nia_tree, tmp_path):
+    tree = nia_tree(2, videos_per_subject=2, frames_per_video=2)
+    out = tmp_path / "m.parquet"
+    build_index(tree.root, out, workers=2, chunk=3)
+    first = read_manifest(out)[0]
+    result = build_index(tree.root, out, workers=2, chunk=3)
+    assert (result.n_parsed, result.n_reused) == (0, 12)
+    assert set(result.seconds) == {"walk", "reuse", "pair", "parse", "assemble", "write"}
+    pd.testing.assert_frame_equal(first, read_manifest(out)[0])

@@ -72,6 +72,10 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
                f"{r.n_parsed} labels parsed, {r.n_reused} reused; {r.n_duplicates} duplicate files")
     if r.ignored_files:
         click.echo("ignored files by extension: " + ", ".join(f"{k} {v}" for k, v in sorted(r.ignored_files.items())))
+    if r.n_suite_files:
+        click.echo(f"ignored suite files: {r.n_suite_files} (device_profiles.json at the root, .nia* folders)")
+    if r.n_hidden_dirs:
+        click.echo(f"skipped hidden folders: {r.n_hidden_dirs}")
 
 
 @click.command()

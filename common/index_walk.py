@@ -1,0 +1,190 @@
+"""Walk a delivery tree and pair its files by stem into the sample rows of the manifest.
+
+Pairing rules (any layout, any depth): a PNG and a JSON with the same stem
+are a ``frame``; an mp4 is a ``video`` and a JSON with its stem is its
+video-level label; a lone JSON is ``label_only``, a lone PNG ``image_only``.
+Two files of the same type with the same stem: the first (by path) keeps the
+stem as ``sample_id``, the others become invalid ``{stem}#dup{k}`` rows.
+
+Files the suite itself writes into a dataset root (``device_profiles.json``
+at the root, from ``nia synth``; anything under a ``.nia*`` folder) are not
+samples: they are counted, never listed. Other hidden folders (``.git``) are
+not entered, and counted too.
+
+Written for millions of files: one ``os.scandir`` per folder and no stat
+call (the file type comes from the directory entry; sizes and mtimes are
+taken later, in parallel, by :mod:`common.manifest`'s workers), plain
+strings and column lists (no per-file objects).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from tqdm import tqdm
+
+EXTENSIONS = {".png": "png", ".json": "json", ".mp4": "mp4"}
+SUITE_PROFILE = "device_profiles.json"  # nia synth: OUT/device_profiles.json
+SUITE_DIR_PREFIX = ".nia"  # .nia-synth/, .nia-prepare/
+NO_JSON = "no JSON label with this stem"
+NO_PNG = "no PNG image with this stem"
+
+File = str  # path relative to the root, POSIX
+
+
+class WalkError(OSError):
+    """A folder that cannot be listed; names it."""
+
+
+@dataclass
+class Found:
+    """Files by type then stem (``png[stem] = [rel, ...]``, sorted by path) and counts."""
+
+    png: dict[str, list[File]] = field(default_factory=dict)
+    json: dict[str, list[File]] = field(default_factory=dict)
+    mp4: dict[str, list[File]] = field(default_factory=dict)
+    ignored: dict[str, int] = field(default_factory=dict)  # other files, by extension
+    n_suite_files: int = 0
+    n_hidden_dirs: int = 0
+
+
+def _count_files(path: str) -> int:
+    n = 0
+    for folder, _, files in os.walk(path):
+        n += len(files)
+    return n
+
+
+def _split(name: str) -> tuple[str, str]:
+    """``os.path.splitext`` with a fast path for names without a leading dot."""
+    dot = name.rfind(".")
+    if dot > 0 and name[0] != ".":
+        return name[:dot], name[dot:]
+    return os.path.splitext(name)
+
+
+def walk(root: str, progress: bool = False) -> Found:
+    """Every PNG, JSON and mp4 under ``root``; everything else counted."""
+    found = Found()
+    by_kind = {"png": found.png, "json": found.json, "mp4": found.mp4}
+    ignored = found.ignored
+    stack = [(root, "")]
+    bar = tqdm(desc="walk", unit=" files", disable=None if progress else True, file=sys.stderr)
+    while stack:
+        path, rel = stack.pop()
+        try:
+            entries = list(os.scandir(path))
+        except OSError as exc:
+            raise WalkError(f"{path}: cannot list the directory: {exc.strerror}") from None
+        for e in entries:
+            name = e.name
+            if e.is_dir():
+                if name.startswith(SUITE_DIR_PREFIX):
+                    found.n_suite_files += _count_files(e.path)
+                elif name.startswith("."):
+                    found.n_hidden_dirs += 1
+                else:
+                    stack.append((e.path, f"{rel}{name}/"))
+                continue
+            stem, ext = _split(name)
+            kind = EXTENSIONS.get(ext) or EXTENSIONS.get(ext.lower())
+            if kind is None:
+                key = ext.lower() or "(none)"
+                ignored[key] = ignored.get(key, 0) + 1
+                continue
+            if not rel and name == SUITE_PROFILE:
+                found.n_suite_files += 1
+                continue
+            files = by_kind[kind].get(stem)
+            if files is None:
+                by_kind[kind][stem] = [rel + name]
+            else:
+                files.append(rel + name)
+                files.sort()
+        bar.update(len(entries))
+    bar.close()
+    return found
+
+
+class Rows:
+    """The sample part of the manifest as column lists, one entry per row.
+
+    ``name_stem`` is the stem whose NIA name fields the row gets.
+    """
+
+    def __init__(self) -> None:
+        self.sample_id: list[str] = []
+        self.kind: list[str] = []
+        self.name_stem: list[str] = []
+        self.pairing_error: list[str] = []
+        self.png: list[File | None] = []
+        self.json: list[File | None] = []
+        self.mp4: list[File | None] = []
+
+    def add(self, sample_id: str, kind: str, stem: str, png: File | None, js: File | None, mp4: File | None,
+            pairing_error: str = "") -> None:
+        self.sample_id.append(sample_id)
+        self.kind.append(kind)
+        self.name_stem.append(stem)
+        self.pairing_error.append(pairing_error)
+        self.png.append(png)
+        self.json.append(js)
+        self.mp4.append(mp4)
+
+    def __len__(self) -> int:
+        return len(self.sample_id)
+
+
+def pair(found: Found) -> tuple[Rows, int]:
+    """One row per sample, in stem order; and the number of duplicate files."""
+    pngs, jsons, mp4s = found.png, found.json, found.mp4
+    rows, n_dup = Rows(), 0
+    for stem in sorted(pngs.keys() | jsons.keys() | mp4s.keys()):
+        p, j, v = pngs.get(stem), jsons.get(stem), mp4s.get(stem)
+        p0, j0, v0 = (p[0] if p else None), (j[0] if j else None), (v[0] if v else None)
+        if v0 is not None:
+            rows.add(stem, "video", stem, None, j0, v0)
+            if p0 is not None:  # a PNG named like a video: keep it as its own row
+                rows.add(f"{stem}#png", "image_only", stem, p0, None, None, NO_JSON)
+        elif p0 is not None and j0 is not None:
+            rows.add(stem, "frame", stem, p0, j0, None)
+        elif j0 is not None:
+            rows.add(stem, "label_only", stem, None, j0, None, NO_PNG)
+        else:
+            rows.add(stem, "image_only", stem, p0, None, None, NO_JSON)
+        if (p is None or len(p) == 1) and (j is None or len(j) == 1) and (v is None or len(v) == 1):
+            continue
+        k = 0
+        for kind, first, extra in (("image_only", p0, p), ("label_only", j0, j), ("video", v0, v)):
+            for f in (extra or ())[1:]:
+                k += 1
+                rows.add(f"{stem}#dup{k}", kind, stem, f if kind == "image_only" else None,
+                         f if kind == "label_only" else None, f if kind == "video" else None,
+                         f"duplicate stem: also at {first}")
+        n_dup += k
+    return rows, n_dup
+
+
+def label_files(found: Found) -> tuple[list[str], list[bool]]:
+    """Every JSON file and whether it is a video label; known before pairing.
+
+    A JSON is a video label when an mp4 has its stem and it is the first JSON
+    of that stem; every other JSON (duplicates included) is a frame label.
+    """
+    rels, is_video = [], []
+    mp4s = found.mp4
+    for stem, files in found.json.items():
+        rels += files
+        is_video.append(stem in mp4s)
+        if len(files) > 1:
+            is_video += [False] * (len(files) - 1)
+    return rels, is_video
+
+
+def all_files(by_stem: dict[str, list[File]]) -> list[File]:
+    """Every file of one type (duplicates included)."""
+    out: list[File] = []
+    for files in by_stem.values():
+        out += files
+    return out
