@@ -61,8 +61,11 @@ dfer_IMAGE := nia_demo_dfer
 dfer_DIR := dfer
 dfer_ENTRY := dfer/valid_nia.py
 dfer_WEIGHTS := dfer.pt
-# Demo inputs for `make validate-*` when DATA / WEIGHTS are not given.
-DEMO_SUBJECTS ?= 6
+# Demo inputs for `make validate-*` when DATA / WEIGHTS are not given: the
+# recipe measured in docs/synthetic.md ("Demo recipe"): many subjects, short
+# clips, 640x360 frames (the generator writes the matching camera profile).
+DEMO_SUBJECTS ?= 30
+DEMO_SYNTH_ARGS ?= --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
 DEMO_CROPS := $(BUILD)/crops
 DEMO_L2CS_WEIGHTS := $(BUILD)/weights/l2cs_demo.pt
 NIA := $(VENV)/bin/nia
@@ -86,7 +89,7 @@ $(BUILD)/wheels/py%/.full: requirements-pypi.txt docker/requirements-base.txt
 
 $(DEMO_CROPS)/index.parquet: | $(VENV)/.installed
 	rm -rf $(BUILD)/synth $(DEMO_CROPS)
-	$(NIA) synth $(BUILD)/synth --subjects $(DEMO_SUBJECTS) --seed 0
+	$(NIA) synth $(BUILD)/synth --subjects $(DEMO_SUBJECTS) $(DEMO_SYNTH_ARGS)
 	$(NIA) index $(BUILD)/synth --out $(BUILD)/manifest.parquet
 	$(NIA) split $(BUILD)/manifest.parquet
 	$(NIA) crops $(BUILD)/manifest.parquet $(DEMO_CROPS)
@@ -109,7 +112,9 @@ define docker_build
 endef
 
 # $(1) = test key. Mounts DATA and the folder of WEIGHTS read-only; RESULTS
-# gets the results, owned by the caller (as root: by the image's user).
+# gets the results, owned by the caller (as root: by the image's user), and
+# the filed report (RESULTS/report/report.html|md|json), on FAIL too. The
+# container's exit code (0 PASS, 1 FAIL, 2 could not run) is make's.
 define docker_validate
 	@mkdir -p $(RESULTS)
 	@if [ "$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(RESULTS); fi
@@ -117,7 +122,10 @@ define docker_validate
 	  --volume $(abspath $(DATA)):/data:ro \
 	  --volume $(abspath $(dir $(WEIGHTS))):/weights:ro --env NIA_WEIGHTS=$(notdir $(WEIGHTS)) \
 	  --volume $(abspath $(RESULTS)):/results \
-	  $($(1)_IMAGE) $(ARGS)
+	  $($(1)_IMAGE) $(ARGS); \
+	status=$$?; \
+	if [ -f $(RESULTS)/metrics.json ]; then $(NIA) report $(RESULTS) --out $(RESULTS)/report || true; fi; \
+	exit $$status
 endef
 
 define docker_save

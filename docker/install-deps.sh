@@ -32,4 +32,4 @@ done <"$dir/requirements-base.txt"
 # shellcheck disable=SC2086  # $missing is a word list on purpose
 "$venv/bin/python" -m pip install --no-index --find-links "$wheels" --no-cache-dir \
   --disable-pip-version-check --no-warn-script-location -r "$dir/requirements-pypi.txt" $missing
-"$venv/bin/python" -c 'import torch, torchvision, cv2, numpy, pandas, click, tqdm, matplotlib, pyarrow'
+"$venv/bin/python" -c 'import torch, torchvision, cv2, numpy, pandas, click, tqdm, matplotlib, pyarrow, orjson, msgspec'
