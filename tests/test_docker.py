@@ -139,10 +139,13 @@ def test_build_target_on_the_offline_base_builds_it_first(tmp_path: Path) -> Non
 def test_validate_target_mounts_data_and_weights_read_only(tmp_path: Path) -> None:
     out = make_dry_run("validate-l2cs", "DATA=/nia/crops", "WEIGHTS=/nia/w/final.pt",
                        "RESULTS=/nia/res", "GPU_FLAGS=", build=tmp_path)
-    run = next(line for line in out.splitlines() if line.startswith("docker run"))
+    line = next(line for line in out.splitlines() if line.startswith("docker run"))
+    run, after = line.split(";", 1)
     assert "--volume /nia/crops:/data:ro" in run
     assert "--volume /nia/w:/weights:ro --env NIA_WEIGHTS=final.pt" in run
     assert "--volume /nia/res:/results" in run and run.rstrip().endswith(IMAGE)
+    # the report is filed whatever the verdict, and the container's exit code is kept
+    assert "nia report /nia/res --out /nia/res/report" in after and after.rstrip().endswith("exit $status")
     assert "nia synth" not in out and "train.py" not in out  # real inputs: no demo recipes
 
 
