@@ -8,7 +8,8 @@ averages the gradients, so `--batch-size` is always the global batch.
 
 Outputs in OUT: `last.pt` (every epoch; `--resume` continues from it),
 `best.pt` (lowest validation mean angular error), `log.csv` (epoch,
-train_loss, val_mae_deg, lr, seconds), `config.json`.
+train_loss, val_mae_deg, lr, seconds), `curves.png` (the log as a plot: loss,
+validation MAE, threshold, best epoch), `config.json`.
 """
 from __future__ import annotations
 
@@ -184,6 +185,18 @@ def append_log(path: Path, row: dict[str, Any], keep_until: int | None = None) -
         writer.writerows(rows)
 
 
+def write_curves(out: Path) -> None:
+    """curves.png beside log.csv: train loss and validation MAE per epoch, best epoch marked."""
+    import pandas as pd
+
+    from common.report.plots import training_curves
+    from common.verdict import threshold_for
+
+    log = pd.read_csv(out / "log.csv")
+    png = training_curves(log, "val_mae_deg", "val mean angular error (deg)", threshold_for("l2cs").threshold)
+    (out / "curves.png").write_bytes(png)
+
+
 def resolve_config(out: Path, resume: bool, preset_name: str, bins: str | None,
                    overrides: dict[str, Any]) -> L2CSConfig:
     """The preset with the given options, or on `--resume` the saved config with them."""
@@ -230,6 +243,7 @@ def main(data_dir: Path, out: Path, config: L2CSConfig, *, device_name: str, pre
             append_log(out / "log.csv", {"epoch": epoch, "train_loss": f"{train_loss:.6f}",
                                          "val_mae_deg": f"{val_mae:.4f}", "lr": optimizer.param_groups[0]["lr"],
                                          "seconds": f"{time.monotonic() - started:.2f}"}, keep_until=epoch - 1)
+            write_curves(out)
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val MAE {val_mae:.3f} deg"
                        f"{' (best)' if improved else ''}")
         barrier()

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -56,6 +57,8 @@ def test_training_writes_checkpoints_and_log(trained: Path) -> None:
     assert maes[-1] < maes[0]  # it learns
     best = read_checkpoint(trained / "best.pt")
     assert best["progress"]["best_mae"] == pytest.approx(min(maes), abs=1e-4)
+    curves = cv2.imread(str(trained / "curves.png"))
+    assert curves is not None and curves.shape[0] > 100 and curves.std() > 0  # a drawn plot, not a blank
     assert best["init"].startswith("random")
     assert read_checkpoint(trained / "last.pt")["epoch"] == 3
 

@@ -1,6 +1,7 @@
 """Synthetic-track patterns, quality flags and the published-vs-measured table."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -101,3 +102,5 @@ def test_cli_stats_saves_files(flagged_manifest, tmp_path):
     saved = json.loads((tmp_path / "st" / "stats.json").read_text(encoding="utf-8"))
     assert saved["flags"]["synthetic_track_videos"] == 1
     assert (tmp_path / "st" / "synthetic_tracks.csv").read_text().count("\n") == 2
+    plot = cv2.imread(str(tmp_path / "st" / "stats.png"))
+    assert plot is not None and plot.shape[1] > 4 * plot.shape[0] / 2 and plot.std() > 0  # one panel per group

@@ -81,7 +81,7 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
 @click.command()
 @click.argument("manifest", type=EXISTING)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Folder for stats.csv, stats.json, synthetic_tracks.csv (default: beside MANIFEST).")
+              help="Folder for stats.csv, stats.json, stats.png, synthetic_tracks.csv (default: beside MANIFEST).")
 def stats(manifest: Path, out: Path | None) -> None:
     """Compare the manifest with the published composition and flag quality problems.
 
@@ -108,7 +108,11 @@ def stats(manifest: Path, out: Path | None) -> None:
     payload = {"composition": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
                "flags": flags}
     (out / f"{prefix}stats.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    click.echo(f"saved {out / f'{prefix}stats.csv'}, stats.json, synthetic_tracks.csv")
+    from common.report.plots import composition_bars
+
+    (out / f"{prefix}stats.png").write_bytes(composition_bars(table))
+    click.echo(f"saved {out / f'{prefix}stats.csv'}, stats.json, stats.png (published vs measured), "
+               "synthetic_tracks.csv")
 
 
 @click.command()

@@ -70,6 +70,48 @@ def confusion_matrix_plot(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
     return _png(fig)
 
 
+def training_curves(log: pd.DataFrame, metric: str, metric_label: str, threshold: float | None = None) -> bytes:
+    """Per-epoch train loss (left axis) and the validation metric (right axis) of a training log.
+
+    ``log`` has one row per epoch with ``epoch``, ``train_loss`` and ``metric``
+    columns (the log.csv each train.py writes); the best epoch is marked, so a
+    person sees at a glance where early stopping took the weights from.
+    """
+    fig, loss_ax = plt.subplots(figsize=_SIZE)
+    epochs = log["epoch"].astype(int).to_numpy()
+    loss_ax.plot(epochs, log["train_loss"].astype(float), color="#4c78a8", marker="o", label="train loss")
+    loss_ax.set(xlabel="epoch", ylabel="train loss", title="Training curves")
+    metric_ax = loss_ax.twinx()
+    values = log[metric].astype(float).to_numpy()
+    metric_ax.plot(epochs, values, color="#f58518", marker="s", label=metric_label)
+    if threshold is not None:
+        metric_ax.axhline(threshold, color="#d62728", linestyle="--", label=f"threshold {threshold:g}")
+    if np.isfinite(values).any():
+        best = int(np.nanargmin(values))
+        metric_ax.plot([epochs[best]], [values[best]], marker="*", markersize=14, color="black",
+                       linestyle="none", label=f"best: epoch {epochs[best]}")
+    metric_ax.set_ylabel(metric_label)
+    handles = loss_ax.get_legend_handles_labels()[0] + metric_ax.get_legend_handles_labels()[0]
+    loss_ax.legend(handles=handles, loc="upper right")
+    return _png(fig)
+
+
+def composition_bars(table: pd.DataFrame) -> bytes:
+    """Published vs measured shares (percent rows of ``nia stats``' table), one panel per group."""
+    shares = table[table["group"].astype(str).str.endswith("%")]
+    groups = list(dict.fromkeys(shares["group"]))
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(3.2 * max(len(groups), 1), 3.2), squeeze=False)
+    for ax, group in zip(axes[0], groups):
+        rows = shares[shares["group"] == group]
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, rows["published"].astype(float), width=0.4, color="#bab0ac", label="published")
+        ax.bar(x + 0.2, rows["measured"].astype(float), width=0.4, color="#4c78a8", label="measured")
+        ax.set_xticks(x, rows["key"].astype(str))
+        ax.set(title=str(group).replace(" %", ""), ylabel="%")
+    axes[0][0].legend()
+    return _png(fig)
+
+
 def _png(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
