@@ -26,20 +26,49 @@ def pick_device(requested: str = "auto") -> torch.device:
     `auto` takes CUDA when it is visible, else the CPU. `cuda` (or `cuda:N`)
     without a visible GPU falls back to the CPU with a warning instead of
     failing: an auditor running the container without `--gpus` still gets a
-    verdict, only slower.
+    verdict, only slower. On the CPU, torch is given the cores this process
+    may use (`use_available_cores`).
     """
     name = requested.strip().lower()
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda") if torch.cuda.is_available() else _cpu()
     if name == "cpu":
-        return torch.device("cpu")
+        return _cpu()
     if name.startswith("cuda"):
         if torch.cuda.is_available():
             return torch.device(name)
         warnings.warn(f"device {requested!r} requested but no CUDA GPU is visible: running on the CPU",
                       RuntimeWarning, stacklevel=2)
-        return torch.device("cpu")
+        return _cpu()
     raise ValueError(f"device {requested!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _cpu() -> torch.device:
+    use_available_cores()
+    return torch.device("cpu")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def use_available_cores() -> int:
+    """Give torch one intra-op thread per available core, shared among local DDP processes.
+
+    Debian's torch 1.13 starts with a single thread whatever the machine, so a
+    CPU run would use one core of many. ``OMP_NUM_THREADS``, when set, wins.
+    Returns the thread count in force.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return torch.get_num_threads()
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    threads = max(1, available_cores() // local_processes)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def seed_everything(seed: int) -> None:

@@ -78,3 +78,24 @@ def test_ddp_helpers_without_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
     assert is_main_process()
     tensor = torch.tensor([1.5, 2.0])
     assert torch.equal(all_reduce_sum(tensor), torch.tensor([1.5, 2.0]))
+
+
+def test_cpu_runs_use_the_available_cores_shared_among_local_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from common import torch_utils
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch_utils, "available_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+        pick_device("cpu")
+        assert torch.get_num_threads() == 8
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun with 4 processes on this host
+        pick_device("auto")
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's setting wins
+        torch.set_num_threads(3)
+        assert torch_utils.use_available_cores() == 3
+    finally:
+        torch.set_num_threads(before)
