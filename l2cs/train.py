@@ -37,7 +37,8 @@ from common.torch_utils import (all_reduce_sum, barrier, cleanup_distributed, in
                                 is_main_process, pick_device, seed_everything)
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_imagenet_backbone, read_checkpoint, save_checkpoint
-from l2cs.config import ARCH_CHOICES, BIN_PRESETS, BN_MODES, IMAGENET_MEAN, IMAGENET_STD, PRESETS, L2CSConfig, preset
+from l2cs.config import (ARCH_CHOICES, BIN_PRESETS, BN_MODES, IMAGENET_MEAN, IMAGENET_STD, LR_SCHEDULES, PRESETS,
+                         L2CSConfig, lr_at, preset)
 from l2cs.dataset import EyeCrops, normalize_batch, read_eye_crops, worker_init
 from l2cs.loss import l2cs_loss
 from l2cs.model import build_model, freeze_batchnorm_stats
@@ -232,6 +233,8 @@ def main(data_dir: Path, out: Path, config: L2CSConfig, *, device_name: str, pre
         started = time.monotonic()
         data.train_sampler.set_epoch(epoch)
         data.train.dataset.set_epoch(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(config, epoch)
         train_loss = train_one_epoch(model, data, optimizer, scaler, config, device, epoch)
         val_mae = evaluate(model, data.val, config, device)
         improved = progress.record(epoch, val_mae)
@@ -270,6 +273,8 @@ def main(data_dir: Path, out: Path, config: L2CSConfig, *, device_name: str, pre
 @click.option("--epochs", type=int, default=None, help="maximum epochs [official: 100]")
 @click.option("--batch-size", type=int, default=None, help="global batch over all processes [official: 16]")
 @click.option("--lr", type=float, default=None, help="Adam learning rate [official: 1e-5]")
+@click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
+              help="constant (official) or cosine decay to 0 over --epochs [demo: cosine]")
 @click.option("--patience", type=int, default=None, help="early stopping: epochs without a better val MAE")
 @click.option("--alpha", type=float, default=None, help="weight of the MSE term in each angle's loss [1]")
 @click.option("--flip-prob", type=float, default=None, help="horizontal flip probability [0.5]")

@@ -25,12 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 # compute exactly what one process computes (no SyncBatchNorm on CPU)
 TINY = {"base_width": 8, "input_width": 64, "input_height": 32, "batch_size": 8, "workers": 0,
         "bn_mode": "frozen", "flip_prob": 0.5}
-TINY_ARGS = ["--preset", "demo", "--base-width", "8", "--input-size", "64x32", "--batch-size", "8",
+TINY_ARGS = ["--preset", "demo", "--lr-schedule", "constant", "--base-width", "8", "--input-size", "64x32", "--batch-size", "8",
              "--workers", "0", "--bn-mode", "frozen", "--device", "cpu"]
 
 
 def train(data: Path, out: Path, epochs: int, resume: bool = False):
-    config = preset("demo", epochs=epochs, **TINY)
+    # constant lr: a run stopped by `epochs=2` then resumed with `epochs=3` is then the same as
+    # a killed 3-epoch run (a cosine schedule depends on the planned epochs; it is tested apart)
+    config = preset("demo", epochs=epochs, lr_schedule="constant", **TINY)
     return main(data, out, config, device_name="cpu", pretrained=None, resume=resume,
                 train_split="train", val_split="val")
 
@@ -142,3 +144,17 @@ def test_demo_preset_trains_and_validates_to_pass(tmp_path: Path) -> None:
                                cwd=REPO, capture_output=True, text=True, timeout=300)
     assert validated.returncode == 0, validated.stdout + validated.stderr[-2000:]
     assert "-> PASS (n=64, skipped 0" in validated.stdout
+
+
+def test_learning_rate_schedules_are_pure_functions_of_the_epoch() -> None:
+    from l2cs.config import lr_at
+
+    official = preset("official")
+    assert official.lr_schedule == "constant" and lr_at(official, 1) == lr_at(official, 100) == official.lr
+    cosine = preset("demo", lr=1e-3, epochs=10)
+    assert cosine.lr_schedule == "cosine"
+    assert lr_at(cosine, 1) == pytest.approx(1e-3)
+    assert lr_at(cosine, 6) == pytest.approx(0.5e-3)  # half way: cos(pi/2) = 0
+    assert lr_at(cosine, 10) == pytest.approx(1e-3 * 0.5 * (1 + np.cos(np.pi * 0.9)))
+    with pytest.raises(ValueError, match="config.lr_schedule: 'step'"):
+        preset("demo", lr_schedule="step")
