@@ -22,15 +22,17 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from common.filenames import OLD_POSTURE, NiaName, name_mismatches, stem_of
-from common.labels import LabelIdentity
+from common.filenames import (DEVICES, OLD_POSTURE, POSTURES, PREFIX, STATES, TYPES, NiaName, name_mismatches,
+                              stem_of)
+from common.labels import CONDITION, IMAGE, INST, POSTURE, LabelIdentity
 
 _BOM = b"\xef\xbb\xbf"
 # a NIA stem with plain ASCII fields (no '.', which stem_of could strip): the
 # overwhelming case; anything else goes to common.filenames.parse_name
-NAME_PATTERN = (r"NIA22EYE_(?P<site>[^_./\\]*)_(?P<subject>[0-9]+)_(?P<attempt>[^_./\\]*)"
-                r"_(?P<scenario>[^_./\\]*)_(?P<device>[STLVM])_(?P<image_type>rgb|ir|cam|dcam|ddisp|head|point)"
-                r"_(?P<state>[FSDAN])_(?P<posture_code>[SDPLFCHETUK])_(?P<direction>[^_./\\]*)"
+_FREE = r"[^_./\\]*"  # a field kept verbatim
+NAME_PATTERN = (rf"{PREFIX}_(?P<site>{_FREE})_(?P<subject>[0-9]+)_(?P<attempt>{_FREE})"
+                rf"_(?P<scenario>{_FREE})_(?P<device>{'|'.join(DEVICES)})_(?P<image_type>{'|'.join(TYPES)})"
+                rf"_(?P<state>{'|'.join(STATES)})_(?P<posture_code>{'|'.join(POSTURES)})_(?P<direction>{_FREE})"
                 r"(?:_(?P<frame>[0-9]{1,18}))?")
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -85,10 +87,10 @@ class _Distance(msgspec.Struct):
 
 class _Annotations(msgspec.Struct):
     name: Annotated[str, msgspec.Meta(min_length=1)]
-    inst: Literal["S", "T", "L", "V", "M"]
-    image: Literal["rgb", "ir"]
-    condition: Literal["F", "S", "D", "A", "N"]
-    posture: Literal["S", "D", "P", "L", "F", "C", "H", "E", "T", "U"]
+    inst: Literal[INST]
+    image: Literal[IMAGE]
+    condition: Literal[CONDITION]
+    posture: Literal[POSTURE]
     metaid: str
     annotations: Union[_Shapes, UnsetType] = UNSET
     annatations: Union[_Shapes, UnsetType] = UNSET
@@ -134,7 +136,7 @@ def frame_columns(data: bytes, stem: str) -> tuple | None:
     except (msgspec.DecodeError, ValueError):  # ValidationError is a DecodeError; bad UTF-8 a ValueError
         return None
     a = root.Annotations
-    shapes = _one(a.annotations, a.annatations) if (a.annotations is UNSET) != (a.annatations is UNSET) else None
+    shapes = _one(a.annotations, a.annatations)
     pose = _one(a.pose, root.pose)
     dist = _one(a.distance, root.distance)
     metaid = a.metaid

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import __version__
-from common.filenames import FileNameError, name_mismatches, parse_name, try_parse_name
+from common.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
 from common.index_walk import NO_JSON, NO_PNG, Rows, WalkError, all_files, label_files, pair, walk
 from common.label_columns import NAME_PATTERN, frame_columns
 from common.labels import LabelError, decode_json, parse_label, parse_video_label
@@ -323,7 +323,7 @@ def name_columns(stems: list[str]) -> dict[str, pa.Array]:
     cols = {name: parts.field(name) for name in NAME_FIELDS}
     frame = parts.field("frame")
     cols["frame"] = pc.cast(pc.if_else(pc.equal(frame, ""), pa.scalar(None, _S), frame), _I)
-    fields = [pa.scalar("NIA22EYE")] + [cols[n] for n in NAME_FIELDS]
+    fields = [pa.scalar(PREFIX)] + [cols[n] for n in NAME_FIELDS]
     cols["video_stem"] = pc.binary_join_element_wise(*fields, "_")
     misses = np.flatnonzero(pc.is_null(parts).to_numpy(zero_copy_only=False))
     if len(misses):

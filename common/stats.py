@@ -10,6 +10,7 @@ off the 1920x1080 screen, and valid labels with a missing iris or eyelid.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -23,6 +24,7 @@ HEAD_LIMITS = {"head_roll": 180.0, "head_pitch": 90.0, "head_yaw": 90.0}
 SCREEN = (1920.0, 1080.0)
 EYE_COLUMNS = {"r_iris": "r_iris_cx", "l_iris": "l_iris_cx", "r_eyelid": "r_eyelid", "l_eyelid": "l_eyelid"}
 SHARE_COLUMNS = {"display": "inst", "image": "image", "state": "condition", "posture": "posture"}
+_INDEX = re.compile(r"\[[^\]]*\]")  # an array index in a JSON path
 
 
 def published() -> dict[str, Any]:
@@ -75,20 +77,7 @@ def _error_path(error: str) -> str:
     """``file: Annotations.inst: message`` -> ``Annotations.inst`` (indices folded to [])."""
     parts = error.split(": ", 2)
     path = parts[1] if len(parts) == 3 else error
-    return "".join("[]" if seg.endswith("]") else seg for seg in _split_indices(path))
-
-
-def _split_indices(path: str) -> list[str]:
-    out, i = [], 0
-    while i < len(path):
-        j = path.find("[", i)
-        if j < 0:
-            out.append(path[i:])
-            break
-        k = path.find("]", j)
-        out += [path[i:j], path[j:k + 1]]
-        i = k + 1
-    return out
+    return _INDEX.sub("[]", path)
 
 
 def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:

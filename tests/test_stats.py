@@ -104,3 +104,11 @@ def test_cli_stats_saves_files(flagged_manifest, tmp_path):
     assert (tmp_path / "st" / "synthetic_tracks.csv").read_text().count("\n") == 2
     plot = cv2.imread(str(tmp_path / "st" / "stats.png"))
     assert plot is not None and plot.shape[1] > 4 * plot.shape[0] / 2 and plot.std() > 0  # one panel per group
+
+
+def test_error_paths_fold_indices_and_survive_unbalanced_brackets():
+    from common.stats import _error_path
+
+    assert _error_path("a.json: Annotations.annotations[3].points[0]: bad") == "Annotations.annotations[].points[]"
+    # a file name with a stray '[' used to loop forever here (regression)
+    assert _error_path("duplicate stem: also at x/a[1.png") == "duplicate stem: also at x/a[1.png"
