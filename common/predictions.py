@@ -16,7 +16,7 @@ naming the file, the line and the field (exit 2).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -122,10 +122,7 @@ def find_segmentation_predictions(folder: Path | str, names: Sequence[str]) -> t
     others = [f"other:{p.name}" for p in files if p.suffix.lower() != ".png"]
     aligned, alignment = _aligned(root, table, names, ["name", "path"])
     if others:
-        alignment = Alignment(
-            alignment.source, alignment.n_expected, alignment.n_scored, alignment.missing,
-            tuple(sorted([*alignment.extra, *others])), alignment.duplicated,
-        )
+        alignment = replace(alignment, extra=tuple(sorted([*alignment.extra, *others])))
     return aligned, alignment
 
 
@@ -148,8 +145,6 @@ def load_class_map(path: Path | str, num_classes: int, shape: tuple[int, int] | 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise PredictionFileError(f"{path}: not a readable CSV ({' '.join(str(exc).split())})") from exc
     table.columns = [str(c).strip() for c in table.columns]

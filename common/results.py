@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from common.provenance import sha256_file, utc_now
-from common.verdict import Threshold, default_thresholds_file, threshold_for
+from common.verdict import Threshold, default_thresholds_file, threshold_for, threshold_from_entry
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 SCHEMA_VERSION = 1
@@ -68,6 +68,7 @@ def write_results(
     per_sample_path = out / PER_SAMPLE_FILE
     _atomic_write(per_sample_path, per_sample.to_csv(index=False, lineterminator="\n"))
     rules_file = Path(thresholds_file) if thresholds_file is not None else default_thresholds_file()
+    passed = rule.passes(float(value))
     result: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "test": test,
@@ -78,8 +79,8 @@ def write_results(
         "display_scale": rule.display_scale,
         "direction": rule.direction,
         "threshold": rule.threshold,
-        "passed": rule.passes(float(value)),
-        "verdict": "PASS" if rule.passes(float(value)) else "FAIL",
+        "passed": passed,
+        "verdict": "PASS" if passed else "FAIL",
         "n_samples": int(len(per_sample)),
         "n_skipped": int(n_skipped),
         "skipped": {str(k): int(v) for k, v in skipped.items()},
@@ -126,12 +127,7 @@ def exit_code_for(result: dict[str, Any]) -> int:
 
 def rule_of(result: dict[str, Any]) -> Threshold:
     """The threshold rule recorded inside a metrics dict (not re-read from a file)."""
-    return Threshold(
-        test=result["test"], metric=result["metric"], label=result["label"], unit=result["unit"],
-        display_scale=float(result["display_scale"]), direction=result["direction"],
-        threshold=float(result["threshold"]), official=float(result["official"]),
-        official_note=result.get("official_note", ""),
-    )
+    return threshold_from_entry(result["test"], result, METRICS_FILE)
 
 
 def verdict_line(result: dict[str, Any]) -> str:

@@ -80,7 +80,8 @@ def load_thresholds(override_file: Path | None = None) -> dict[str, Threshold]:
             if test not in TESTS or not isinstance(entry, dict):
                 raise ValueError(f"{override_file}: key {test!r}; expected an object under one of {', '.join(TESTS)}")
             merged[test] = {**merged[test], **entry}
-    return {test: _threshold(test, merged[test], override_file or default_thresholds_file()) for test in TESTS}
+    source = override_file or default_thresholds_file()
+    return {test: threshold_from_entry(test, merged[test], source) for test in TESTS}
 
 
 def threshold_for(test: str, override_file: Path | None = None) -> Threshold:
@@ -100,7 +101,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _threshold(test: str, entry: dict[str, Any], source: Path) -> Threshold:
+def threshold_from_entry(test: str, entry: dict[str, Any], source: Path | str) -> Threshold:
+    """The Threshold of a thresholds.json entry, or of a metrics.json dict (it records the same keys).
+
+    Raises ValueError naming ``source`` for a missing or malformed field.
+    """
     missing = [f for f in _FIELDS if f not in entry]
     if missing:
         raise ValueError(f"{source}: {test} lacks {', '.join(missing)}")

@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torchvision.models.resnet import Bottleneck
 
 from common.torch_utils import load_checkpoint_safely
 from l2cs.config import BIN_PRESETS, L2CSConfig
-from l2cs.model import L2CS, build_model
+from l2cs.model import ARCH_LAYOUTS, L2CS, build_model
 
 FORMAT = "nia-l2cs/1"
 ORIGINAL_HEADS = {"fc_yaw_gaze.": "fc_yaw.", "fc_pitch_gaze.": "fc_pitch."}
@@ -120,8 +121,7 @@ def infer_original_config(state: dict[str, torch.Tensor], path: str = "<state_di
         raise ValueError(f"{path}: no fc_yaw_gaze / layer3 weights: not an L2CS-Net checkpoint")
     layer3_blocks = 1 + max(int(m.group(1)) for key in state if (m := re.match(r"layer3\.(\d+)\.", key)))
     bottleneck = "layer1.0.conv3.weight" in state
-    archs = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50",
-             (True, 23): "resnet101", (True, 36): "resnet152"}
+    archs = {(block is Bottleneck, depths[2]): name for name, (block, depths) in ARCH_LAYOUTS.items()}
     if (bottleneck, layer3_blocks) not in archs:
         raise ValueError(f"{path}: layer3 has {layer3_blocks} blocks (bottleneck={bottleneck}), "
                          "which matches no ResNet-18/34/50/101/152")

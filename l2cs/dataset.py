@@ -16,7 +16,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-INDEX_NAME = "index.parquet"
+from common.crops import CROP_INDEX_NAME as INDEX_NAME
+
 EYES_CROP = "eyes"
 INDEX_COLUMNS = ("crop_id", "sample_id", "crop", "split", "jpg_path", "subject", "inst",
                  "gaze_pitch_deg", "gaze_yaw_deg")

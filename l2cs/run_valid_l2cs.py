@@ -44,24 +44,10 @@ from l2cs.predict import predict
 TEST, METRIC = "l2cs", "mean_angular_error_deg"
 
 
-def load_split(data: Path, split: str) -> CropRows:
-    """The split's eye crops; a path that is not a crop dataset is a RunError saying what was expected."""
-    if not (data / INDEX_NAME).is_file():
-        raise RunError(f"{data}: no {INDEX_NAME}; expected a crop dataset directory made by "
-                       "`nia crops MANIFEST OUT` (OUT/index.parquet + OUT/{split}/eyes/*.jpg)")
-    try:
-        return read_eye_crops(data, split)
-    except ValueError as exc:
-        raise RunError(str(exc)) from exc
-
-
 def predict_with_model(crops: CropRows, data: Path, weights: Path, device: torch.device, batch_size: int,
                        workers: int) -> tuple[np.ndarray, dict[str, int], dict[str, Any]]:
     """(N, 2) predicted [pitch, yaw] deg (NaN where the crop could not be decoded), skips, model facts."""
-    try:
-        model, config, info = load_model(weights, map_location="cpu")
-    except ValueError as exc:
-        raise RunError(str(exc)) from exc
+    model, config, info = load_model(weights, map_location="cpu")
     model = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
     dataset = EyeCrops.from_rows(data, crops.rows, width=config.input_width, height=config.input_height)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
@@ -133,7 +119,7 @@ def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, spli
         raise click.UsageError("give exactly one of --weights (run the model) or --predictions (score only)")
     started = utc_now()
     data = resolve_crops(data, work_dir if work_dir is not None else out / "prepared")
-    crops = load_split(data, split)
+    crops = read_eye_crops(data, split)  # a ValueError (e.g. no such split) exits 2 like a RunError
     device = pick_device("cpu" if predictions is not None else device_name)
     if predictions is not None:
         pitch_yaw, skipped, facts = predict_from_file(crops, predictions)

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from common.metrics.angular import angular_errors_deg
-from common.torch_utils import (all_reduce_sum, barrier, cleanup_distributed, init_distributed,
+from common.torch_utils import (DEVICE_CHOICES, all_reduce_sum, barrier, cleanup_distributed, init_distributed,
                                 is_main_process, pick_device, seed_everything)
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_imagenet_backbone, read_checkpoint, save_checkpoint
@@ -283,7 +283,7 @@ def main(data_dir: Path, out: Path, config: L2CSConfig, *, device_name: str, pre
 @click.option("--amp/--no-amp", default=None, help="mixed precision on CUDA [on]")
 @click.option("--seed", type=int, default=None, help="random seed [0]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes per training process [2]")
-@click.option("--device", "device_name", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
               help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="local torchvision ImageNet ResNet weights for the backbone (else random init)")

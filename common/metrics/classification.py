@@ -13,19 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from common.metrics.segmentation import _check_range, _to_numpy
+from common.metrics.segmentation import ConfusionMatrix, _to_numpy
 
 
 def confusion_matrix(pred: Any, truth: Any, num_classes: int) -> np.ndarray:
     """Integer matrix (num_classes, num_classes): rows = truth, columns = prediction."""
-    pred_a = _to_numpy(pred).reshape(-1).astype(np.int64)
-    truth_a = _to_numpy(truth).reshape(-1).astype(np.int64)
+    pred_a, truth_a = _to_numpy(pred).reshape(-1), _to_numpy(truth).reshape(-1)
     if pred_a.shape != truth_a.shape:
         raise ValueError(f"{pred_a.size} predictions but {truth_a.size} truths; expected equal counts")
-    _check_range(pred_a, num_classes, "prediction")
-    _check_range(truth_a, num_classes, "truth")
-    n = num_classes
-    return np.bincount(truth_a * n + pred_a, minlength=n * n).reshape(n, n)
+    counts = ConfusionMatrix(num_classes)
+    counts.update(pred_a, truth_a)
+    return counts.matrix
 
 
 def recall_per_class(matrix: np.ndarray) -> np.ndarray:
