@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -92,7 +93,8 @@ def load_checkpoint_safely(path: str | os.PathLike, map_location: str | torch.de
         raise FileNotFoundError(f"{path}: weights file not found")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, AttributeError) as exc:
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, AttributeError, KeyError,
+            struct.error) as exc:
         raise ValueError(f"{path}: not a loadable weights file (expected a torch.save of tensors and "
                          f"plain containers, read with weights_only=True): {exc}") from exc
 

@@ -99,3 +99,11 @@ def test_cpu_runs_use_the_available_cores_shared_among_local_processes(monkeypat
         assert torch_utils.use_available_cores() == 3
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("junk", [b"garbage, not a checkpoint", b"PK\x03\x04junk", b"\x80\x02junk", b""])
+def test_load_checkpoint_safely_names_the_file_for_any_junk(tmp_path, junk: bytes) -> None:
+    path = tmp_path / "junk.pt"
+    path.write_bytes(junk)
+    with pytest.raises(ValueError, match="junk.pt: not a loadable weights file"):
+        load_checkpoint_safely(path)
