@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import __version__
+from common.cores import available_cores
 from common.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
 from common.index_walk import NO_JSON, NO_PNG, Rows, WalkError, all_files, label_files, pair, walk
 from common.label_columns import NAME_PATTERN, frame_columns
@@ -146,10 +147,8 @@ def read_manifest(path: str | Path):
 
 
 def default_workers() -> int:
-    """The cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """One index worker per core this process may use."""
+    return available_cores()
 
 
 # --- parsing (runs in worker processes) -----------------------------------------------

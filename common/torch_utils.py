@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from common.cores import available_cores
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -47,13 +49,6 @@ def pick_device(requested: str = "auto") -> torch.device:
 def _cpu() -> torch.device:
     use_available_cores()
     return torch.device("cpu")
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def use_available_cores() -> int:
