@@ -59,6 +59,11 @@ class CropOptions:
     def size_of(self, crop: str) -> tuple[int, int]:
         return self.eyes_size if crop == "eyes" else self.eye_size
 
+    def as_dict(self) -> dict:
+        """The options as JSON-ready values (the summary and the index metadata)."""
+        return {"eyes_size": list(self.eyes_size), "eye_size": list(self.eye_size),
+                "margin": self.margin, "jpeg_quality": self.jpeg_quality}
+
 
 @dataclass(frozen=True)
 class CropBox:
@@ -155,11 +160,15 @@ def _num(value: float) -> float:
     return round(float(value), 4)
 
 
-def shapes_json(eyes: dict[str, EyeShapes], centres: dict[str, tuple[float, float] | None], box: CropBox) -> list[dict]:
-    """Labels in crop coordinates, in the NIA annotation layout (Polygon, Ellipse, Point)."""
+def shapes_json(moved_eyes: dict[str, EyeShapes], centres: dict[str, tuple[float, float] | None],
+                box: CropBox) -> list[dict]:
+    """Labels in crop coordinates, in the NIA annotation layout (Polygon, Ellipse, Point).
+
+    ``moved_eyes`` are already in crop coordinates; ``centres`` are frame pixels.
+    """
     shapes: list[dict] = []
     for side in "rl":
-        moved = eyes[side].transformed(box.x0, box.y0, box.scale_x, box.scale_y)
+        moved = moved_eyes[side]
         if moved.iris is not None:
             e = moved.iris
             shapes.append({
@@ -234,9 +243,8 @@ class _Job:
 
 @dataclass
 class ChunkResult:
-    """What one chunk wrote: index rows (a list, or DataFrames once gathered) and counts."""
+    """What some chunks wrote: their index rows (one DataFrame per chunk, cheap to send back) and counts."""
 
-    index_rows: list[dict] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     index_parts: list[pd.DataFrame] = field(default_factory=list)
@@ -266,8 +274,8 @@ def _write_crop(image: np.ndarray, row: dict, crop: str, box: CropBox, split: st
                 eyes: dict[str, EyeShapes], paths: dict[str, Path], options: CropOptions) -> None:
     import cv2
 
-    moved = [eyes[s].transformed(box.x0, box.y0, box.scale_x, box.scale_y) for s in "rl"]
-    classes = class_map(moved, box.out_width, box.out_height)
+    moved = {s: eyes[s].transformed(box.x0, box.y0, box.scale_x, box.scale_y) for s in "rl"}
+    classes = class_map(list(moved.values()), box.out_width, box.out_height)
     pixels = cut_and_resize(image, box)
     label = {
         "sample_id": row["sample_id"], "crop": crop, "crop_id": f"{row['sample_id']}_{crop}", "split": split,
@@ -279,7 +287,7 @@ def _write_crop(image: np.ndarray, row: dict, crop: str, box: CropBox, split: st
             "box_px": [box.left, box.top, box.width_px, box.height_px],
             "rule": "crop = (frame - x0) * scale; integer coordinates are pixel centres",
         },
-        "shapes": shapes_json(eyes, {s: _centre(row, s) for s in "rl"}, box),
+        "shapes": shapes_json(moved, {s: _centre(row, s) for s in "rl"}, box),
         "gaze": _gaze_json(row),
     }
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
@@ -292,6 +300,7 @@ def _write_crop(image: np.ndarray, row: dict, crop: str, box: CropBox, split: st
 def process_rows(rows: list[dict], job: _Job) -> ChunkResult:
     """Write the crops of some manifest rows (reading each frame at most once)."""
     result = ChunkResult()
+    records: list[dict] = []
     root, out = Path(job.root), Path(job.out)
     for row in rows:
         split = str(row["split"]) if job.split_column else "all"
@@ -310,7 +319,8 @@ def process_rows(rows: list[dict], job: _Job) -> ChunkResult:
                 result.counts["written"] += 1
             else:
                 result.counts["already present (resumed)"] += 1
-            result.index_rows.append(_crop_record(row, crop, box, split, paths[crop], out))
+            records.append(_crop_record(row, crop, box, split, paths[crop], out))
+    result.index_parts.append(pd.DataFrame(records, columns=INDEX_COLUMNS))
     return result
 
 
@@ -318,14 +328,6 @@ def _init_worker() -> None:
     import cv2
 
     cv2.setNumThreads(1)  # the processes are the parallelism
-
-
-def _process_chunk(rows: list[dict], job: _Job) -> ChunkResult:
-    """``process_rows`` with its index rows packed into one DataFrame (cheap to send back)."""
-    result = process_rows(rows, job)
-    result.index_parts = [pd.DataFrame(result.index_rows, columns=INDEX_COLUMNS)]
-    result.index_rows = []
-    return result
 
 
 def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: int,
@@ -347,12 +349,12 @@ def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: in
 
     if workers <= 1:
         for chunk in chunks:
-            absorb(_process_chunk(chunk, job), len(chunk))
+            absorb(process_rows(chunk, job), len(chunk))
     else:
         with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
             pending: dict = {}
             for chunk in chunks:
-                pending[pool.submit(_process_chunk, chunk, job)] = len(chunk)
+                pending[pool.submit(process_rows, chunk, job)] = len(chunk)
                 if len(pending) >= 4 * workers:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
@@ -407,8 +409,7 @@ def provenance_metadata(rows: pd.DataFrame, manifest_sha256: str, options: "Crop
         "nia.gaze_method": distinct("gaze_method"),
         "nia.gaze_profile_sha256": distinct("gaze_profile_sha256"),
         "nia.classes": json.dumps(list(CLASS_NAMES)),
-        "nia.crop_options": json.dumps({"eyes_size": list(options.eyes_size), "eye_size": list(options.eye_size),
-                                        "margin": options.margin, "jpeg_quality": options.jpeg_quality}),
+        "nia.crop_options": json.dumps(options.as_dict()),
     }
 
 
@@ -459,8 +460,7 @@ def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column:
         "crops_already_present": int(result.counts["already present (resumed)"]),
         "crops_skipped": dict(sorted(result.skipped.items())),
         "crops_without_gaze": int(index["gaze_pitch_deg"].isna().sum()),
-        "options": {"eyes_size": list(options.eyes_size), "eye_size": list(options.eye_size),
-                    "margin": options.margin, "jpeg_quality": options.jpeg_quality},
+        "options": options.as_dict(),
         "manifest_sha256": manifest_sha256,
     }
     (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=1), encoding="utf-8")

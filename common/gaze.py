@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 
 from common.geometry import backproject, vector_to_pitchyaw_deg
-from common.profiles import DeviceProfile, ProfileSet
+from common.profiles import DIRECTION_CODES, PROFILE_FILE_NAME, DeviceProfile, ProfileSet
 
 CM_TO_MM = 10.0  # distance.* are taken to be centimetres (a guess: the unit is unpublished)
-PROFILE_FILE_NAME = "device_profiles.json"
 LABELLED_KINDS = ("frame", "label_only")  # rows with a per-frame label JSON
 
 VECTOR_COLUMNS = [
@@ -79,18 +78,16 @@ def eyes_midpoint_px(df: pd.DataFrame) -> np.ndarray:
     return (_eye_pixel(df, "r") + _eye_pixel(df, "l")) / 2.0
 
 
-def _geometric(df: pd.DataFrame, profile: DeviceProfile, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _geometric(df: pd.DataFrame, profile: DeviceProfile, direction: str) -> tuple[np.ndarray, np.ndarray]:
     midpoint = eyes_midpoint_px(df)
     distance_mm = _column(df, "distance_cam") * CM_TO_MM
     eye = backproject(midpoint[:, 0], midpoint[:, 1], distance_mm, profile.camera_matrix)
-    points = np.stack([_column(df, "point_x"), _column(df, "point_y")], axis=-1)
-    target = profile.screen_points_to_camera(points, direction)
     reasons = np.where(np.isnan(midpoint).any(axis=-1), "missing eye centre (r/l_center and iris)", "")
     reasons = np.where((reasons == "") & ~(distance_mm > 0), "missing or non-positive distance.cam", reasons)
-    return eye, target, reasons
+    return eye, reasons
 
 
-def _normal(df: pd.DataFrame, profile: DeviceProfile, direction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _normal(df: pd.DataFrame, profile: DeviceProfile, direction: str) -> tuple[np.ndarray, np.ndarray]:
     distance_mm = _column(df, "distance_display") * CM_TO_MM
     centre_px = np.array(profile.point_space_px, dtype=np.float64) / 2.0
     # The screen centre as a camera-frame point, then the screen normal (+z of
@@ -98,13 +95,13 @@ def _normal(df: pd.DataFrame, profile: DeviceProfile, direction: str) -> tuple[n
     centre = profile.screen_points_to_camera(centre_px[None, :], direction)[0]
     normal = profile.screen_vectors_to_camera(np.array([0.0, 0.0, 1.0]))
     eye = centre[None, :] + distance_mm[:, None] * normal[None, :]
-    points = np.stack([_column(df, "point_x"), _column(df, "point_y")], axis=-1)
-    target = profile.screen_points_to_camera(points, direction)
     reasons = np.where(~(distance_mm > 0), "missing or non-positive distance.display", "")
-    return eye, target, reasons
+    return eye, reasons
 
 
-Derivation = Callable[[pd.DataFrame, DeviceProfile, str], tuple[np.ndarray, np.ndarray, np.ndarray]]
+# A derivation gives the eye (n, 3) in the camera frame and a reason per row ('' when usable);
+# the target, pose.point on the screen, is the same for every method.
+Derivation = Callable[[pd.DataFrame, DeviceProfile, str], tuple[np.ndarray, np.ndarray]]
 METHODS: dict[str, Derivation] = {"geometric": _geometric, "normal": _normal}
 
 
@@ -139,10 +136,13 @@ def derive_gaze(df: pd.DataFrame, profiles: ProfileSet, method: str = "geometric
         if device not in profiles.devices:
             skipped[f"no profile for display {device!r}"] += len(group)
             continue
-        if direction not in ("T", "L", "R"):
+        if direction not in DIRECTION_CODES:
             skipped[f"unknown direction {direction!r} (expected T, L or R)"] += len(group)
             continue
-        eye, target, reasons = METHODS[method](group, profiles[device], direction)
+        profile = profiles[device]
+        eye, reasons = METHODS[method](group, profile, direction)
+        points = np.stack([_column(group, "point_x"), _column(group, "point_y")], axis=-1)
+        target = profile.screen_points_to_camera(points, direction)
         reasons = np.where((reasons == "") & np.isnan(target).any(axis=-1), "missing pose.point", reasons)
         for reason, count in zip(*np.unique(reasons[reasons != ""], return_counts=True)):
             skipped[str(reason)] += int(count)

@@ -16,6 +16,7 @@ never scores stale crops.
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
@@ -64,7 +65,7 @@ def resolve_crops(data: Path, work_dir: Path) -> Path:
         manifest = data
         if not _has_split(manifest):
             split_copy = work_dir / "manifest.parquet"
-            split_copy.write_bytes(manifest.read_bytes())
+            shutil.copyfile(manifest, split_copy)
             _run_nia(["split", str(split_copy), "--out", str(work_dir / "splits")])
             manifest = split_copy
     elif data.is_dir():

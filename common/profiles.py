@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from common.filenames import DEVICES as DEVICE_CODES
 from common.geometry import intrinsics_from_hfov, rotation_matrix_deg
 
-DEFAULT_PROFILE_PATH = Path(__file__).parent / "data" / "device_profiles.json"
-DEVICE_CODES = ("S", "T", "L", "V", "M")
+PROFILE_FILE_NAME = "device_profiles.json"  # the bundled file, and a dataset root's own profile
+DEFAULT_PROFILE_PATH = Path(__file__).parent / "data" / PROFILE_FILE_NAME
 DIRECTION_CODES = ("T", "L", "R")
 
 
@@ -67,13 +68,16 @@ class DeviceProfile:
         flip_x = np.diag([1.0 if self.image_mirrored else -1.0, 1.0, 1.0])
         return rotation_matrix_deg(*self.camera_rotation_deg) @ flip_x
 
-    def screen_points_to_camera(self, points_px: np.ndarray, direction: str) -> np.ndarray:
-        """3D camera-frame positions (mm) of eye-tracker points (..., 2) on the screen."""
+    def screen_points_mm(self, points_px: np.ndarray) -> np.ndarray:
+        """3D screen-frame positions (mm, z = 0) of eye-tracker points (..., 2)."""
         points_px = np.asarray(points_px, dtype=np.float64)
         width, height = self.screen_mm
         scale = np.array([width / self.point_space_px[0], height / self.point_space_px[1]])
-        on_screen = np.concatenate([points_px * scale, np.zeros(points_px.shape[:-1] + (1,))], axis=-1)
-        relative = on_screen - self.camera_position_mm(direction)
+        return np.concatenate([points_px * scale, np.zeros(points_px.shape[:-1] + (1,))], axis=-1)
+
+    def screen_points_to_camera(self, points_px: np.ndarray, direction: str) -> np.ndarray:
+        """3D camera-frame positions (mm) of eye-tracker points (..., 2) on the screen."""
+        relative = self.screen_points_mm(points_px) - self.camera_position_mm(direction)
         return relative @ self.screen_to_camera_rotation().T
 
     def screen_vectors_to_camera(self, vectors: np.ndarray) -> np.ndarray:

@@ -6,15 +6,8 @@ from pathlib import Path
 
 import click
 
-DEVICES = ("S", "T", "L", "V", "M")
-
-
-def _frame_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}", param_hint="--size") from None
-    return width, height
+from common.cli.targets_cmds import parse_wxh
+from common.filenames import DEVICES
 
 
 def _devices(text: str) -> tuple[str, ...]:
@@ -61,7 +54,8 @@ def synth(out: Path, subjects: int, seed: int, videos_per_subject: int, frames_p
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--zip-parts") from None
     config = SynthConfig(subjects=subjects, seed=seed, videos_per_subject=videos_per_subject,
-                         frames_per_video=frames_per_video, size=_frame_size(size), fps=fps, devices=_devices(devices))
+                         frames_per_video=frames_per_video, size=parse_wxh(size, "1920x1080", "--size"), fps=fps,
+                         devices=_devices(devices))
     try:
         summary = build_dataset(out, config, workers=workers, progress=True)
     except (SynthError, OSError) as exc:

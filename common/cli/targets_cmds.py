@@ -1,7 +1,6 @@
 """``nia gaze`` and ``nia crops``: derived training targets from a manifest."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import click
@@ -9,22 +8,20 @@ import click
 GAZE_METHODS = ("geometric", "normal")
 
 
-def _size(value: str) -> tuple[int, int]:
+def parse_wxh(text: str, example: str, param_hint: str | None = None) -> tuple[int, int]:
+    """(width, height) from ``WIDTHxHEIGHT`` text; click.BadParameter naming ``example`` otherwise."""
     try:
-        width, height = (int(part) for part in value.lower().split("x"))
+        width, height = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 224x112, got {value!r}") from None
-    if width < 2 or height < 2:
-        raise click.BadParameter(f"width and height must be at least 2, got {value!r}")
+        raise click.BadParameter(f"expected WIDTHxHEIGHT such as {example}, got {text!r}", param_hint=param_hint) from None
     return width, height
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _size(value: str) -> tuple[int, int]:
+    width, height = parse_wxh(value, "224x112")
+    if width < 2 or height < 2:
+        raise click.BadParameter(f"width and height must be at least 2, got {value!r}")
+    return width, height
 
 
 def _read_manifest(path: str):
@@ -127,6 +124,7 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
     """
     from common.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
     from common.manifest import default_workers
+    from common.provenance import sha256_file
 
     split = None if split_column.lower() == "none" else split_column
     options = CropOptions(eyes_size=_size(eyes_size), eye_size=_size(eye_size), margin=margin)
@@ -141,7 +139,7 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
         df, _ = _derive(df, _load_profiles(profile, root), method)
     summary = write_crop_dataset(
         df, root, Path(out), split_column=split, options=options, workers=workers or default_workers(),
-        chunk_size=chunk_size, manifest_sha256=_file_sha256(Path(manifest)), progress=True)
+        chunk_size=chunk_size, manifest_sha256=sha256_file(manifest), progress=True)
     click.echo(f"crops: {summary['crops_written']} written, {summary['crops_already_present']} already present, "
                f"{summary['crops_in_index']} in the index ({summary['crops_by_name']})", err=True)
     for reason, count in {**summary["rows_skipped"], **summary["crops_skipped"]}.items():

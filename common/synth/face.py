@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.geometry import rotation_matrix_deg
+from common.geometry import backproject, project, rotation_matrix_deg, vector_to_pitchyaw_deg
 from common.profiles import DeviceProfile
 from common.synth.scene import DISTANCE_CM, Subject
 
@@ -54,9 +54,13 @@ class HeadPose:
 
 
 def facing_angles_deg(direction: np.ndarray) -> tuple[float, float]:
-    """(pitch, yaw) of a head whose forward axis points along a screen-frame ``direction``."""
-    d = direction / np.linalg.norm(direction)
-    return float(np.degrees(np.arcsin(np.clip(d[1], -1, 1)))), float(np.degrees(np.arctan2(-d[0], -d[2])))
+    """(pitch, yaw) of a head whose forward axis points along a screen-frame ``direction``.
+
+    The gaze angles of ``direction`` (``common.geometry``) with pitch negated:
+    head pitch is positive face down.
+    """
+    pitch, yaw = vector_to_pitchyaw_deg(direction)
+    return -float(pitch), float(yaw)
 
 
 class Camera:
@@ -73,12 +77,8 @@ class Camera:
     def to_camera(self, points_mm: np.ndarray) -> np.ndarray:
         return (np.asarray(points_mm, dtype=np.float64) - self.origin) @ self.rotation.T
 
-    def project(self, camera_mm: np.ndarray) -> np.ndarray:
-        p = np.asarray(camera_mm, dtype=np.float64)
-        return p[..., :2] / p[..., 2:3] * self.matrix[0, 0] + self.matrix[:2, 2]
-
     def pixels(self, screen_mm: np.ndarray) -> np.ndarray:
-        return self.project(self.to_camera(screen_mm))
+        return project(self.to_camera(screen_mm), self.matrix)
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def _iris_ellipse(camera: Camera, iris_mm: np.ndarray, gaze: np.ndarray) -> tupl
     if u[0, 0] < 0:
         u = -u
     rotate = float(np.degrees(np.arctan2(u[1, 0], u[0, 0])))
-    centre = camera.project(iris_mm)
+    centre = project(iris_mm, camera.matrix)
     return affine, (float(centre[0]), float(centre[1]), float(sigma[0]), float(sigma[1]), rotate)
 
 
@@ -194,8 +194,7 @@ def frame_geometry(camera: Camera, subject: Subject, base: HeadPose, point_px: n
                    openness: float, head_deg: np.ndarray, shift_mm: np.ndarray) -> FrameGeometry:
     """Project one frame: the head at ``base`` moved by the track, both eyes looking at ``point_px``."""
     position = base.position_mm + shift_mm
-    target_screen = camera.profile.screen_points_to_camera(np.asarray(point_px, dtype=np.float64)[None], camera.direction)[0]
-    target_screen = np.linalg.solve(camera.rotation, target_screen) + camera.origin  # back to the screen frame
+    target_screen = camera.profile.screen_points_mm(point_px)
     follow = np.zeros(2)
     if not on_screen:
         pitch_t, yaw_t = facing_angles_deg(target_screen - position)
@@ -215,7 +214,7 @@ def frame_geometry(camera: Camera, subject: Subject, base: HeadPose, point_px: n
         eyes[name] = EyeGeometry(eyeball_cam, iris_cam, gaze_cam, np.array(ellipse[:2]), affine, ellipse,
                                  camera.pixels(pose.points(lid)))
     mid_px = (eyes["right"].center_px + eyes["left"].center_px) / 2.0
-    ray = _unit(np.array([*(mid_px - camera.matrix[:2, 2]) / camera.matrix[0, 0], 1.0]))
+    ray = backproject(mid_px[0], mid_px[1], 1.0, camera.matrix)  # as common.gaze inverts it
     distance_mm = float(ray @ ((eyes["right"].iris_mm + eyes["left"].iris_mm) / 2.0))
     eyes_mid = (eyes["right"].eyeball_mm + eyes["left"].eyeball_mm) / 2.0
     target = camera.to_camera(target_screen)

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SITE, ATTEMPT, PREFIX = "S1", "T1", "NIA22EYE"
+from common.filenames import PREFIX
+
+SITE, ATTEMPT = "S1", "T1"
 
 # Published counts of raw videos per (display, image type) (NIA_DATASET.md, "Scale").
 VIDEO_COUNTS = {

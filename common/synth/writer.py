@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common.profiles import DEFAULT_PROFILE_PATH, load_profiles
+from common.profiles import DEFAULT_PROFILE_PATH, PROFILE_FILE_NAME, ProfileSet, load_profiles
 from common.synth.clip import render_clip
 from common.synth.labels import video_label
 from common.synth.scene import DEVICE_FOLDERS, VideoSpec, make_subject, make_videos
@@ -37,7 +37,6 @@ from common.synth.scene import DEVICE_FOLDERS, VideoSpec, make_subject, make_vid
 TRAINING = Path("01.데이터") / "1.Training"
 SOURCE_DIR, LABEL_DIR = TRAINING / "원천데이터", TRAINING / "라벨링데이터"
 META_DIR = ".nia-synth"
-PROFILE_FILE = "device_profiles.json"
 DEFAULT_SIZE = (1920, 1080)
 
 
@@ -102,13 +101,13 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
         os.replace(tmp_path, path)
 
 
-def _write_clip(out: Path, video: VideoSpec, profile_path: Path | None) -> list[dict[str, Any]]:
+def _write_clip(out: Path, video: VideoSpec, profiles: ProfileSet) -> list[dict[str, Any]]:
     folder = DEVICE_FOLDERS[video.device]
     source, labels = out / SOURCE_DIR / folder, out / LABEL_DIR / folder
     (source / video.stem).mkdir(parents=True, exist_ok=True)
     (labels / video.stem).mkdir(parents=True, exist_ok=True)
     frames, truth = [], []
-    for frame in render_clip(video, load_profiles(profile_path)):
+    for frame in render_clip(video, profiles):
         ok, png = cv2.imencode(".png", frame.image, [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
         if not ok:
             raise SynthError(f"{video.frame_name(frame.index)}.png: PNG encoding failed")
@@ -124,9 +123,10 @@ def _write_clip(out: Path, video: VideoSpec, profile_path: Path | None) -> list[
 def write_subject(out: Path, config: SynthConfig, subject_index: int, profile_path: Path | None) -> list[dict[str, Any]]:
     """Render and write every clip of one subject; returns the truth rows of its frames."""
     cv2.setNumThreads(1)
+    profiles = load_profiles(profile_path)
     rows: list[dict[str, Any]] = []
     for video in config.videos(subject_index):
-        rows.extend(_write_clip(out, video, profile_path))
+        rows.extend(_write_clip(out, video, profiles))
     return rows
 
 
@@ -138,7 +138,7 @@ def write_sized_profile(out: Path, size: tuple[int, int]) -> Path | None:
     data["image_size_px"] = [int(size[0]), int(size[1])]
     data["_about"] = (f"Written by nia synth: the bundled profile with image_size_px = {size[0]}x{size[1]}, "
                       "so the gaze derivation uses the intrinsics the frames were rendered with. " + data["_about"])
-    path = out / PROFILE_FILE
+    path = out / PROFILE_FILE_NAME
     path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return path
 
