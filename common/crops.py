@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
+from common.atomic import atomic_path
 from common.masks import CLASS_NAMES, EyeShapes, class_map
 
 CROP_NAMES = ("eyes", "r_eye", "l_eye")
@@ -221,11 +221,11 @@ def read_frame(path: Path, image_type: str | None) -> np.ndarray | None:
 
 
 def _write_atomic(path: Path, write: Callable[[Path], bool]) -> None:
-    """Write to a temporary name in the same folder, then rename, so a crash leaves no half file."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    if not write(tmp):
-        raise OSError(f"{path}: could not write {tmp.name}")
-    os.replace(tmp, path)
+    """``write(tmp)`` atomically; the temp name keeps the suffix because cv2.imwrite picks
+    the codec from it, and a False return (cv2 reports failure that way) raises OSError."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        if not write(tmp):
+            raise OSError(f"{path}: could not write {tmp.name}")
 
 
 def crop_paths(out: Path, split: str, crop: str, sample_id: str) -> dict[str, Path]:
@@ -427,9 +427,8 @@ def write_index(parts: list[pd.DataFrame], path: Path, provenance: dict[str, str
     table = pa.Table.from_pandas(index, preserve_index=False)
     metadata = dict(table.schema.metadata or {})
     metadata.update({key.encode(): value.encode() for key, value in provenance.items()})
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table.replace_schema_metadata(metadata), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table.replace_schema_metadata(metadata), tmp)
     return index
 
 

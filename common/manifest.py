@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from common import __version__
+from common.atomic import atomic_path
 from common.cores import available_cores
 from common.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
 from common.index_walk import NO_JSON, NO_PNG, Rows, WalkError, all_files, label_files, pair, walk
@@ -107,12 +108,11 @@ def _write_table(table: pa.Table, path: str | Path, root: str | Path) -> None:
     meta.update({ROOT_KEY: str(Path(root).resolve()).encode(), VERSION_KEY: __version__.encode()})
     table = table.replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        pq.write_table(table, tmp)
-    except (OSError, pa.ArrowException) as exc:
-        raise ManifestError(f"{path}: cannot write the manifest: {exc}") from None
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        try:
+            pq.write_table(table, tmp)
+        except (OSError, pa.ArrowException) as exc:
+            raise ManifestError(f"{path}: cannot write the manifest: {exc}") from None
 
 
 def write_manifest(df, path: str | Path, root: str | Path) -> None:

@@ -17,7 +17,6 @@ delivery's ``01.데이터/1.Training/원천데이터/`` layout is kept.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
@@ -26,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
+
+from common.atomic import atomic_path
 
 STATE_DIR = ".nia-prepare"
 _PART = re.compile(r"^(?P<base>.+\.zip)\.part(?P<n>\d+)$", re.IGNORECASE)
@@ -88,12 +89,10 @@ def find_archives(src: Path) -> tuple[list[Archive], list[str]]:
 
 def merge_parts(archive: Archive, dest: Path) -> Path:
     """Concatenate the parts into ``dest`` (via a temporary name) and check the result."""
-    tmp = dest.with_name(dest.name + ".tmp")
-    with open(tmp, "wb") as out:
+    with atomic_path(dest) as tmp, open(tmp, "wb") as out:
         for part in archive.parts:
             with open(part, "rb") as f:
                 shutil.copyfileobj(f, out, 1 << 22)
-    os.replace(tmp, dest)
     check_zip(dest, archive)
     return dest
 
@@ -163,10 +162,8 @@ def extract(zip_path: Path, dest: Path, archive: str, progress: bool = False) ->
                 reused += 1  # written by an interrupted run: files only appear once complete
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.nia-tmp")
-            with z.open(info) as src, open(tmp, "wb") as out:
+            with atomic_path(target) as tmp, z.open(info) as src, open(tmp, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-            os.replace(tmp, target)
             written += 1
     return written, reused
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from common import __version__
+from common.atomic import write_text_atomic
 
 _BLOCK = 8 << 20
 _LIBRARIES = ("torch", "torchvision", "cv2", "numpy", "pandas", "pyarrow")
@@ -155,8 +156,6 @@ def _store_disk_cache(key: str, value: str) -> None:
         data = _load_disk_cache()
         data[key] = value
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, json.dumps(data, sort_keys=True))
     except OSError:
         pass  # read-only home (containers): the in-memory cache still works

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from common.atomic import write_text_atomic
 from common.provenance import sha256_file, utc_now
 from common.verdict import Threshold, default_thresholds_file, threshold_for, threshold_from_entry
 
@@ -66,7 +67,7 @@ def write_results(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     per_sample_path = out / PER_SAMPLE_FILE
-    _atomic_write(per_sample_path, per_sample.to_csv(index=False, lineterminator="\n"))
+    write_text_atomic(per_sample_path, per_sample.to_csv(index=False, lineterminator="\n"))
     rules_file = Path(thresholds_file) if thresholds_file is not None else default_thresholds_file()
     passed = rule.passes(float(value))
     result: dict[str, Any] = {
@@ -96,7 +97,7 @@ def write_results(
         "provenance": {**provenance, "end_time": utc_now()},
         "extra": extra or {},
     }
-    _atomic_write(out / METRICS_FILE, json.dumps(to_jsonable(result), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(out / METRICS_FILE, json.dumps(to_jsonable(result), indent=2, allow_nan=False) + "\n")
     return result
 
 
@@ -215,12 +216,6 @@ def _check_arguments(
         raise ValueError(f"n_skipped is {n_skipped} but skipped={skipped} sums to {sum(skipped.values())}")
     if ci95 is not None and len(ci95) != 2:
         raise ValueError(f"ci95 is {ci95!r}; expected (low, high) or None")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _fail(message: str, exc: BaseException | None = None) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from common.tracks import synthetic_reason
+from common.tracks import classify_track
 
 # physical head-pose range (degrees). pose.head is documented as relative and
 # uncalibrated (x3600 in the builder's scripts), so values past this are flagged.
@@ -62,15 +62,15 @@ def composition_table(df: pd.DataFrame, pub: dict[str, Any]) -> pd.DataFrame:
 
 
 def synthetic_tracks(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per video whose frames' gaze points look synthetic: video_stem, n_frames, reason."""
+    """One row per video whose frames' gaze points look synthetic: video_stem, n_frames, pattern, reason."""
     frames = df[(df["kind"] == "frame") & df["video_stem"].notna() & df["point_x"].notna()]
     frames = frames.sort_values(["video_stem", "frame"])
     rows = []
     for stem, group in frames.groupby("video_stem", sort=True):
-        reason = synthetic_reason(group[["point_x", "point_y"]].to_numpy(dtype=float))
-        if reason:
-            rows.append((stem, len(group), reason))
-    return pd.DataFrame(rows, columns=["video_stem", "n_frames", "reason"])
+        track = classify_track(group[["point_x", "point_y"]].to_numpy(dtype=float))
+        if track:
+            rows.append((stem, len(group), track.pattern, track.message))
+    return pd.DataFrame(rows, columns=["video_stem", "n_frames", "pattern", "reason"])
 
 
 def _error_path(error: str) -> str:
@@ -96,7 +96,6 @@ def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
                   | (good["point_y"] < 0) | (good["point_y"] > SCREEN[1]))
     missing = {eye: int(good[col].isna().sum()) for eye, col in EYE_COLUMNS.items()}
     any_missing = good[list(EYE_COLUMNS.values())].isna().any(axis=1)
-    reasons = tracks["reason"].str.split(r" \(|:| =| from| over", regex=True).str[0].value_counts()
     return {
         "rows": len(df),
         "kinds": {str(k): int(v) for k, v in df["kind"].value_counts().items()},
@@ -107,7 +106,7 @@ def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
         "name_json_mismatch_rows": len(mismatch),
         "name_json_mismatch_by_field": fields,
         "synthetic_track_videos": len(tracks),
-        "synthetic_track_by_pattern": {str(k): int(v) for k, v in reasons.items()},
+        "synthetic_track_by_pattern": {str(k): int(v) for k, v in tracks["pattern"].value_counts().items()},
         "head_pose_out_of_range": head,
         "head_pose_limits_deg": HEAD_LIMITS,
         "gaze_point_off_screen": int(off_screen.sum()),

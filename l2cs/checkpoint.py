@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torchvision.models.resnet import Bottleneck
 
+from common.atomic import atomic_path
 from common.torch_utils import load_checkpoint_safely
 from l2cs.config import BIN_PRESETS, L2CSConfig
 from l2cs.model import ARCH_LAYOUTS, L2CS, build_model
@@ -58,9 +59,10 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         payload["optimizer_state"] = state["optimizer"]["state"]
         plain["optimizer_param_groups"] = state["optimizer"]["param_groups"]
     payload["json"] = json.dumps(plain, allow_nan=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    # torch.save names the zip's inner folder after the file name up to its last dot, so a
+    # fixed "best.pt.tmp" keeps it "best.pt/" and the bytes independent of a random temp name.
+    with atomic_path(path, temp=path.with_name(path.name + ".tmp")) as tmp:
+        torch.save(payload, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """l2cs.model and l2cs.checkpoint: shapes, torchvision layout, original and ImageNet weights."""
 from __future__ import annotations
 
+import zipfile
 from collections import OrderedDict
 
 import pytest
@@ -88,6 +89,9 @@ def test_our_checkpoint_round_trip(tmp_path) -> None:
     path = tmp_path / "best.pt"
     save_checkpoint(path, {"model": model.state_dict(), "config": config.to_dict(), "epoch": 7,
                            "optimizer": optimizer.state_dict(), "val_mae_deg": 3.25})
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left
+    # torch.save names the inner folder after the temp file: it must not carry a random part
+    assert {name.split("/")[0] for name in zipfile.ZipFile(path).namelist()} == {"best.pt"}
     loaded, loaded_config, info = load_model(path)
     assert loaded_config == config and info["epoch"] == 7 and info["bin_anchor"] == "centre"
     assert torch.equal(loaded.layer1[0].conv1.weight, model.layer1[0].conv1.weight)

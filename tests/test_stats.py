@@ -1,5 +1,6 @@
 """Synthetic-track patterns, quality flags and the published-vs-measured table."""
 import json
+import re
 
 import cv2
 import numpy as np
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 from common.cli import main
 from common.manifest import build_index, read_manifest, write_manifest
 from common.stats import compute_stats, published
-from common.tracks import synthetic_reason
+from common.tracks import PATTERNS, SyntheticTrack, classify_track, synthetic_reason
 
 
 def test_constant_point():
@@ -40,6 +41,23 @@ def test_realistic_noisy_track_is_not_flagged():
 
 def test_too_short_track_is_not_judged():
     assert synthetic_reason([[1, 1]] * 4) is None
+
+
+_ZIGZAG_X = np.concatenate([np.arange(0, 500, 50), np.arange(500, 0, -50), np.arange(0, 500, 50)])
+
+
+@pytest.mark.parametrize("points, pattern", [
+    ([[812, 400]] * 30, "constant point"),
+    ([[30, 10 * i] for i in range(20)], "constant x"),
+    ([[10 * i, 540] for i in range(20)], "constant y"),
+    ([[round(1913 * i / 29), round(1076 * i / 29)] for i in range(30)], "straight diagonal sweep"),
+    (np.column_stack([_ZIGZAG_X, np.arange(len(_ZIGZAG_X)) * 20]), "zig-zag"),
+])
+def test_classify_track_names_the_pattern(points, pattern):
+    track = classify_track(points)
+    assert track == SyntheticTrack(pattern, synthetic_reason(points)) and pattern in PATTERNS
+    # stats.json keys stay what nia stats wrote when it parsed the pattern out of the message
+    assert re.split(r" \(|:| =| from| over", track.message)[0] == pattern
 
 
 def test_published_composition_file():
@@ -76,6 +94,7 @@ def test_quality_flags(flagged_manifest):
     table, flags, tracks = compute_stats(df)
     assert tracks["video_stem"].tolist() == [tree.videos[0]]
     assert tracks["reason"].iloc[0] == "constant point (640, 360) over 6 frames"
+    assert tracks["pattern"].iloc[0] == "constant point"
     assert flags["synthetic_track_by_pattern"] == {"constant point": 1}
     assert flags["head_pose_out_of_range"] == {"head_roll": 0, "head_pitch": 1, "head_yaw": 0}
     assert flags["missing_eye_frames"] == 1 and flags["missing_eye_by_label"]["l_iris"] == 1

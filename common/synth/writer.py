@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common.atomic import atomic_path
 from common.profiles import DEFAULT_PROFILE_PATH, PROFILE_FILE_NAME, ProfileSet, load_profiles
 from common.synth.clip import render_clip
 from common.synth.labels import video_label
@@ -88,17 +87,16 @@ def _dump_json(obj: Any) -> bytes:
 
 
 def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """mp4 via OpenCV (``mp4v``); written under an ASCII temp name, then renamed into place."""
+    """mp4 via OpenCV (``mp4v``), written atomically; the temp name keeps ``.mp4``, from which
+    OpenCV picks the container."""
     height, width = frames[0].shape[:2]
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        tmp_path = os.path.join(tmp, "clip.mp4")
-        writer = cv2.VideoWriter(tmp_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    with atomic_path(path, keep_suffix=True) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
         if not writer.isOpened():
             raise SynthError(f"{path}: OpenCV cannot open an mp4v video writer (FFmpeg backend missing?)")
         for frame in frames:
             writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame)
         writer.release()
-        os.replace(tmp_path, path)
 
 
 def _write_clip(out: Path, video: VideoSpec, profiles: ProfileSet) -> list[dict[str, Any]]:
