@@ -129,9 +129,14 @@ def worker_init(_: int) -> None:
 
 def normalize_batch(images: torch.Tensor, device: torch.device, mean: tuple[float, float, float],
                     std: tuple[float, float, float], channels_last: bool = True) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32 ((x / 255) - mean) / std on `device`, in one fused pass."""
+    """uint8 (N, 3, H, W) -> float32 ((x / 255) - mean) / std on `device`, in one fused pass.
+
+    Both copies to a GPU are asynchronous: the constants are built on the CPU
+    and sent with non_blocking (building them with `device=` would make a
+    blocking copy, i.e. wait for the GPU's queued work on every batch).
+    """
     images = images.to(device, non_blocking=True)
-    scale = torch.tensor([1.0 / (255.0 * s) for s in std], device=device).view(1, 3, 1, 1)
-    shift = torch.tensor([m / s for m, s in zip(mean, std)], device=device).view(1, 3, 1, 1)
+    affine = torch.tensor([[1.0 / (255.0 * s) for s in std], [m / s for m, s in zip(mean, std)]])
+    scale, shift = affine.to(device, non_blocking=True).view(2, 1, 3, 1, 1)
     batch = torch.addcmul(-shift, images.float(), scale)
     return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch

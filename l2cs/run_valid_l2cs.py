@@ -34,7 +34,7 @@ from common.pipeline import resolve_crops
 from common.predictions import read_gaze_predictions
 from common.provenance import collect_provenance, utc_now
 from common.results import RunError, run_entry_point, write_results
-from common.torch_utils import DEVICE_CHOICES, pick_device
+from common.torch_utils import DEVICE_CHOICES, pick_device, set_cudnn_mode
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_model
 from l2cs.dataset import INDEX_NAME, CropRows, EyeCrops, read_eye_crops, worker_init
@@ -46,7 +46,12 @@ TEST, METRIC = "l2cs", "mean_angular_error_deg"
 
 def predict_with_model(crops: CropRows, data: Path, weights: Path, device: torch.device, batch_size: int,
                        workers: int) -> tuple[np.ndarray, dict[str, int], dict[str, Any]]:
-    """(N, 2) predicted [pitch, yaw] deg (NaN where the crop could not be decoded), skips, model facts."""
+    """(N, 2) predicted [pitch, yaw] deg (NaN where the crop could not be decoded), skips, model facts.
+
+    Full float32 (no AMP) with deterministic cuDNN: a rerun gives the same numbers.
+    The weights are read on the CPU whatever device saved them, then moved.
+    """
+    set_cudnn_mode(reproducible=True)
     model, config, info = load_model(weights, map_location="cpu")
     model = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
     dataset = EyeCrops.from_rows(data, crops.rows, width=config.input_width, height=config.input_height)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -99,6 +100,50 @@ def test_resume_after_kill_gives_the_same_weights(crops: Path, trained: Path, tm
         assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-6), key
     with (tmp_path / "log.csv").open() as handle:
         assert [r["epoch"] for r in csv.DictReader(handle)] == ["1", "2", "3"]
+
+
+def test_cli_resume_reads_last_pt_once_and_keeps_its_config(trained: Path, crops: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--resume` takes the saved config (base width 8, not the demo preset's 16) from one read of last.pt."""
+    from click.testing import CliRunner
+
+    import l2cs.train
+
+    (tmp_path / "last.pt").write_bytes((trained / "last.pt").read_bytes())
+    reads: list[Path] = []
+    monkeypatch.setattr(l2cs.train, "read_checkpoint", lambda path, where: reads.append(path) or read_checkpoint(path))
+    result = CliRunner(mix_stderr=False).invoke(l2cs.train.cli, ["--data", str(crops), "--out", str(tmp_path),
+                                                                 "--resume", "--device", "cpu", "--workers", "0"])
+    assert result.exit_code == 0, result.stderr
+    assert reads == [tmp_path / "last.pt"]
+    assert "from epoch 4" in result.stderr  # 3 epochs done of 3: nothing left to train
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["base_width"] == 8 and saved["workers"] == 0 and saved["epochs"] == 3
+
+
+def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
+    """All of one batch unreadable: nothing to learn from it, and the epoch's mean loss is that of the rest."""
+    from l2cs.loss import l2cs_loss
+    from l2cs.model import build_model, freeze_batchnorm_stats
+    from l2cs.train import Data, train_one_epoch
+
+    config = preset("demo", **TINY)
+    targets = torch.tensor([[10.0, 20.0], [-5.0, 15.0], [0.0, -25.0], [12.0, -8.0]])
+    images = torch.stack([torch.from_numpy(np.ascontiguousarray(render_eyes(p, y, 64, 32).transpose(2, 0, 1)))
+                          for p, y in targets.tolist()])
+    index = torch.arange(4)
+    good = (images, targets, index, torch.ones(4, dtype=torch.bool))
+    unreadable = (torch.zeros_like(images), targets, index, torch.zeros(4, dtype=torch.bool))
+    model = build_model(config)
+    model.train()
+    freeze_batchnorm_stats(model)
+    with torch.no_grad():
+        batch = normalize_batch(images, torch.device("cpu"), IMAGENET_MEAN, IMAGENET_STD)
+        expected, _ = l2cs_loss(*model(batch), targets, BinSpec.from_config(config), config.alpha)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loss = train_one_epoch(model, Data([unreadable, good], None, None, {}), optimizer,
+                           torch.cuda.amp.GradScaler(enabled=False), config, torch.device("cpu"), 1)
+    assert loss == pytest.approx(float(expected), rel=1e-5)  # the empty batch moved no weight
 
 
 def _free_port() -> int:
