@@ -13,7 +13,11 @@ weights), same generated 224x112 JPG crops, one run:
   convolutions (what `run_valid_l2cs.py` runs).
 
 Prints images/s of each and the ratios. Target: ours >= 5x anchor on 2 CPU
-cores. `--device cuda` (or auto on a GPU host) measures the CUDA path. Keep it short: `--anchor-images` and `--images` set the work.
+cores. It also prints the compute ceiling measured in the same run: the
+model's forward pass alone on random tensors (no decode, no preprocessing,
+no bin decode), at batch 1 on the anchor's threads and batched on ours. No
+loop can beat the ratio of the anchor's rate to that batched forward rate:
+if it is under 5x, the target needs a faster device, not a better loop. `--device cuda` (or auto on a GPU host) measures the CUDA path. Keep it short: `--anchor-images` and `--images` set the work.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common.torch_utils import pick_device
+from common.torch_utils import pick_device, set_cudnn_mode
 from l2cs.bins import BinSpec
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
 from l2cs.dataset import EyeCrops, read_eye_crops, worker_init
@@ -63,6 +67,24 @@ def our_loop(model: torch.nn.Module, root: Path, paths: list[str], batch_size: i
     return predict(model, loader, BINS, device, progress=False).pitch_yaw
 
 
+def forward_rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
+                 channels_last: bool) -> float:
+    """Images/s of the model's forward pass alone on random input (after one warm-up pass)."""
+    x = torch.randn(batch, 3, HEIGHT, WIDTH, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return batch * repeats / (time.perf_counter() - started)
+
+
 def timed(label: str, n: int, fn) -> tuple[float, np.ndarray]:
     started = time.perf_counter()
     result = fn()
@@ -88,11 +110,13 @@ def main() -> None:
         cpu = torch.device("cpu")
         model = L2CS(arch="resnet50", num_bins=90).eval()
         anchor_loop(model, root, anchor_paths[:2], cpu)  # warm-up
+        floor_anchor = forward_rate(model, 1, len(anchor_paths), cpu, channels_last=False)
         # 1. the anchor as a plain script runs it: the stack's default torch threads on the CPU
         anchor_default, anchor_out = timed(f"anchor, CPU, {default_threads} thread(s) (stack default)",
                                            len(anchor_paths), lambda: anchor_loop(model, root, anchor_paths, cpu))
         # 2. what run_valid_l2cs.py does: pick_device (CUDA when visible, else every core)
         device = pick_device(args.device)
+        set_cudnn_mode(reproducible=True)  # as run_valid_l2cs.py: deterministic cuDNN, no TF32
         threads = torch.get_num_threads()
         model = model.to(device)
         anchor_loop(model, root, anchor_paths[:2], device)  # warm-up on this device
@@ -104,10 +128,17 @@ def main() -> None:
         fast = fold_batchnorm(model).to(memory_format=torch.channels_last)
         ours, ours_out = timed("ours (+ channels_last, folded BatchNorm)", len(paths),
                                lambda: our_loop(fast, root, paths, args.batch_size, args.workers, device))
+        floor_ours = forward_rate(fast, args.batch_size, max(1, len(paths) // args.batch_size), device,
+                                  channels_last=True)
     agree = np.abs(ours_out[:args.anchor_images] - anchor_out).max()
     print(f"torch {torch.__version__}; ResNet-50 L2CS at {WIDTH}x{HEIGHT}; device {device}")
     print(f"max |ours - anchor| prediction difference: {agree:.4f} deg (same decoded pixels: no resize needed)")
     print(f"ratio ours / anchor as a plain script runs it: {ours / anchor_default:.2f}x (target >= 5x)")
+    print(f"model forward alone: batch 1 on {default_threads} thread(s) {floor_anchor:.1f} images/s "
+          f"({100 * anchor_default / floor_anchor:.0f} % of the anchor's time is the forward pass); "
+          f"batch {args.batch_size} as ours on {device} {floor_ours:.1f} images/s")
+    print(f"ceiling (forward alone / anchor as a plain script runs it): {floor_ours / anchor_default:.2f}x; "
+          f"ours reaches {100 * ours / floor_ours:.0f} % of the forward-only rate")
     print(f"ratio ours / anchor on the same device and threads: {ours / anchor_same:.2f}x "
           f"(batching alone: {batched / anchor_same:.2f}x)")
 
