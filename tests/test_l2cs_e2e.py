@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,9 +27,16 @@ TRAIN_ARGS = ["--preset", "demo", "--device", "cpu"]
 THRESHOLD_DEG = 10.0
 
 
-def run(args: list[str], what: str) -> subprocess.CompletedProcess:
+def demo_train_env() -> dict[str, str]:
+    """The Makefile's DEMO_TRAIN_ENV (fixed threads and CPU kernels), so this test trains as `make` does."""
+    line = re.search(r"^DEMO_TRAIN_ENV \?= (.+)$", (REPO / "Makefile").read_text(), re.M)
+    assert line is not None, "Makefile: DEMO_TRAIN_ENV is gone"
+    return dict(item.split("=", 1) for item in line.group(1).split())
+
+
+def run(args: list[str], what: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run one step from the repository root; a failing step fails the test with its output."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"{what} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -43,7 +51,7 @@ def test_demo_preset_passes_on_synthetic_data(tmp_path: Path) -> None:
     run([*NIA, "split", str(manifest)], "nia split")
     run([*NIA, "crops", str(manifest), str(crops), "--workers", "2"], "nia crops")
     run([sys.executable, "l2cs/train.py", *TRAIN_ARGS, "--data", str(crops), "--out", str(tmp_path / "train")],
-        "l2cs/train.py")
+        "l2cs/train.py", demo_train_env())
     result = run([sys.executable, "l2cs/run_valid_l2cs.py", "--data", str(crops), "--weights",
                   str(tmp_path / "train" / "best.pt"), "--out", str(tmp_path / "results"), "--split", "test"],
                  "l2cs/run_valid_l2cs.py")
