@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BUILD ?= build
 
-.PHONY: help deps venv test bench clean
+.PHONY: help deps venv test test-gpu bench clean
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -26,6 +26,11 @@ venv: $(VENV)/.installed  ## make .venv (system site packages + pyarrow + this p
 
 test: venv  ## run the test suite (CPU only)
 	$(PY) -m pytest -q
+
+test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the GPU validation speed
+	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA GPU here')"
+	$(PY) -m pytest -q -rs -m gpu tests/test_gpu.py
+	$(PY) bench/bench_l2cs_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64 --workers 4
 
 bench: venv  ## run the benchmarks under bench/ and print their ratios
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

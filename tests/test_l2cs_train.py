@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ from l2cs.bins import BinSpec
 from l2cs.dataset import normalize_batch
 from l2cs.train import main
 from tests.l2cs_fakes import make_fake_crops, render_eyes
+from tests.procs import torchrun
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny network and input; frozen BatchNorm statistics so that 2 DDP processes
@@ -146,12 +146,6 @@ def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
     assert loss == pytest.approx(float(expected), rel=1e-5)  # the empty batch moved no weight
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp_path: Path) -> None:
     """torchrun, 2 gloo processes x batch 4 vs 1 process x batch 8, same global batches.
@@ -161,11 +155,8 @@ def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp
     atol 1e-4 on weights, 1e-3 deg on the validation MAE).
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-               "--redirects", "2", "--tee", "2",  # torch 1.13 + Python 3.11: the default "0" crashes torchrun
-               str(REPO / "l2cs" / "train.py"), *TINY_ARGS, "--epochs", "3",
-               "--data", str(crops), "--out", str(tmp_path / "ddp")]
+    command = torchrun(REPO / "l2cs" / "train.py", [*TINY_ARGS, "--epochs", "3", "--data", str(crops),
+                                                    "--out", str(tmp_path / "ddp")], nproc=2)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on cpu x2" in done.stderr + done.stdout
