@@ -14,7 +14,10 @@ not entered, and counted too.
 Written for millions of files: one ``os.scandir`` per folder and no stat
 call (the file type comes from the directory entry; sizes and mtimes are
 taken later, in parallel, by :mod:`common.manifest`'s workers), plain
-strings and column lists (no per-file objects).
+strings and column lists (no per-file objects). Everything after the walk
+lists files in row order (stems sorted once, :func:`sorted_stems`), so that
+the workers' results line up with the manifest rows as they arrive: no
+lookup by path, no copy of the label columns.
 """
 from __future__ import annotations
 
@@ -136,11 +139,21 @@ class Rows:
         return len(self.sample_id)
 
 
-def pair(found: Found) -> tuple[Rows, int]:
-    """One row per sample, in stem order; and the number of duplicate files."""
+def sorted_stems(found: Found) -> list[str]:
+    """Every stem, sorted: the row order of the manifest."""
+    return sorted(found.png.keys() | found.json.keys() | found.mp4.keys())
+
+
+def pair(found: Found, stems: list[str]) -> tuple[Rows, int]:
+    """One row per sample, in the order of ``stems``; and the number of duplicate files.
+
+    Within a stem the JSON files (and the PNG files) fill rows in the order of
+    their list, so :func:`label_files` and :func:`all_files` give each type's
+    files in the order of the rows that hold them.
+    """
     pngs, jsons, mp4s = found.png, found.json, found.mp4
     rows, n_dup = Rows(), 0
-    for stem in sorted(pngs.keys() | jsons.keys() | mp4s.keys()):
+    for stem in stems:
         p, j, v = pngs.get(stem), jsons.get(stem), mp4s.get(stem)
         p0, j0, v0 = (p[0] if p else None), (j[0] if j else None), (v[0] if v else None)
         if v0 is not None:
@@ -166,15 +179,18 @@ def pair(found: Found) -> tuple[Rows, int]:
     return rows, n_dup
 
 
-def label_files(found: Found) -> tuple[list[str], list[bool]]:
-    """Every JSON file and whether it is a video label; known before pairing.
+def label_files(found: Found, stems: list[str]) -> tuple[list[str], list[bool]]:
+    """Every JSON file, in row order, and whether it is a video label; known before pairing.
 
     A JSON is a video label when an mp4 has its stem and it is the first JSON
     of that stem; every other JSON (duplicates included) is a frame label.
     """
     rels, is_video = [], []
-    mp4s = found.mp4
-    for stem, files in found.json.items():
+    jsons, mp4s = found.json, found.mp4
+    for stem in stems:
+        files = jsons.get(stem)
+        if files is None:
+            continue
         rels += files
         is_video.append(stem in mp4s)
         if len(files) > 1:
@@ -182,9 +198,11 @@ def label_files(found: Found) -> tuple[list[str], list[bool]]:
     return rels, is_video
 
 
-def all_files(by_stem: dict[str, list[File]]) -> list[File]:
-    """Every file of one type (duplicates included)."""
+def all_files(by_stem: dict[str, list[File]], stems: list[str]) -> list[File]:
+    """Every file of one type (duplicates included), in row order."""
     out: list[File] = []
-    for files in by_stem.values():
-        out += files
+    for stem in stems:
+        files = by_stem.get(stem)
+        if files is not None:
+            out += files
     return out

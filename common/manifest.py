@@ -1,9 +1,10 @@
 """`nia index`: walk a tree, pair files by stem, parse labels in parallel, write the manifest.
 
 Built for 2.5 million labels. The walk and pairing (:mod:`common.index_walk`)
-make the sample columns; worker processes get chunks of paths and send back
-one Arrow record batch per chunk (no per-row objects cross the process
-boundary). Each frame label goes through the fast path
+make the sample columns; worker processes get chunks of paths, in row order,
+and send back one Arrow record batch per chunk (no per-row objects cross the
+process boundary), which becomes part of the manifest as it arrives, with no
+lookup and no copy. Each frame label goes through the fast path
 (:mod:`common.label_columns`, msgspec in C); only a label the fast path does
 not accept is re-checked by :func:`common.labels.parse_label`, so errors read
 exactly as before. NIA name fields come from one vectorised regex over all
@@ -24,7 +25,7 @@ from itertools import chain
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -36,11 +37,13 @@ from common import __version__
 from common.atomic import atomic_path
 from common.cores import available_cores
 from common.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
-from common.index_walk import NO_JSON, NO_PNG, Rows, WalkError, all_files, label_files, pair, walk
+from common.index_walk import (NO_JSON, NO_PNG, Found, Rows, WalkError, all_files, label_files, pair, sorted_stems,
+                               walk)
 from common.label_columns import NAME_PATTERN, frame_columns
 from common.labels import LabelError, decode_json, parse_label, parse_video_label
 
 ROOT_KEY = b"nia.root"
+ROW_GROUP = 1 << 20  # rows per parquet row group: pyarrow's default, so chunked and whole writes are alike
 VERSION_KEY = b"nia.version"
 PAIRING_ERRORS = (NO_JSON, NO_PNG)
 
@@ -59,6 +62,7 @@ LABEL_FIELDS: list[tuple[str, pa.DataType]] = (
 _LABEL_BATCH = pa.schema([("json_path", _S), ("json_size", _I), ("json_mtime_ns", _I)] + LABEL_FIELDS
                          + [("mismatch", _S), ("label_error", _S)])
 _POLYGONS = {i + 3 for i, (name, _) in enumerate(LABEL_FIELDS) if name.endswith("_eyelid")}
+_SEP = "\0"  # between the paths of one job: the one character no path holds
 _STAT_BATCH = pa.schema([("path", _S), ("size", _I), ("mtime_ns", _I)])
 NAME_FIELDS = ("site", "subject", "attempt", "scenario", "device", "image_type", "state", "posture_code", "direction")
 SAMPLE_FIELDS: list[tuple[str, pa.DataType]] = (
@@ -66,6 +70,9 @@ SAMPLE_FIELDS: list[tuple[str, pa.DataType]] = (
     + [(c, _I) for c in ("png_size", "png_mtime_ns", "json_size", "json_mtime_ns")]
     + [(c, _S) for c in NAME_FIELDS] + [("frame", _I)]
 )
+# sample columns that a re-index makes anew: not read from the previous manifest
+_REMADE = frozenset(["png_path", "png_size", "png_mtime_ns", "video_path", "video_stem", *NAME_FIELDS, "frame",
+                     "valid"])
 INDEX_SCHEMA = pa.schema(SAMPLE_FIELDS + LABEL_FIELDS + [("valid", _B), ("error", _S), ("mismatch", _S)])
 # columns other commands add (docs/architecture.md); typed here so that all-null columns keep their type
 ADDED_TYPES = {"split": _S, "gaze_method": _S, "gaze_profile_sha256": _S,
@@ -98,37 +105,65 @@ class IndexResult:
 
 # --- reading and writing ----------------------------------------------------------
 
-def _schema_for(df_columns: Iterable[str], inferred: pa.Schema) -> pa.Schema:
-    return pa.schema([(c, KNOWN_TYPES.get(c, inferred.field(c).type)) for c in df_columns])
+def _schema_for(df) -> pa.Schema:
+    """The Arrow schema of a manifest DataFrame: known columns get their manifest type, others
+    an inferred one (inferred for those only: inference converts the whole column)."""
+    unknown = [c for c in df.columns if c not in KNOWN_TYPES]
+    inferred = pa.Schema.from_pandas(df[unknown], preserve_index=False)
+    return pa.schema([(c, KNOWN_TYPES[c] if c in KNOWN_TYPES else inferred.field(c).type) for c in df.columns])
+
+
+def _write_tables(tables: Iterable[pa.Table], path: str | Path, root: str | Path) -> None:
+    """Write tables of one schema into one parquet file, with the indexed root in its metadata.
+
+    The file is the one ``pq.write_table`` writes for them concatenated as long
+    as every table but the last has ROW_GROUP rows.
+    """
+    path = Path(path)
+    meta_root = {ROOT_KEY: str(Path(root).resolve()).encode(), VERSION_KEY: __version__.encode()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for table in tables:
+                table = table.replace_schema_metadata(dict(table.schema.metadata or {}) | meta_root)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        except (OSError, pa.ArrowException) as exc:
+            raise ManifestError(f"{path}: cannot write the manifest: {exc}") from None
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def _write_table(table: pa.Table, path: str | Path, root: str | Path) -> None:
-    path = Path(path)
-    meta = dict(table.schema.metadata or {})
-    meta.update({ROOT_KEY: str(Path(root).resolve()).encode(), VERSION_KEY: __version__.encode()})
-    table = table.replace_schema_metadata(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        try:
-            pq.write_table(table, tmp)
-        except (OSError, pa.ArrowException) as exc:
-            raise ManifestError(f"{path}: cannot write the manifest: {exc}") from None
+    _write_tables([table], path, root)
 
 
 def write_manifest(df, path: str | Path, root: str | Path) -> None:
-    """Write a manifest DataFrame (extra columns kept) with the indexed root in its metadata."""
-    inferred = pa.Schema.from_pandas(df, preserve_index=False)
-    try:
-        table = pa.Table.from_pandas(df, schema=_schema_for(df.columns, inferred), preserve_index=False)
-    except (pa.ArrowException, TypeError, ValueError) as exc:
-        raise ManifestError(f"{path}: a column does not have its manifest type: {exc}") from None
-    _write_table(table, path, root)
+    """Write a manifest DataFrame (extra columns kept) with the indexed root in its metadata.
+
+    Converted to Arrow one row group at a time: the Arrow copy of a whole
+    manifest beside the DataFrame would take another 1 kB a row.
+    """
+    schema = _schema_for(df)
+
+    def row_groups() -> Iterator[pa.Table]:
+        for start in range(0, max(len(df), 1), ROW_GROUP):  # an empty frame still writes its schema
+            try:
+                yield pa.Table.from_pandas(df.iloc[start:start + ROW_GROUP], schema=schema, preserve_index=False)
+            except (pa.ArrowException, TypeError, ValueError) as exc:
+                raise ManifestError(f"{path}: a column does not have its manifest type: {exc}") from None
+
+    _write_tables(row_groups(), path, root)
 
 
-def read_table(path: str | Path) -> tuple[pa.Table, Path]:
-    """The manifest as an Arrow table and its indexed root."""
+def read_table(path: str | Path, skip: frozenset[str] = frozenset()) -> tuple[pa.Table, Path]:
+    """The manifest as an Arrow table (less the columns named in ``skip``) and its indexed root."""
     try:
-        table = pq.read_table(path)
+        columns = [name for name in pq.read_schema(path).names if name not in skip] if skip else None
+        table = pq.read_table(path, columns=columns)
     except (OSError, pa.ArrowException) as exc:
         raise ManifestError(f"{path}: not a readable parquet manifest: {exc}") from None
     meta = table.schema.metadata or {}
@@ -137,12 +172,31 @@ def read_table(path: str | Path) -> tuple[pa.Table, Path]:
     return table, Path(meta[ROOT_KEY].decode())
 
 
+def _return_freed_arrow_pages() -> None:
+    """Make Arrow's allocator (jemalloc) give freed pages back to the OS at once, not after ~1 s.
+
+    jemalloc applies this to the arenas it makes from now on: to the whole
+    process when reading a manifest is its first Arrow work (nia stats, split,
+    crops). Without it the Arrow table stays resident beside the DataFrame
+    made from it, even freed column by column (250k rows: 821 MB peak instead
+    of 537 MB). `nia index` takes the same time either way.
+    """
+    if pa.default_memory_pool().backend_name == "jemalloc":
+        pa.jemalloc_set_decay_ms(0)
+
+
 def read_manifest(path: str | Path):
-    """``(DataFrame, root)``: int64 columns come back as nullable ``Int64``."""
+    """``(DataFrame, root)``: int64 columns come back as nullable ``Int64``.
+
+    Each Arrow column is freed as soon as pandas has it (``self_destruct``):
+    the peak is the DataFrame, not the DataFrame plus the table (1 kB a row).
+    """
     import pandas as pd
 
+    _return_freed_arrow_pages()
     table, root = read_table(path)
-    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get, self_destruct=True)
+    del table  # unusable after self_destruct
     return df, root
 
 
@@ -233,8 +287,9 @@ def _polygon_array(polygons: tuple) -> pa.Array:
                                     mask=pa.array([p is None for p in polygons], type=_B))
 
 
-def _parse_batch(job: tuple[str, list[str], list[bool], bool]) -> pa.RecordBatch:
-    root, rels, videos, fast = job
+def _parse_batch(job: tuple[str, str, list[bool], bool]) -> pa.RecordBatch:
+    root, joined, videos, fast = job
+    rels = joined.split(_SEP)
     values = [parse_one(root, rel, is_video, fast) for rel, is_video in zip(rels, videos)]
     columns = [rels, *zip(*values)] if values else [[] for _ in _LABEL_BATCH]
     arrays = [_polygon_array(c) if i in _POLYGONS else pa.array(c, type=f.type)
@@ -242,9 +297,10 @@ def _parse_batch(job: tuple[str, list[str], list[bool], bool]) -> pa.RecordBatch
     return pa.RecordBatch.from_arrays(arrays, schema=_LABEL_BATCH)
 
 
-def _stat_batch(job: tuple[str, list[str]]) -> pa.RecordBatch:
+def _stat_batch(job: tuple[str, str]) -> pa.RecordBatch:
     """Size and mtime_ns of files (null for a file that vanished since the walk)."""
-    base, rels = job
+    base, joined = job
+    rels = joined.split(_SEP)
     sizes, mtimes = [], []
     for rel in rels:
         try:
@@ -262,7 +318,8 @@ class Workers:
     """The worker processes of one index run (or none: then everything runs here, lazily, in order).
 
     :meth:`stat` and :meth:`parse` hand out chunks of paths and return at once;
-    the workers go on while the caller pairs files; :meth:`table` collects.
+    the workers go on while the caller pairs files. Results come back in the
+    order of the paths.
     """
 
     def __init__(self, root: Path, workers: int, chunk: int, fast: bool = True) -> None:
@@ -273,9 +330,15 @@ class Workers:
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
             self.pool = context.Pool(workers, initializer=gc.disable)
 
-    def _chunks(self, *columns: list) -> list[tuple]:
-        n, c = len(columns[0]), self.chunk
-        return [(self.base, *(col[i:i + c] for col in columns)) for i in range(0, n, c)]
+    def _chunks(self, rels: list[str], *columns: list) -> list[tuple]:
+        """Jobs of ``chunk`` files: the paths joined into one string, then the other columns.
+
+        Joined, the paths of the jobs waiting for a worker keep none of the
+        walk's millions of small strings alive (0.5 kB a label while parsing).
+        """
+        c = self.chunk
+        return [(self.base, _SEP.join(rels[i:i + c]), *(col[i:i + c] for col in columns))
+                for i in range(0, len(rels), c)]
 
     def stat(self, rels: list[str]) -> Iterable[pa.RecordBatch]:
         """Sizes and mtimes of ``rels``, in order."""
@@ -283,24 +346,25 @@ class Workers:
         return self.pool.imap(_stat_batch, jobs) if self.pool and len(jobs) > 1 else map(_stat_batch, jobs)
 
     def parse(self, rels: list[str], videos: list[bool]) -> Iterable[pa.RecordBatch]:
-        """Label batches of the JSON files ``rels``, in any order."""
+        """Label batches of the JSON files ``rels``, in order."""
         jobs = [job + (self.fast,) for job in self._chunks(rels, videos)]
-        if self.pool and len(jobs) > 1:
-            return self.pool.imap_unordered(_parse_batch, jobs)
-        return map(_parse_batch, jobs)
+        return self.pool.imap(_parse_batch, jobs) if self.pool and len(jobs) > 1 else map(_parse_batch, jobs)
 
     @staticmethod
-    def table(results: Iterable[pa.RecordBatch], schema: pa.Schema, total: int = 0,
-              progress: bool = False, what: str = "") -> pa.Table:
-        """Wait for the batches (with a progress bar when ``what`` names them)."""
-        bar = tqdm(total=total, desc=what, unit=" files", disable=None if progress and what else True,
-                   file=sys.stderr)
-        batches = []
-        for batch in results:
-            batches.append(batch)
-            bar.update(batch.num_rows)
-        bar.close()
-        return pa.Table.from_batches(batches, schema=schema)
+    def progress(results: Iterable[pa.RecordBatch], total: int, show: bool, what: str) -> Iterator[pa.RecordBatch]:
+        """The batches as they arrive, counted on a progress bar when ``show``."""
+        bar = tqdm(total=total, desc=what, unit=" files", disable=None if show else True, file=sys.stderr)
+        try:
+            for batch in results:
+                bar.update(batch.num_rows)
+                yield batch
+        finally:
+            bar.close()
+
+    @staticmethod
+    def table(results: Iterable[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+        """Wait for all the batches."""
+        return pa.Table.from_batches(list(results), schema=schema)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -345,9 +409,37 @@ def _sample_columns(rows: Rows) -> dict[str, pa.Array]:
     return cols
 
 
-def _lookup(keys: pa.Array, table: pa.Table, key: str) -> pa.Table:
-    """Rows of ``table`` whose ``key`` equals each of ``keys`` (null rows where none)."""
-    return table.take(pc.index_in(keys, value_set=table.column(key).combine_chunks()))
+def _place(batches: Iterable[pa.RecordBatch], key: pa.Array, schema: pa.Schema) -> pa.Table:
+    """Batches whose rows are the non-null entries of ``key`` in order, spread over all its rows.
+
+    Row i of the result belongs to ``key[i]`` (a null row where ``key`` is null);
+    each batch's first column is its key. A batch that fills consecutive rows
+    is kept as it is, with no copy: the usual case, and why the workers'
+    results come in row order instead of being looked up by path (a lookup
+    copies every label column, 0.7 kB a label). The batches are freed as they
+    are placed. Rows without an entry go with the batch before them.
+    """
+    has = pc.is_valid(key).to_numpy(zero_copy_only=False)
+    row_of = np.flatnonzero(has)  # the row of each entry
+    entry_of = np.cumsum(has) - 1  # the entry of each row that has one
+    placed, first = [], 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        last = first + batch.num_rows
+        lo = row_of[first] if first else 0
+        hi = row_of[last] if last < len(row_of) else len(has)
+        if hi - lo != batch.num_rows:
+            batch = batch.take(pa.array(entry_of[lo:hi] - first, mask=~has[lo:hi]))
+        if not batch.column(0).equals(key.slice(lo, hi - lo)):
+            raise RuntimeError(f"internal error: {schema.names[0]} out of row order in rows {lo}-{hi}")
+        placed.append(batch)
+        first = last
+    if first != len(row_of):
+        raise RuntimeError(f"internal error: {first} {schema.names[0]} entries for {len(row_of)} rows")
+    if not placed:
+        return pa.Table.from_arrays([pa.nulls(len(has), f.type) for f in schema], schema=schema)
+    return pa.Table.from_batches(placed, schema=schema)
 
 
 # --- incremental re-index ------------------------------------------------------
@@ -357,35 +449,56 @@ def _previous(out: Path, root: Path) -> pa.Table | None:
     if not out.exists():
         return None
     try:
-        table, old_root = read_table(out)
+        table, old_root = read_table(out, skip=_REMADE)
     except ManifestError:
         return None
     return table if old_root == root.resolve() else None
 
 
-def _reusable(old: pa.Table, rel: pa.Array, size: pa.ChunkedArray, mtime: pa.ChunkedArray,
-              is_video: pa.Array) -> tuple[pa.Table, np.ndarray]:
-    """Label batch of the JSON files with the (path, size, mtime) and role they had in ``old``.
+def _reuse_positions(old: pa.Table, rel: pa.Array, size: pa.ChunkedArray, mtime: pa.ChunkedArray,
+                     is_video: pa.Array) -> np.ndarray:
+    """Per JSON file: the row of ``old`` with the same path, size, mtime and role, else -1 (parse it).
 
     Rows of ``old`` that were duplicates are never reused (their error is the
-    duplicate's, not the label's). Returns the batch and a mask over ``rel``.
+    duplicate's, not the label's).
     """
-    keep = pc.and_(pc.is_valid(old.column("json_path")),
-                   pc.invert(pc.match_substring(old.column("sample_id"), "#dup")))
-    old = old.filter(keep)
-    at = pc.index_in(rel, value_set=old.column("json_path").combine_chunks())
+    at = pc.index_in(rel, value_set=old.column("json_path").combine_chunks())  # a JSON file is in one row
     same = pc.and_(pc.equal(size, pc.take(old.column("json_size"), at)),
                    pc.equal(mtime, pc.take(old.column("json_mtime_ns"), at)))
     same = pc.and_(same, pc.equal(is_video, pc.equal(pc.take(old.column("kind"), at), "video")))
-    mask = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
-    picked = old.take(pc.filter(at, pa.array(mask)))
-    error = picked.column("error")
+    same = pc.and_(same, pc.invert(pc.match_substring(pc.take(old.column("sample_id"), at), "#dup")))
+    at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.where(pc.fill_null(same, False).to_numpy(zero_copy_only=False), at, -1)
+
+
+def _old_labels(old: pa.Table) -> pa.Table:
+    """The label columns of ``old`` laid out as the workers' batches (no copy but the label error)."""
+    error = old.column("error")
     label_error = pc.if_else(pc.is_in(error, value_set=pa.array(PAIRING_ERRORS)), "", error)
-    arrays = [pc.filter(x, pa.array(mask)) for x in (rel, size, mtime)]
-    arrays += [picked.column(name) for name, _ in LABEL_FIELDS]
-    arrays += [picked.column("mismatch"), label_error]
-    arrays = [a if isinstance(a, pa.ChunkedArray) else pa.chunked_array([a]) for a in arrays]
-    return pa.Table.from_arrays(arrays, schema=_LABEL_BATCH), mask
+    arrays = [old.column(name) for name in ("json_path", "json_size", "json_mtime_ns")]
+    arrays += [old.column(name) for name, _ in LABEL_FIELDS] + [old.column("mismatch"), label_error]
+    return pa.Table.from_arrays(arrays, schema=_LABEL_BATCH)
+
+
+def _merged(parsed: pa.Table, reusable: pa.Table, reuse_at: np.ndarray) -> pa.Table:
+    """Label rows of every JSON file in row order: where ``reuse_at`` is -1 the next parsed row,
+    else the row ``reuse_at`` of ``reusable``.
+
+    One take for all rows: a take from chunked columns joins each column's
+    chunks first, so taking in slices costs a join per slice (quadratic: at
+    1 M labels 64k-row slices made this step 4x slower than the old lookup).
+    """
+    new = reuse_at < 0
+    index = np.where(new, np.cumsum(new) - 1, parsed.num_rows + reuse_at)
+    return pa.concat_tables([parsed, reusable]).take(index)
+
+
+def _kept_rows(json_path: pa.Array, reuse_at: np.ndarray) -> pa.Array:
+    """Rows whose label did not change: no JSON at all, or a reused one."""
+    has = pc.is_valid(json_path).to_numpy(zero_copy_only=False)
+    kept = ~has
+    kept[has] = reuse_at >= 0
+    return pa.array(kept)
 
 
 def _carry_extras(table: pa.Table, old: pa.Table | None, kept: pa.Array) -> pa.Table:
@@ -408,16 +521,12 @@ def _carry_extras(table: pa.Table, old: pa.Table | None, kept: pa.Array) -> pa.T
 
 # --- assembly -------------------------------------------------------------------
 
-def _assemble(cols: dict[str, pa.Array], pairing_error: list[str], png_stats: pa.Table,
-              labels: pa.Table) -> pa.Table:
-    """The manifest table: sample columns, file stats and label columns placed by path, validity and error."""
-    png = _lookup(cols["png_path"], png_stats, "path")
-    lab = _lookup(cols["json_path"], labels, "json_path")
+def _assemble(cols: dict[str, pa.Array], pairing_error: pa.Array, png: pa.Table, lab: pa.Table) -> pa.Table:
+    """The manifest table from row-aligned parts: sample columns, PNG stats, label columns; validity and error."""
     cols = cols | {"png_size": png.column("size"), "png_mtime_ns": png.column("mtime_ns"),
                    "json_size": lab.column("json_size"), "json_mtime_ns": lab.column("json_mtime_ns")}
     label_error = pc.fill_null(lab.column("label_error"), "")
-    pairing = pa.array(pairing_error, type=_S)
-    error = pc.if_else(pc.equal(label_error, ""), pairing, label_error)
+    error = pc.if_else(pc.equal(label_error, ""), pairing_error, label_error)
     usable = pc.is_in(cols["kind"], value_set=pa.array(["frame", "video"]))
     valid = pc.and_(pc.equal(error, ""), usable)
     arrays = [cols[name] for name, _ in SAMPLE_FIELDS] + [lab.column(name) for name, _ in LABEL_FIELDS]
@@ -463,46 +572,80 @@ def build_index(root: str | Path, out: str | Path, workers: int | None = None, r
         return _build(root, out, workers or default_workers(), reuse, progress, chunk)
 
 
+@dataclass
+class _Pending:
+    """Work handed to the workers, and the sample columns made while they run."""
+
+    cols: dict[str, pa.Array]
+    pairing_error: pa.Array
+    n_duplicates: int
+    parsing: Iterable[pa.RecordBatch]  # label batches of the JSON files to parse, in row order
+    png_stats: Iterable[pa.RecordBatch]  # stat batches of every PNG, in row order
+    n_parse: int
+    reuse_at: np.ndarray | None  # per JSON file, in row order: its row in the old manifest, -1 if parsed
+
+
+def _start(found: Found, old: pa.Table | None, pool: Workers, clock: _Stages) -> _Pending:
+    """Hand the stat and parse work to the workers, then pair the files while they run.
+
+    Only Arrow arrays and the jobs' joined paths outlive this call: the
+    lists made from the walk's strings die here, and the walk itself with the
+    caller's ``found``, before the label batches are collected (0.6 kB a label).
+    """
+    stems = sorted_stems(found)
+    rels, videos = label_files(found, stems)
+    reuse_at = None
+    if old is not None:  # stat every JSON first: only changed ones are parsed
+        stats = pool.table(pool.stat(rels), _STAT_BATCH)
+        reuse_at = _reuse_positions(old, pa.array(rels, type=_S), stats.column("size"), stats.column("mtime_ns"),
+                                    pa.array(videos, type=_B))
+        todo = np.flatnonzero(reuse_at < 0)
+        rels, videos = [rels[i] for i in todo], [videos[i] for i in todo]
+    clock.done("reuse")  # with the sort that puts the files in row order
+    parsing = pool.parse(rels, videos)
+    png_stats = pool.stat(all_files(found.png, stems))
+    rows, n_dup = pair(found, stems)  # while the workers parse
+    cols = _sample_columns(rows)
+    clock.done("pair")
+    return _Pending(cols, pa.array(rows.pairing_error, type=_S), n_dup, parsing, png_stats, len(rels), reuse_at)
+
+
+def _labels(pending: _Pending, old: pa.Table | None, progress: bool) -> pa.Table:
+    """Label columns aligned with the rows: parsed batches as they arrive, merged with reused rows of ``old``."""
+    batches = Workers.progress(pending.parsing, pending.n_parse, progress, "parse")
+    if old is not None:
+        batches = _merged(Workers.table(batches, _LABEL_BATCH), _old_labels(old), pending.reuse_at).to_batches()
+    return _place(batches, pending.cols["json_path"], _LABEL_BATCH)
+
+
 def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chunk: int) -> IndexResult:
     clock = _Stages()
+    pool = Workers(root, workers, chunk)  # forked before the walk: the workers share none of its memory
     try:
-        found = walk(str(root), progress)
-    except WalkError as exc:
-        raise ManifestError(str(exc)) from None
-    clock.done("walk")
-    rels, videos = label_files(found)
-    old = _previous(out, root) if reuse else None
-    pool = Workers(root, workers, chunk)
-    try:
-        cached, reused = None, np.zeros(len(rels), dtype=bool)
-        if old is not None:  # stat every JSON first: only changed ones are parsed
-            stats = pool.table(pool.stat(rels), _STAT_BATCH)
-            cached, reused = _reusable(old, pa.array(rels, type=_S), stats.column("size"),
-                                       stats.column("mtime_ns"), pa.array(videos, type=_B))
-        todo = np.flatnonzero(~reused).tolist()
-        clock.done("reuse")
-        parsing = pool.parse([rels[i] for i in todo], [videos[i] for i in todo])
-        png_stats = pool.stat(all_files(found.png))
-        rows, n_dup = pair(found)  # while the workers parse
-        cols = _sample_columns(rows)
-        clock.done("pair")
-        parsed = pool.table(parsing, _LABEL_BATCH, len(todo), progress, "parse")
-        png_stats = pool.table(png_stats, _STAT_BATCH)
-        clock.done("parse")
+        try:
+            found = walk(str(root), progress)
+        except WalkError as exc:
+            raise ManifestError(str(exc)) from None
+        clock.done("walk")
+        result = IndexResult(ignored_files=found.ignored, n_suite_files=found.n_suite_files,
+                             n_hidden_dirs=found.n_hidden_dirs)
+        old = _previous(out, root) if reuse else None
+        pending = _start(found, old, pool, clock)
+        del found  # the last reference to the walk's strings
+        labels = _labels(pending, old, progress)
+        png = _place(pending.png_stats, pending.cols["png_path"], _STAT_BATCH)
     finally:
         pool.close()
-    labels = pa.concat_tables([parsed] + ([cached] if cached is not None else []))
-    table = _assemble(cols, rows.pairing_error, png_stats, labels)
+    clock.done("parse")
+    table = _assemble(pending.cols, pending.pairing_error, png, labels)
     if old is not None:
-        kept = pc.or_(pc.is_null(cols["json_path"]),
-                      pc.is_in(cols["json_path"], value_set=cached.column("json_path").combine_chunks()))
-        table = _carry_extras(table, old, kept)
+        table = _carry_extras(table, old, _kept_rows(pending.cols["json_path"], pending.reuse_at))
     clock.done("assemble")
     _write_table(table, out, root)
     clock.done("write")
-    kinds: dict[str, int] = {}
-    for k in rows.kind:
-        kinds[k] = kinds.get(k, 0) + 1
-    n_invalid = table.num_rows - (pc.sum(table.column("valid")).as_py() or 0)
-    return IndexResult(table.num_rows, len(todo), int(reused.sum()), n_invalid, n_dup, kinds, found.ignored,
-                       found.n_suite_files, found.n_hidden_dirs, clock.seconds)
+    result.n_rows, result.n_parsed, result.n_duplicates = table.num_rows, pending.n_parse, pending.n_duplicates
+    result.n_reused = 0 if pending.reuse_at is None else int((pending.reuse_at >= 0).sum())
+    result.n_invalid = table.num_rows - (pc.sum(table.column("valid")).as_py() or 0)
+    result.kinds = {k["values"]: k["counts"] for k in pc.value_counts(pending.cols["kind"]).to_pylist()}
+    result.seconds = clock.seconds
+    return result

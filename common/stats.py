@@ -6,6 +6,11 @@ Quality flags: invalid rows by JSON path, unpaired and duplicate files,
 name/JSON mismatches by field, synthetic-looking eye-tracker tracks (per
 video, :mod:`common.tracks`), head pose outside a physical range, gaze points
 off the 1920x1080 screen, and valid labels with a missing iris or eyelid.
+
+A manifest has millions of rows and about 80 columns: every function here
+picks the few columns it needs before filtering rows (``df[cols][mask]``;
+``df.loc[mask, cols]`` filters all columns first), so that no filter copies
+the whole frame (0.6 kB a row each time).
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import re
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from common.tracks import classify_track
@@ -39,17 +45,21 @@ def _share(series: pd.Series) -> dict[str, float]:
     return {str(k): 100.0 * v / total for k, v in counts.items()} if total else {}
 
 
+def _valid_frames(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of the valid frame rows."""
+    return df[columns][(df["kind"] == "frame") & df["valid"]]
+
+
 def composition_table(df: pd.DataFrame, pub: dict[str, Any]) -> pd.DataFrame:
     """Rows ``(group, key, published, measured)``; shares in %, the rest counts."""
-    frames = df[df["kind"] == "frame"]
-    good = frames[frames["valid"]]
+    good = _valid_frames(df, [*SHARE_COLUMNS.values(), "metaid"])
     rows = []
     for group, column in SHARE_COLUMNS.items():
         measured = _share(good[column].dropna())
         for key in dict.fromkeys([*pub["shares_percent"][group], *measured]):
             rows.append((f"{group} %", key, pub["shares_percent"][group].get(key), measured.get(key, 0.0)))
     for group, kind in (("frames", "frame"), ("videos", "video")):
-        sub = df[df["kind"] == kind]
+        sub = df[["device", "image_type"]][df["kind"] == kind]
         counts = (sub["device"].fillna("?") + "/" + sub["image_type"].fillna("?")).value_counts()
         for key in dict.fromkeys([*pub[group], *counts.index]):
             rows.append((group, key, pub[group].get(key), int(counts.get(key, 0))))
@@ -63,13 +73,16 @@ def composition_table(df: pd.DataFrame, pub: dict[str, Any]) -> pd.DataFrame:
 
 def synthetic_tracks(df: pd.DataFrame) -> pd.DataFrame:
     """One row per video whose frames' gaze points look synthetic: video_stem, n_frames, pattern, reason."""
-    frames = df[(df["kind"] == "frame") & df["video_stem"].notna() & df["point_x"].notna()]
-    frames = frames.sort_values(["video_stem", "frame"])
+    usable = (df["kind"] == "frame") & df["video_stem"].notna() & df["point_x"].notna()
+    frames = df[["video_stem", "frame", "point_x", "point_y"]][usable].sort_values(["video_stem", "frame"])
+    stems = frames["video_stem"].to_numpy()
+    points = frames[["point_x", "point_y"]].to_numpy(dtype=float)
+    starts = np.flatnonzero(np.r_[True, stems[1:] != stems[:-1]]) if len(stems) else np.array([], dtype=int)
     rows = []
-    for stem, group in frames.groupby("video_stem", sort=True):
-        track = classify_track(group[["point_x", "point_y"]].to_numpy(dtype=float))
+    for start, end in zip(starts, [*starts[1:], len(stems)]):  # one video's frames, in frame order
+        track = classify_track(points[start:end])
         if track:
-            rows.append((stem, len(group), track.pattern, track.message))
+            rows.append((stems[start], end - start, track.pattern, track.message))
     return pd.DataFrame(rows, columns=["video_stem", "n_frames", "pattern", "reason"])
 
 
@@ -82,9 +95,8 @@ def _error_path(error: str) -> str:
 
 def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
     """Counts of every data-quality problem (see the module docstring)."""
-    frames = df[df["kind"] == "frame"]
-    good = frames[frames["valid"]]
-    invalid = df[~df["valid"]]
+    good = _valid_frames(df, [*HEAD_LIMITS, "point_x", "point_y", *EYE_COLUMNS.values()])
+    invalid_errors = df.loc[~df["valid"], "error"]
     mismatch = df.loc[df["mismatch"].fillna("") != "", "mismatch"]
     fields: dict[str, int] = {}
     for text in mismatch:
@@ -99,9 +111,9 @@ def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
     return {
         "rows": len(df),
         "kinds": {str(k): int(v) for k, v in df["kind"].value_counts().items()},
-        "invalid_rows": len(invalid),
+        "invalid_rows": len(invalid_errors),
         "invalid_by_path": {str(k): int(v) for k, v in
-                            invalid["error"].fillna("").map(_error_path).value_counts().head(30).items()},
+                            invalid_errors.fillna("").map(_error_path).value_counts().head(30).items()},
         "duplicate_files": int(df["sample_id"].str.contains("#dup", regex=False).sum()),
         "name_json_mismatch_rows": len(mismatch),
         "name_json_mismatch_by_field": fields,
