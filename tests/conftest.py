@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -86,6 +87,15 @@ def frame_label(stem: str, subject: str, inst: str, image: str, state: str, post
             shape["cx"] += dx
     label["Annotations"]["pose"]["point"] = [point[0], point[1]]
     return label
+
+
+def change_gaze_point(label_path: Path, point: list[int]) -> None:
+    """Rewrite a label's ``pose.point`` and move its mtime on by 1 s, so a re-index sees the change."""
+    label = json.loads(label_path.read_text(encoding="utf-8"))
+    label["Annotations"]["pose"]["point"] = point
+    label_path.write_text(json.dumps(label), encoding="utf-8")
+    st = label_path.stat()
+    os.utime(label_path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
 
 
 def write_tree(root: Path, n_subjects: int = 2, videos_per_subject: int = 2, frames_per_video: int = 3,

@@ -1,7 +1,6 @@
 """nia index: pairing by stem in a Korean layout, nothing dropped, parallel = serial,
 incremental re-index, and the manifest read/write contract."""
 import json
-import os
 
 import pandas as pd
 import pyarrow as pa
@@ -10,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import common.manifest as manifest
+from tests.conftest import change_gaze_point
 from common.cli import main
 from common.manifest import (INDEX_SCHEMA, NO_JSON, NO_PNG, ManifestError, build_index, read_manifest,
                              write_manifest)
@@ -86,11 +86,7 @@ def test_reindex_reparses_only_changed_files_and_keeps_added_columns(nia_tree, t
     df["split"] = "train"
     write_manifest(df, out, root)
     changed = next(tree.root.rglob(f"{tree.frames[2]}.json"))
-    label = json.loads(changed.read_text(encoding="utf-8"))
-    label["Annotations"]["pose"]["point"] = [5, 6]
-    changed.write_text(json.dumps(label), encoding="utf-8")
-    st = changed.stat()
-    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    change_gaze_point(changed, [5, 6])
     parsed = []
     real = manifest.parse_one
     monkeypatch.setattr(manifest, "parse_one", lambda root, rel, *a: parsed.append(rel) or real(root, rel, *a))

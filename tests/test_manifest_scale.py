@@ -2,8 +2,6 @@
 (bench/bench_index_scale.py) without changing their output: results placed on the
 rows in order (no copy), re-index = fresh index, row-group writes, column-first filters."""
 import hashlib
-import json
-import os
 
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import common.manifest as manifest
+from tests.conftest import change_gaze_point
 from common.manifest import build_index, read_manifest, write_manifest
 from common.splits import _units, assignment_sha256
 from common.stats import synthetic_tracks
@@ -78,11 +77,7 @@ def test_reindex_of_a_changed_tree_equals_a_fresh_index(nia_tree, tmp_path):
     out = tmp_path / "m.parquet"
     build_index(tree.root, out, workers=1)
     changed = next(tree.root.rglob(f"{tree.frames[9]}.json"))
-    label = json.loads(changed.read_text(encoding="utf-8"))
-    label["Annotations"]["pose"]["point"] = [5, 6]
-    changed.write_text(json.dumps(label), encoding="utf-8")
-    st = changed.stat()
-    os.utime(changed, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    change_gaze_point(changed, [5, 6])
     next(tree.root.rglob(f"{tree.frames[2]}.json")).unlink()  # a frame becomes image_only
     result = build_index(tree.root, out, workers=2, chunk=2)
     build_index(tree.root, tmp_path / "fresh.parquet", workers=1, reuse=False)
