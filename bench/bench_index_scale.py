@@ -60,28 +60,26 @@ MB = 1 << 20
 
 # --- child process: one measured run -----------------------------------------------
 
-def _pss_bytes(pid: int) -> int:
-    """Proportional set size of one process (shared pages split among their users); 0 if it is gone."""
+def _proc_kib_field(pid: int, file: str, key: str) -> int:
+    """A ``key: N kB`` line of /proc/PID/FILE, in bytes; 0 if the process is gone."""
     try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
+        with open(f"/proc/{pid}/{file}", encoding="ascii") as f:
             for line in f:
-                if line.startswith("Pss:"):
+                if line.startswith(key):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def _pss_bytes(pid: int) -> int:
+    """Proportional set size of one process (shared pages split among their users); 0 if it is gone."""
+    return _proc_kib_field(pid, "smaps_rollup", "Pss:")
 
 
 def _peak_rss_bytes(pid: int) -> int:
     """Peak RSS so far of one process (VmHWM); 0 if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return _proc_kib_field(pid, "status", "VmHWM:")
 
 
 def _children(pid: int) -> list[int]:
