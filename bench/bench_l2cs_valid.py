@@ -35,12 +35,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from common.torch_utils import pick_device, set_cudnn_mode
+from common.engine.batches import worker_init
+from common.engine.device import pick_device, set_cudnn_mode
+from common.engine.inference import run_inference
 from l2cs.bins import BinSpec
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
-from l2cs.dataset import EyeCrops, read_eye_crops, worker_init
+from l2cs.dataset import EyeCrops, prepare_batch, read_eye_crops
 from l2cs.model import L2CS, fold_batchnorm
-from l2cs.predict import predict
 from tests.l2cs_fakes import make_fake_crops
 
 WIDTH, HEIGHT = 224, 112
@@ -64,7 +65,8 @@ def our_loop(model: torch.nn.Module, root: Path, paths: list[str], batch_size: i
              device: torch.device) -> np.ndarray:
     dataset = EyeCrops(root, paths, np.zeros((len(paths), 2)), width=WIDTH, height=HEIGHT)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init)
-    return predict(model, loader, BINS, device, progress=False).pitch_yaw
+    return run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: BINS.decode_pair(out),
+                         progress=False).values
 
 
 def forward_rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,

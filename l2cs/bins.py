@@ -65,3 +65,8 @@ class BinSpec:
             raise ValueError(f"logits have {logits.shape[-1]} bins, expected {self.count}")
         probs = torch.softmax(logits.float(), dim=-1)
         return probs @ self.positions(logits.device)
+
+    def decode_pair(self, outputs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """(N, 2) [pitch, yaw] deg from the model's (pitch logits, yaw logits)."""
+        pitch_logits, yaw_logits = outputs
+        return torch.stack([self.decode(pitch_logits), self.decode(yaw_logits)], dim=1)

@@ -1,11 +1,12 @@
-"""Reading and writing L2CS weights, all through `load_checkpoint_safely`
-(weights_only=True: no arbitrary unpickling).
+"""Reading L2CS weights: ours through `common.engine.checkpoint` (safetensors +
+JSON, no unpickler), other files through its weights-only `torch.load`.
 
 Three kinds of file load:
 
-* ours, written by `l2cs/train.py`: read back by `read_checkpoint` as
+* ours, written by `l2cs/train.py` (format `nia-l2cs/2`; older pickled
+  `nia-l2cs/1` files still load): read back by `read_checkpoint` as
   `{"model": state_dict, "config": dict, "epoch": int, "optimizer": ...,
-  "progress": ..., "init": str}` (see `save_checkpoint` for the file layout);
+  "progress": ..., "init": str}`;
 * the original L2CS-Net repository's `torch.save(model.state_dict())`
   (keys `fc_yaw_gaze.*`, `fc_pitch_gaze.*`, the unused `fc_finetune.*`,
   possibly behind a `module.` prefix from DataParallel);
@@ -22,7 +23,6 @@ reference's variable names are swapped. The flip test in
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import replace
@@ -32,65 +32,21 @@ from typing import Any
 import torch
 from torchvision.models.resnet import Bottleneck
 
-from common.atomic import atomic_path
-from common.torch_utils import load_checkpoint_safely
+from common.engine.checkpoint import (load_pickled_weights, load_state_strict, read_our_weights,
+                                      strip_module_prefix)
+from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
 from l2cs.config import BIN_PRESETS, L2CSConfig
 from l2cs.model import ARCH_LAYOUTS, L2CS, build_model
 
-FORMAT = "nia-l2cs/1"
+FORMAT = "nia-l2cs/2"                      # safetensors + JSON
+READ_FORMATS = (FORMAT, "nia-l2cs/1")      # and our pickled files from before
 ORIGINAL_HEADS = {"fc_yaw_gaze.": "fc_yaw.", "fc_pitch_gaze.": "fc_pitch."}
 ORIGINAL_UNUSED = "fc_finetune."
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write `state` atomically (a kill mid-write leaves the previous file intact).
-
-    `state["model"]` is a state_dict, `state.get("optimizer")` an optimizer
-    state_dict, everything else plain JSON-able values. torch 1.13's
-    weights_only unpickler refuses Python floats, so all non-tensor parts
-    (config, progress, optimizer hyper-parameters) are stored as one JSON
-    string; `read_checkpoint` restores the same structure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    plain = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
-    payload: dict[str, Any] = {"format": FORMAT, "model": state["model"]}
-    if state.get("optimizer") is not None:
-        payload["optimizer_state"] = state["optimizer"]["state"]
-        plain["optimizer_param_groups"] = state["optimizer"]["param_groups"]
-    payload["json"] = json.dumps(plain, allow_nan=True)
-    # torch.save names the zip's inner folder after the file name up to its last dot, so a
-    # fixed "best.pt.tmp" keeps it "best.pt/" and the bytes independent of a random temp name.
-    with atomic_path(path, temp=path.with_name(path.name + ".tmp")) as tmp:
-        torch.save(payload, tmp)
-
-
-def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Our checkpoint as saved by `save_checkpoint`; ValueError naming the file if it is not one."""
-    obj = load_checkpoint_safely(path, map_location)
-    if not is_our_checkpoint(obj):
-        raise ValueError(f"{path}: not a {FORMAT} checkpoint (expected keys format, model, json)")
-    return decode_checkpoint(obj)
-
-
-def decode_checkpoint(obj: dict[str, Any]) -> dict[str, Any]:
-    state = json.loads(obj["json"])
-    state["model"] = obj["model"]
-    groups = state.pop("optimizer_param_groups", None)
-    if groups is not None:
-        state["optimizer"] = {"state": obj["optimizer_state"], "param_groups": groups}
-    return state
-
-
-def is_our_checkpoint(obj: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("format") == FORMAT and "model" in obj and "json" in obj
-
-
-def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the `module.` prefix that (Distributed)DataParallel adds to every key."""
-    if state and all(key.startswith("module.") for key in state):
-        return {key[len("module."):]: value for key, value in state.items()}
-    return state
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Our checkpoint as `l2cs/train.py` saved it; ValueError naming the file if it is not one."""
+    return read_engine_checkpoint(path, READ_FORMATS)
 
 
 def convert_original_state_dict(state: dict[str, torch.Tensor], path: str = "<state_dict>") -> dict[str, torch.Tensor]:
@@ -136,34 +92,25 @@ def infer_original_config(state: dict[str, torch.Tensor], path: str = "<state_di
     return replace(config.with_bins(by_count[num_bins]), bin_anchor="edge").validated()
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[L2CS, L2CSConfig, dict[str, Any]]:
-    """Model (eval mode), its config and a provenance note from our or an original checkpoint."""
-    obj = load_checkpoint_safely(path, map_location)
-    if is_our_checkpoint(obj):
-        obj = decode_checkpoint(obj)
-        config = L2CSConfig.from_dict(obj["config"])
-        state, kind = obj["model"], FORMAT
-    elif isinstance(obj, dict) and "fc_yaw_gaze.weight" in strip_module_prefix(obj):
+def load_model(path: str | os.PathLike) -> tuple[L2CS, L2CSConfig, dict[str, Any]]:
+    """Model (eval mode, on the CPU), its config and a provenance note from our or an original checkpoint."""
+    ours = read_our_weights(path, READ_FORMATS)
+    if ours is not None:
+        config = L2CSConfig.from_dict(ours["config"])
+        state, kind, facts = ours["model"], FORMAT, ours
+    else:
+        obj = load_pickled_weights(path, "cpu")
+        if not (isinstance(obj, dict) and "fc_yaw_gaze.weight" in strip_module_prefix(obj)):
+            raise ValueError(f"{path}: neither a {FORMAT} checkpoint of ours nor an original L2CS-Net "
+                             "state_dict (fc_yaw_gaze/fc_pitch_gaze keys)")
         state = convert_original_state_dict(obj, str(path))
         config, kind = infer_original_config(state, str(path)), "original-l2cs"
-    else:
-        raise ValueError(f"{path}: neither a {FORMAT} checkpoint (dict with format/model/config) nor an "
-                         "original L2CS-Net state_dict (fc_yaw_gaze/fc_pitch_gaze keys)")
+        facts = {"init": "original L2CS-Net training"}
     model = build_model(config)
     load_state_strict(model, state, str(path))
     model.eval()
-    init = obj.get("init") if kind == FORMAT else "original L2CS-Net training"
-    return model, config, {"weights_format": kind, "bin_anchor": config.bin_anchor, "epoch": obj.get("epoch"),
-                           "init": init}
-
-
-def load_state_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str) -> None:
-    """`load_state_dict(strict=True)` with an error that names the file and the mismatching keys."""
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{path}: weights do not fit the model: {str(exc).splitlines()[0]} "
-                         f"{_key_diff(model.state_dict(), state)}") from exc
+    return model, config, {"weights_format": kind, "bin_anchor": config.bin_anchor, "epoch": facts.get("epoch"),
+                           "init": facts.get("init")}
 
 
 def load_imagenet_backbone(model: L2CS, path: str | os.PathLike) -> dict[str, Any]:
@@ -173,7 +120,7 @@ def load_imagenet_backbone(model: L2CS, path: str | os.PathLike) -> dict[str, An
     random init. Any other missing or extra key is an error naming them
     (e.g. ResNet-18 weights given to a ResNet-50).
     """
-    state = strip_module_prefix(load_checkpoint_safely(path, "cpu"))
+    state = strip_module_prefix(load_pickled_weights(path, "cpu"))
     if not isinstance(state, dict) or "conv1.weight" not in state:
         raise ValueError(f"{path}: not a torchvision ResNet state_dict (no conv1.weight)")
     backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
@@ -187,9 +134,3 @@ def load_imagenet_backbone(model: L2CS, path: str | os.PathLike) -> dict[str, An
                          f"unexpected {extra[:5]}, wrong shape {wrong_shape[:5]}")
     model.load_state_dict(backbone, strict=False)
     return {"init": "imagenet", "pretrained_path": str(path)}
-
-
-def _key_diff(own: dict[str, Any], given: dict[str, Any]) -> str:
-    missing = sorted(set(own) - set(given))[:5]
-    extra = sorted(set(given) - set(own))[:5]
-    return f"(missing {missing}, unexpected {extra})"

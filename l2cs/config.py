@@ -16,9 +16,11 @@ weights file says how to rebuild its model.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Any, Sequence
+
+from common.engine.schedule import cosine_lr
+from common.engine.train import TrainConfig
 
 ARCH_CHOICES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BIN_ANCHORS = ("centre", "edge")
@@ -36,8 +38,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
-class L2CSConfig:
-    """Model, input and training settings (see the module docstring for the presets)."""
+class L2CSConfig(TrainConfig):
+    """Model, input and training settings (see the module docstring for the presets).
+
+    The fields every training has (lr, batch_size, epochs, patience, amp,
+    seed, workers) come from `TrainConfig`; L2CS-Net's defaults for them are
+    set below.
+    """
 
     arch: str = "resnet50"           # one of ARCH_CHOICES
     base_width: int = 64             # stem channels; 64 is the published ResNet, smaller only for demo
@@ -58,9 +65,6 @@ class L2CSConfig:
     amp: bool = True                 # mixed precision; used on CUDA only
     seed: int = 0
     workers: int = 2
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "L2CSConfig":
@@ -103,10 +107,10 @@ PRESETS: dict[str, L2CSConfig] = {
 }
 
 
-def lr_at(config: L2CSConfig, epoch: int) -> float:
+def lr_at(config: L2CSConfig, epoch: int, _history: Sequence[float] = ()) -> float:
     """Learning rate of a 1-based epoch: a pure function of the config, so `--resume` needs no scheduler state."""
     if config.lr_schedule == "cosine":
-        return config.lr * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(config.epochs, 1)))
+        return cosine_lr(config.lr, epoch, config.epochs)
     return config.lr
 
 

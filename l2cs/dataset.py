@@ -3,11 +3,10 @@ see docs/architecture.md "Crop dataset").
 
 The Dataset only decodes (OpenCV, in DataLoader workers) and returns uint8
 CHW tensors; scaling and normalisation happen once per batch on the device
-(`normalize_batch`), so no per-image float work is done in Python.
+(`prepare_batch`), so no per-image float work is done in Python.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -16,19 +15,13 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from common.crops import CROP_INDEX_NAME as INDEX_NAME
+from common.crop_rows import CropRows, read_crop_rows
+from common.engine.batches import normalize_batch
+from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
 
 EYES_CROP = "eyes"
 INDEX_COLUMNS = ("crop_id", "sample_id", "crop", "split", "jpg_path", "subject", "inst",
                  "gaze_pitch_deg", "gaze_yaw_deg")
-
-
-@dataclass(frozen=True)
-class CropRows:
-    """Eye-crop rows of one split, plus how many rows were set aside and why."""
-
-    rows: pd.DataFrame
-    skipped: dict[str, int]
 
 
 def read_eye_crops(data_dir: str | Path, split: str | None) -> CropRows:
@@ -38,27 +31,9 @@ def read_eye_crops(data_dir: str | Path, split: str | None) -> CropRows:
     counted (`no_gaze_label`, `missing_image`), never dropped silently.
     Raises FileNotFoundError / ValueError naming the file and what was expected.
     """
-    data_dir = Path(data_dir)
-    index_path = data_dir / INDEX_NAME
-    if not index_path.is_file():
-        raise FileNotFoundError(f"{data_dir}: expected a crop dataset directory with {INDEX_NAME} "
-                                "(made by `nia crops MANIFEST OUT`)")
-    frame = pd.read_parquet(index_path)
-    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{index_path}: missing columns {missing}; expected at least {list(INDEX_COLUMNS)}")
-    rows = frame[frame["crop"] == EYES_CROP]
-    if split is not None:
-        rows = rows[rows["split"] == split]
-    if rows.empty:
-        splits = sorted(frame.loc[frame["crop"] == EYES_CROP, "split"].dropna().unique())
-        raise ValueError(f"{index_path}: no '{EYES_CROP}' crops in split {split!r}; splits present: {splits}")
-    no_label = rows["gaze_pitch_deg"].isna() | rows["gaze_yaw_deg"].isna()
-    exists = np.array([(data_dir / p).is_file() if isinstance(p, str) else False for p in rows["jpg_path"]])
-    missing_image = ~no_label.to_numpy() & ~exists
-    keep = ~no_label.to_numpy() & exists
-    skipped = {"no_gaze_label": int(no_label.sum()), "missing_image": int(missing_image.sum())}
-    return CropRows(rows[keep].reset_index(drop=True), {k: v for k, v in skipped.items() if v})
+    return read_crop_rows(data_dir, crops=(EYES_CROP,), split=split, columns=INDEX_COLUMNS,
+                          labels={"no_gaze_label": ("gaze_pitch_deg", "gaze_yaw_deg")},
+                          files={"missing_image": "jpg_path"})
 
 
 def decode_rgb(path: str, width: int, height: int) -> np.ndarray | None:
@@ -121,22 +96,6 @@ class EyeCrops(Dataset):
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), target, index, True
 
 
-def worker_init(_: int) -> None:
-    """One thread per DataLoader worker for OpenCV and torch: the workers are the parallelism."""
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
-def normalize_batch(images: torch.Tensor, device: torch.device, mean: tuple[float, float, float],
-                    std: tuple[float, float, float], channels_last: bool = True) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32 ((x / 255) - mean) / std on `device`, in one fused pass.
-
-    Both copies to a GPU are asynchronous: the constants are built on the CPU
-    and sent with non_blocking (building them with `device=` would make a
-    blocking copy, i.e. wait for the GPU's queued work on every batch).
-    """
-    images = images.to(device, non_blocking=True)
-    affine = torch.tensor([[1.0 / (255.0 * s) for s in std], [m / s for m, s in zip(mean, std)]])
-    scale, shift = affine.to(device, non_blocking=True).view(2, 1, 3, 1, 1)
-    batch = torch.addcmul(-shift, images.float(), scale)
-    return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
+def prepare_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (N, 3, H, W) crops -> ImageNet-normalised float32 channels_last batch on `device`."""
+    return normalize_batch(images, device, IMAGENET_MEAN, IMAGENET_STD)

@@ -16,8 +16,8 @@ def angle_loss(logits: torch.Tensor, target_deg: torch.Tensor, bins: BinSpec, al
 
 
 def l2cs_loss(pitch_logits: torch.Tensor, yaw_logits: torch.Tensor, target_deg: torch.Tensor,
-              bins: BinSpec, alpha: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss (pitch loss + yaw loss) and its two parts as floats for logging.
+              bins: BinSpec, alpha: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss (pitch loss + yaw loss) and its two parts, detached (reading them is the caller's GPU sync).
 
     `target_deg` is (N, 2): column 0 pitch, column 1 yaw. Summing the two
     losses before `backward` gives the same gradients as the reference's
@@ -25,4 +25,4 @@ def l2cs_loss(pitch_logits: torch.Tensor, yaw_logits: torch.Tensor, target_deg: 
     """
     pitch = angle_loss(pitch_logits, target_deg[:, 0], bins, alpha)
     yaw = angle_loss(yaw_logits, target_deg[:, 1], bins, alpha)
-    return pitch + yaw, {"pitch": float(pitch.detach()), "yaw": float(yaw.detach())}
+    return pitch + yaw, {"pitch": pitch.detach(), "yaw": yaw.detach()}

@@ -3,8 +3,9 @@
 Reads the two-eye crops of one split, predicts (pitch, yaw) with the given
 weights (or reads predictions made elsewhere with `--predictions`), scores
 the mean angular error with a 95 % CI over subjects, and writes
-OUT/metrics.json + OUT/per_sample.csv through `common.results`. Exit code
-0 = PASS, 1 = FAIL, 2 = could not run.
+OUT/metrics.json + OUT/per_sample.csv. The skeleton (options, data, skips,
+provenance, results, exit codes 0 PASS / 1 FAIL / 2 could not run) is the
+shared one of `common.engine.validate`; this file holds L2CS-Net's part.
 
 Speed: OpenCV decodes in DataLoader workers into uint8 tensors; scaling and
 normalisation run once per batch on the device; the network runs in
@@ -24,51 +25,49 @@ from typing import Any
 import click
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
 
+from common.crop_rows import CropRows
+from common.engine.batches import worker_init
+from common.engine.device import set_cudnn_mode
+from common.engine.inference import run_inference
+from common.engine.validate import Options, Predicted, ValidationTask, run_validation, validation_options
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
-from common.pipeline import resolve_crops
 from common.predictions import read_gaze_predictions
-from common.provenance import collect_provenance, utc_now
-from common.results import RunError, run_entry_point, write_results
-from common.torch_utils import DEVICE_CHOICES, pick_device, set_cudnn_mode
+from common.results import run_entry_point
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_model
-from l2cs.dataset import INDEX_NAME, CropRows, EyeCrops, read_eye_crops, worker_init
+from l2cs.dataset import EyeCrops, prepare_batch, read_eye_crops
 from l2cs.model import fold_batchnorm
-from l2cs.predict import predict
-
-TEST, METRIC = "l2cs", "mean_angular_error_deg"
 
 
-def predict_with_model(crops: CropRows, data: Path, weights: Path, device: torch.device, batch_size: int,
-                       workers: int) -> tuple[np.ndarray, dict[str, int], dict[str, Any]]:
-    """(N, 2) predicted [pitch, yaw] deg (NaN where the crop could not be decoded), skips, model facts.
+def predict_with_model(crops: CropRows, data: Path, options: Options, device: torch.device) -> Predicted:
+    """(N, 2) predicted [pitch, yaw] deg (NaN where the crop could not be decoded).
 
     Full float32 (no AMP) with deterministic cuDNN: a rerun gives the same numbers.
     The weights are read on the CPU whatever device saved them, then moved.
     """
     set_cudnn_mode(reproducible=True)
-    model, config, info = load_model(weights, map_location="cpu")
+    model, config, info = load_model(options.weights)
     model = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
     dataset = EyeCrops.from_rows(data, crops.rows, width=config.input_width, height=config.input_height)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
-                        pin_memory=device.type == "cuda")
-    result = predict(model, loader, BinSpec.from_config(config), device)
-    skipped = {"unreadable_image": int((~result.ok).sum())}
-    return result.pitch_yaw, skipped, {**info, "model_config": config.to_dict()}
+    loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
+                        worker_init_fn=worker_init, pin_memory=device.type == "cuda")
+    bins = BinSpec.from_config(config)
+    result = run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: bins.decode_pair(out))
+    return Predicted(result.values, {"unreadable_image": int((~result.ok).sum())},
+                     {**info, "model_config": config.to_dict()})
 
 
-def predict_from_file(crops: CropRows, path: Path) -> tuple[np.ndarray, dict[str, int], dict[str, Any]]:
+def predict_from_file(crops: CropRows, path: Path) -> Predicted:
     """Predictions read from a `name,pitch,yaw` CSV, NaN for names it lacks or repeats."""
     names = list(crops.rows["crop_id"])
     table, alignment = read_gaze_predictions(path, names)
-    by_name = table.set_index("name")[["pitch", "yaw"]]
-    pitch_yaw = by_name.reindex(names).to_numpy(dtype=np.float64)
-    return pitch_yaw, alignment.skipped(), {"weights_format": "score-only", "predictions": alignment.summary()}
+    pitch_yaw = table.set_index("name")[["pitch", "yaw"]].reindex(names).to_numpy(dtype=np.float64)
+    return Predicted(pitch_yaw, alignment.skipped(), {"weights_format": "score-only",
+                                                      "predictions": alignment.summary()})
 
 
 def per_sample_table(rows: pd.DataFrame, pitch_yaw: np.ndarray) -> pd.DataFrame:
@@ -83,32 +82,21 @@ def per_sample_table(rows: pd.DataFrame, pitch_yaw: np.ndarray) -> pd.DataFrame:
     return table
 
 
-def crop_index_metadata(data: Path) -> dict[str, str]:
-    """The `nia.*` key-value metadata of index.parquet (ties the crops to their manifest)."""
-    metadata = pq.read_schema(data / INDEX_NAME).metadata or {}
-    return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"nia.")}
+def score(per_sample: pd.DataFrame) -> tuple[float, tuple[float, float] | None]:
+    """Mean angular error (deg) and its 95 % CI over subjects."""
+    errors = per_sample["error_deg"].to_numpy()
+    return float(errors.mean()), mean_ci(errors, per_sample["subject"].to_numpy())
+
+
+TASK = ValidationTask(test="l2cs", metric="mean_angular_error_deg", read_split=read_eye_crops,
+                      predict_with_model=predict_with_model, predict_from_file=predict_from_file,
+                      per_sample=per_sample_table, score=score)
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-              help="a crop dataset (folder with index.parquet from `nia crops`), a manifest .parquet "
-                   "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); the last "
-                   "two are indexed/split/cropped into --work-dir first")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="our checkpoint (l2cs/train.py) or an original L2CS-Net state_dict")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="folder for metrics.json and per_sample.csv")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="where a manifest or dataset root is prepared into crops  [default: OUT/prepared]")
-@click.option("--split", default="test", help="split of the crop dataset to score")
-@click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
-              help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, help="crops per batch")
-@click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes")
-@click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="score-only: CSV name,pitch,yaw (deg) made elsewhere; no model is loaded")
-def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, split: str, device_name: str, batch_size: int,
-        workers: int, predictions: Path | None) -> dict[str, Any]:
+@validation_options(weights_help="our checkpoint (l2cs/train.py) or an original L2CS-Net state_dict",
+                    predictions_help="score-only: CSV name,pitch,yaw (deg) made elsewhere; no model is loaded")
+def cli(**options: Any) -> dict[str, Any]:
     """Validate L2CS-Net gaze estimation: mean angular error <= 10 deg passes.
 
     Writes OUT/metrics.json and OUT/per_sample.csv, prints one verdict line
@@ -120,28 +108,7 @@ def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, spli
       python -m l2cs.run_valid_l2cs --data build/crops --predictions preds.csv --out results/l2cs
       python l2cs/run_valid_l2cs.py --data /data/nia_root --weights l2cs.pt --out results/l2cs
     """
-    if (weights is None) == (predictions is None):
-        raise click.UsageError("give exactly one of --weights (run the model) or --predictions (score only)")
-    started = utc_now()
-    data = resolve_crops(data, work_dir if work_dir is not None else out / "prepared")
-    crops = read_eye_crops(data, split)  # a ValueError (e.g. no such split) exits 2 like a RunError
-    device = pick_device("cpu" if predictions is not None else device_name)
-    if predictions is not None:
-        pitch_yaw, skipped, facts = predict_from_file(crops, predictions)
-    else:
-        pitch_yaw, skipped, facts = predict_with_model(crops, data, weights, device, batch_size, workers)
-    per_sample = per_sample_table(crops.rows, pitch_yaw)
-    skipped = {k: v for k, v in {**crops.skipped, **skipped}.items() if v}
-    if per_sample.empty:
-        raise RunError(f"{data}: none of the {len(crops.rows)} '{split}' crops could be scored ({skipped})")
-    errors = per_sample["error_deg"].to_numpy()
-    provenance = collect_provenance(
-        manifest_path=data / INDEX_NAME, weights_path=weights, device=device, start_time=started,
-        extra={"crop_index": crop_index_metadata(data), "split": split, "model": facts})
-    return write_results(out, test=TEST, metric=METRIC, value=float(errors.mean()), per_sample=per_sample,
-                         n_skipped=sum(skipped.values()), skipped=skipped,
-                         ci95=mean_ci(errors, per_sample["subject"].to_numpy()), provenance=provenance,
-                         extra={"split": split, "n_crops_in_split": len(crops.rows) + sum(crops.skipped.values())})
+    return run_validation(TASK, Options(**options))
 
 
 def main() -> None:

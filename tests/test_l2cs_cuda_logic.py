@@ -1,4 +1,4 @@
-"""l2cs/train.py's CUDA-only decisions, checked on a CPU-only machine.
+"""The engine's CUDA-only decisions for L2CS-Net training, checked on a CPU-only machine.
 
 No GPU runs here: these tests pin what the code decides for a GPU (AMP,
 SyncBatchNorm, pinned memory, DDP device ids, nccl, the device under
@@ -6,18 +6,24 @@ torchrun) and that checkpoints cross between CUDA and CPU machines.
 """
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
 import torch
 from click.testing import CliRunner
 
-from common.torch_utils import load_checkpoint_safely
-from l2cs.checkpoint import load_model, save_checkpoint
+from common.engine.checkpoint import load_pickled_weights, save_checkpoint
+from common.engine.device import DeviceSetup, device_setup
+from common.engine.distributed import start_process
+from common.engine.progress import Progress
+from common.engine.train import Metric, checkpoint_state, read_last, restore
+from l2cs.checkpoint import FORMAT, READ_FORMATS, load_model
 from l2cs.config import preset
 from l2cs.model import build_model
-from l2cs.train import (DeviceSetup, Progress, checkpoint_state, cli, device_setup, read_last, restore,
-                        start_process)
+from l2cs.train import cli
+
+METRIC = Metric("val_mae_deg", "val MAE", higher_is_better=False)
 
 TINY = preset("demo", base_width=8, input_width=64, input_height=32)
 CUDA_SCALER = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
@@ -34,12 +40,13 @@ CUDA_SCALER = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "gr
 ])
 def test_device_setup(device: str, world_size: int, bn_mode: str, amp: bool, expected: DeviceSetup) -> None:
     config = preset("demo", bn_mode=bn_mode, amp=amp)
-    assert device_setup(config, torch.device(device), world_size) == expected
+    setup = device_setup(torch.device(device), world_size, amp=config.amp, trains_batchnorm=config.bn_mode == "train")
+    assert setup == expected
 
 
 def test_device_setup_refuses_ddp_on_an_unnamed_gpu() -> None:
     with pytest.raises(ValueError, match="GPU index"):
-        device_setup(TINY, torch.device("cuda"), 2)
+        device_setup(torch.device("cuda"), 2, amp=True, trains_batchnorm=True)
 
 
 def test_cuda_asked_without_gpu_warns_and_trains_on_cpu_with_gloo(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,41 +82,53 @@ def _enabled_scaler(monkeypatch: pytest.MonkeyPatch) -> torch.cuda.amp.GradScale
 
 
 def _save_last(path, scaler_state: dict, monkeypatch: pytest.MonkeyPatch | None = None) -> dict:
-    """A last.pt of a tiny model after one Adam step; with `monkeypatch`, every tensor is tagged cuda:0."""
+    """A last.pt of a tiny model after one Adam step.
+
+    Without `monkeypatch`: our safetensors format (tensors carry no device).
+    With it: our older pickled format (`nia-l2cs/1`, still read) written as a
+    GPU run wrote it, every storage tagged cuda:0.
+    """
     model = build_model(TINY)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     sum(p.sum() for p in model.parameters()).backward()
     optimizer.step()
     scaler = SimpleNamespace(state_dict=lambda: scaler_state)  # a GPU run's GradScaler, as far as saving goes
-    state = checkpoint_state(model, optimizer, scaler, TINY, Progress(epoch=2, best_mae=5.0, best_epoch=2),
-                             "random", 5.0)
+    progress = Progress(epoch=2, best=5.0, best_epoch=2, history=[7.0, 5.0])
+    state = checkpoint_state(model, optimizer, scaler, TINY, progress, "random", METRIC, 5.0)
     if monkeypatch is None:
-        save_checkpoint(path / "last.pt", state)
+        save_checkpoint(path / "last.pt", state, FORMAT)
     else:
+        plain = {k: v for k, v in state.items() if k not in ("model", "optimizer")}
+        plain["optimizer_param_groups"] = state["optimizer"]["param_groups"]
+        legacy = {"format": "nia-l2cs/1", "model": state["model"], "optimizer_state": state["optimizer"]["state"],
+                  "json": json.dumps(plain)}
         with monkeypatch.context() as patch:  # what torch.save writes for tensors that live on GPU 0
             patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
-            save_checkpoint(path / "last.pt", state)
+            torch.save(legacy, path / "last.pt")
     return state
 
 
 def _resume(out, scaler: torch.cuda.amp.GradScaler) -> tuple[Progress, torch.nn.Module, torch.optim.Optimizer]:
     model = build_model(TINY)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    progress = restore(read_last(out, resume=True), model, optimizer, scaler)
+    progress = restore(read_last(out, True, READ_FORMATS), model, optimizer, scaler)
     return progress, model, optimizer
 
 
-def test_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    saved = _save_last(tmp_path, CUDA_SCALER, monkeypatch)
-    with pytest.raises(ValueError, match="CUDA"):  # the file really names a GPU: without map_location it fails
-        load_checkpoint_safely(tmp_path / "last.pt", map_location=None)
+@pytest.mark.parametrize("legacy_cuda_file", [False, True])
+def test_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path, monkeypatch: pytest.MonkeyPatch,
+                                                   legacy_cuda_file: bool) -> None:
+    saved = _save_last(tmp_path, CUDA_SCALER, monkeypatch if legacy_cuda_file else None)
+    if legacy_cuda_file:
+        with pytest.raises(ValueError, match="CUDA"):  # the file really names a GPU: without map_location it fails
+            load_pickled_weights(tmp_path / "last.pt", map_location=None)
     progress, model, optimizer = _resume(tmp_path, torch.cuda.amp.GradScaler(enabled=False))
-    assert progress == Progress(epoch=2, best_mae=5.0, best_epoch=2)
+    assert progress == Progress(epoch=2, best=5.0, best_epoch=2, history=[7.0, 5.0])
     for key, value in saved["model"].items():
         assert torch.equal(model.state_dict()[key], value), key
     moments = next(iter(optimizer.state.values()))
     assert moments["exp_avg"].device.type == "cpu" and moments["step"].device.type == "cpu"
-    model_again, _, _ = load_model(tmp_path / "last.pt", map_location="cpu")  # the validation entry point's read
+    model_again, _, _ = load_model(tmp_path / "last.pt")  # the validation entry point's read
     assert torch.equal(model_again.fc_yaw.weight, saved["model"]["fc_yaw.weight"])
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
-from l2cs.dataset import EyeCrops, normalize_batch, read_eye_crops
+from common.engine.batches import normalize_batch
+from l2cs.dataset import EyeCrops, read_eye_crops
 from tests.l2cs_fakes import make_fake_crops
 
 

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torchvision
 
-from l2cs.checkpoint import load_imagenet_backbone, load_model, read_checkpoint, save_checkpoint
+from common.engine.checkpoint import is_safetensors, save_checkpoint
+from l2cs.checkpoint import FORMAT, load_imagenet_backbone, load_model, read_checkpoint
 from l2cs.config import preset
 from l2cs.model import L2CS, build_model, fold_batchnorm
 
@@ -88,10 +89,9 @@ def test_our_checkpoint_round_trip(tmp_path) -> None:
     optimizer.step()
     path = tmp_path / "best.pt"
     save_checkpoint(path, {"model": model.state_dict(), "config": config.to_dict(), "epoch": 7,
-                           "optimizer": optimizer.state_dict(), "val_mae_deg": 3.25})
+                           "optimizer": optimizer.state_dict(), "val_mae_deg": 3.25}, FORMAT)
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left
-    # torch.save names the inner folder after the temp file: it must not carry a random part
-    assert {name.split("/")[0] for name in zipfile.ZipFile(path).namelist()} == {"best.pt"}
+    assert is_safetensors(path) and not zipfile.is_zipfile(path)  # tensors + JSON, nothing to unpickle
     loaded, loaded_config, info = load_model(path)
     assert loaded_config == config and info["epoch"] == 7 and info["bin_anchor"] == "centre"
     assert torch.equal(loaded.layer1[0].conv1.weight, model.layer1[0].conv1.weight)
@@ -104,7 +104,7 @@ def test_our_checkpoint_round_trip(tmp_path) -> None:
 def test_unknown_weights_file_is_named(tmp_path) -> None:
     path = tmp_path / "other.pt"
     torch.save({"conv.weight": torch.zeros(1)}, path)
-    with pytest.raises(ValueError, match="other.pt: neither a nia-l2cs/1 checkpoint"):
+    with pytest.raises(ValueError, match="other.pt: neither a nia-l2cs/2 checkpoint"):
         load_model(path)
 
 

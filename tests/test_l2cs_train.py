@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 from l2cs.checkpoint import load_model, read_checkpoint
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD, preset
 from l2cs.bins import BinSpec
-from l2cs.dataset import normalize_batch
+from common.engine.batches import normalize_batch
 from l2cs.train import main
 from tests.l2cs_fakes import make_fake_crops, render_eyes
 from tests.procs import torchrun
@@ -59,7 +60,7 @@ def test_training_writes_checkpoints_and_log(trained: Path) -> None:
     maes = [float(r["val_mae_deg"]) for r in rows]
     assert maes[-1] < maes[0]  # it learns
     best = read_checkpoint(trained / "best.pt")
-    assert best["progress"]["best_mae"] == pytest.approx(min(maes), abs=1e-4)
+    assert best["progress"]["best"] == pytest.approx(min(maes), abs=1e-4)
     curves = cv2.imread(str(trained / "curves.png"))
     assert curves is not None and curves.shape[0] > 100 and curves.std() > 0  # a drawn plot, not a blank
     assert best["init"].startswith("random")
@@ -111,7 +112,11 @@ def test_cli_resume_reads_last_pt_once_and_keeps_its_config(trained: Path, crops
 
     (tmp_path / "last.pt").write_bytes((trained / "last.pt").read_bytes())
     reads: list[Path] = []
-    monkeypatch.setattr(l2cs.train, "read_checkpoint", lambda path, where: reads.append(path) or read_checkpoint(path))
+    import common.engine.train
+
+    real_read = common.engine.train.read_checkpoint
+    monkeypatch.setattr(common.engine.train, "read_checkpoint",
+                        lambda path, tags: reads.append(path) or real_read(path, tags))
     result = CliRunner(mix_stderr=False).invoke(l2cs.train.cli, ["--data", str(crops), "--out", str(tmp_path),
                                                                  "--resume", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 0, result.stderr
@@ -125,7 +130,8 @@ def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
     """All of one batch unreadable: nothing to learn from it, and the epoch's mean loss is that of the rest."""
     from l2cs.loss import l2cs_loss
     from l2cs.model import build_model, freeze_batchnorm_stats
-    from l2cs.train import Data, train_one_epoch
+    from common.engine.train import train_one_epoch
+    from l2cs.dataset import prepare_batch
 
     config = preset("demo", **TINY)
     targets = torch.tensor([[10.0, 20.0], [-5.0, 15.0], [0.0, -25.0], [12.0, -8.0]])
@@ -141,8 +147,11 @@ def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
         batch = normalize_batch(images, torch.device("cpu"), IMAGENET_MEAN, IMAGENET_STD)
         expected, _ = l2cs_loss(*model(batch), targets, BinSpec.from_config(config), config.alpha)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    loss = train_one_epoch(model, Data([unreadable, good], None, None, {}), optimizer,
-                           torch.cuda.amp.GradScaler(enabled=False), config, torch.device("cpu"), 1)
+    bins = BinSpec.from_config(config)
+    task = SimpleNamespace(train_mode=freeze_batchnorm_stats, prepare=prepare_batch,
+                           loss=lambda outputs, target, _: l2cs_loss(*outputs, target, bins, config.alpha)[0])
+    loss = train_one_epoch(model, task, [unreadable, good], optimizer, torch.cuda.amp.GradScaler(enabled=False),
+                           torch.device("cpu"), 1)
     assert loss == pytest.approx(float(expected), rel=1e-5)  # the empty batch moved no weight
 
 
@@ -164,7 +173,7 @@ def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp
     assert ddp["config"]["batch_size"] == single["config"]["batch_size"] == 8
     for key, value in single["model"].items():
         assert torch.allclose(ddp["model"][key].float(), value.float(), atol=1e-4), key
-    assert ddp["progress"]["best_mae"] == pytest.approx(single["progress"]["best_mae"], abs=1e-3)
+    assert ddp["progress"]["best"] == pytest.approx(single["progress"]["best"], abs=1e-3)
 
 
 @pytest.mark.slow

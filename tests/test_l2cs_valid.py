@@ -52,7 +52,7 @@ def test_script_run_passes_and_writes_results(crops: Path, weights: Path, tmp_pa
     per_sample = pd.read_csv(tmp_path / "per_sample.csv")
     assert list(per_sample.columns) == COLUMNS and len(per_sample) == 16
     assert metrics["value"] == pytest.approx(per_sample["error_deg"].mean()) and metrics["value"] <= 10.0
-    assert metrics["provenance"]["model"]["weights_format"] == "nia-l2cs/1"
+    assert metrics["provenance"]["model"]["weights_format"] == "nia-l2cs/2"
     assert metrics["provenance"]["model"]["init"].startswith("random")
     assert per_sample["name"].str.endswith("_eyes").all()
 

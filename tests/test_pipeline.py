@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main as nia
-from common.pipeline import resolve_crops
+from common.engine.inputs import resolve_crops
 from common.results import RunError
 
 

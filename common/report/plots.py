@@ -70,7 +70,8 @@ def confusion_matrix_plot(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
     return _png(fig)
 
 
-def training_curves(log: pd.DataFrame, metric: str, metric_label: str, threshold: float | None = None) -> bytes:
+def training_curves(log: pd.DataFrame, metric: str, metric_label: str, threshold: float | None = None, *,
+                    higher_is_better: bool = False) -> bytes:
     """Per-epoch train loss (left axis) and the validation metric (right axis) of a training log.
 
     ``log`` has one row per epoch with ``epoch``, ``train_loss`` and ``metric``
@@ -87,7 +88,7 @@ def training_curves(log: pd.DataFrame, metric: str, metric_label: str, threshold
     if threshold is not None:
         metric_ax.axhline(threshold, color="#d62728", linestyle="--", label=f"threshold {threshold:g}")
     if np.isfinite(values).any():
-        best = int(np.nanargmin(values))
+        best = int(np.nanargmax(values) if higher_is_better else np.nanargmin(values))
         metric_ax.plot([epochs[best]], [values[best]], marker="*", markersize=14, color="black",
                        linestyle="none", label=f"best: epoch {epochs[best]}")
     metric_ax.set_ylabel(metric_label)

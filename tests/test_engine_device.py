@@ -1,4 +1,5 @@
-"""common.torch_utils: device choice, seeding, safe loading, DDP helpers outside torchrun."""
+"""common.engine device, distributed and pickled-weights helpers: device choice, seeding, safe loading,
+DDP helpers outside torchrun."""
 from __future__ import annotations
 
 import pickle
@@ -7,9 +8,10 @@ import warnings
 import pytest
 import torch
 
-from common.torch_utils import (all_reduce_sum, barrier_device_ids, init_distributed, is_main_process,
-                                load_checkpoint_safely, pick_device, process_group_backend, seed_everything,
-                                set_cudnn_mode)
+from common.engine.checkpoint import load_pickled_weights as load_checkpoint_safely
+from common.engine.device import pick_device, seed_everything, set_cudnn_mode
+from common.engine.distributed import (all_reduce_sum, barrier_device_ids, init_distributed, is_main_process,
+                                       process_group_backend)
 
 
 @pytest.fixture
@@ -120,7 +122,7 @@ def test_ddp_helpers_without_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cpu_runs_use_the_available_cores_shared_among_local_processes(monkeypatch: pytest.MonkeyPatch) -> None:
-    from common import torch_utils
+    from common.engine import device as torch_utils
 
     before = torch.get_num_threads()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

@@ -1,0 +1,63 @@
+"""The rows of one split of a crop dataset (`nia crops` output) that a test
+can use, and how many it set aside and why (never dropped silently)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from common.crops import CROP_INDEX_NAME
+
+
+@dataclass(frozen=True)
+class CropRows:
+    """Usable rows of one split, plus how many rows were set aside, by reason."""
+
+    rows: pd.DataFrame
+    skipped: dict[str, int]
+
+    @property
+    def n_in_split(self) -> int:
+        """Every row of the split: the usable ones and the ones set aside."""
+        return len(self.rows) + sum(self.skipped.values())
+
+
+def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | None, columns: Sequence[str],
+                   labels: Mapping[str, Sequence[str]], files: Mapping[str, str]) -> CropRows:
+    """Rows of `data_dir/index.parquet` whose `crop` is one of `crops` (and of `split`, unless None).
+
+    `labels` maps a skip reason to the columns that must all be present
+    (e.g. `{"no_gaze_label": ["gaze_pitch_deg", "gaze_yaw_deg"]}`), `files`
+    a skip reason to a path column whose file must exist (e.g.
+    `{"missing_image": "jpg_path"}`). Each row is counted under its first
+    failing reason, in that order. Raises FileNotFoundError / ValueError
+    naming the file and what was expected.
+    """
+    data_dir = Path(data_dir)
+    index_path = data_dir / CROP_INDEX_NAME
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{data_dir}: expected a crop dataset directory with {CROP_INDEX_NAME} "
+                                "(made by `nia crops MANIFEST OUT`)")
+    frame = pd.read_parquet(index_path)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{index_path}: missing columns {missing}; expected at least {list(columns)}")
+    of_kind = frame["crop"].isin(list(crops))
+    rows = frame[of_kind & (frame["split"] == split)] if split is not None else frame[of_kind]
+    if rows.empty:
+        splits = sorted(frame.loc[of_kind, "split"].dropna().unique())
+        raise ValueError(f"{index_path}: no {'/'.join(repr(c) for c in crops)} crops in split {split!r}; "
+                         f"splits present: {splits}")
+    keep = np.ones(len(rows), dtype=bool)
+    skipped: dict[str, int] = {}
+    for reason, needed in labels.items():
+        bad = keep & rows[list(needed)].isna().any(axis=1).to_numpy()
+        skipped[reason], keep = int(bad.sum()), keep & ~bad
+    for reason, column in files.items():
+        exists = np.array([isinstance(p, str) and (data_dir / p).is_file() for p in rows[column]], dtype=bool)
+        bad = keep & ~exists
+        skipped[reason], keep = int(bad.sum()), keep & ~bad
+    return CropRows(rows[keep].reset_index(drop=True), {k: v for k, v in skipped.items() if v})

@@ -1,0 +1,130 @@
+"""The validation entry point every test shares: one option set, one skeleton.
+
+A test's script (`l2cs/run_valid_l2cs.py`, `ritnet/test.py`,
+`dfer/valid_nia.py`) builds a `ValidationTask` with what is its own: how to
+read its split, how to predict with a model built from its weights, how to
+read predictions made elsewhere, how to turn predictions into per-sample
+rows, and its metric. `run_validation` does the rest in the same order for
+all three: resolve `--data`, read the split, predict (weights xor
+predictions), merge the skip counts, score, collect provenance, write
+`metrics.json` + `per_sample.csv`. Exit codes and the verdict line come
+from `common.results.run_entry_point`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+
+from common.crop_rows import CropRows
+from common.crops import CROP_INDEX_NAME
+from common.engine.device import DEVICE_CHOICES, pick_device
+from common.engine.inputs import resolve_crops
+from common.provenance import collect_provenance, utc_now
+from common.results import RunError, write_results
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """Predictions for each usable row of the split (NaN where there is none), skips they caused, and facts."""
+
+    values: np.ndarray
+    skipped: dict[str, int]
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The shared options of every validation entry point (`validation_options`)."""
+
+    data: Path
+    weights: Path | None
+    out: Path
+    work_dir: Path | None
+    split: str
+    device_name: str
+    batch_size: int
+    workers: int
+    predictions: Path | None
+
+
+@dataclass(frozen=True)
+class ValidationTask:
+    """What a test's validation script provides."""
+
+    test: str                                                     # l2cs, rit, dfer
+    metric: str                                                   # its metric name in thresholds.json
+    read_split: Callable[[Path, str], CropRows]                   # usable rows + the data's own skips
+    predict_with_model: Callable[[CropRows, Path, Options, torch.device], Predicted]
+    predict_from_file: Callable[[CropRows, Path], Predicted]
+    per_sample: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]  # the scored rows, per-sample CSV layout
+    score: Callable[[pd.DataFrame], tuple[float, tuple[float, float] | None]]  # value, 95 % CI
+    resolve_data: Callable[[Path, Path], Path] = resolve_crops    # --data -> the folder with the index
+    index_name: str = CROP_INDEX_NAME
+
+
+def validation_options(weights_help: str, predictions_help: str) -> Callable[[Callable], Callable]:
+    """The shared click options, in the order `--help` shows them."""
+    def decorate(function: Callable) -> Callable:
+        options = [
+            click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
+                         help="a prepared dataset (folder with index.parquet), a manifest .parquet "
+                              "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); "
+                              "the last two are prepared into --work-dir first"),
+            click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                         help=weights_help),
+            click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help="folder for metrics.json and per_sample.csv"),
+            click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help="where a manifest or dataset root is prepared  [default: OUT/prepared]"),
+            click.option("--split", default="test", help="split to score"),
+            click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
+                         help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning"),
+            click.option("--batch-size", type=click.IntRange(min=1), default=64, help="items per batch"),
+            click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes"),
+            click.option("--predictions", type=click.Path(exists=True, path_type=Path), default=None,
+                         help=predictions_help),
+        ]
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return decorate
+
+
+def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
+    """Score one split with a model or a predictions file; write and return metrics.json's content."""
+    if (options.weights is None) == (options.predictions is None):
+        raise RunError("give exactly one of --weights (run the model) or --predictions (score only)")
+    started = utc_now()
+    work_dir = options.work_dir if options.work_dir is not None else options.out / "prepared"
+    data = task.resolve_data(options.data, work_dir)
+    split = task.read_split(data, options.split)
+    device = pick_device("cpu" if options.predictions is not None else options.device_name)
+    if options.predictions is not None:
+        predicted = task.predict_from_file(split, options.predictions)
+    else:
+        predicted = task.predict_with_model(split, data, options, device)
+    per_sample = task.per_sample(split.rows, predicted.values)
+    skipped = {k: v for k, v in {**split.skipped, **predicted.skipped}.items() if v}
+    if per_sample.empty:
+        raise RunError(f"{data}: none of the {len(split.rows)} '{options.split}' items could be scored ({skipped})")
+    value, ci95 = task.score(per_sample)
+    provenance = collect_provenance(
+        manifest_path=data / task.index_name, weights_path=options.weights, device=device, start_time=started,
+        extra={"crop_index": index_metadata(data / task.index_name), "split": options.split,
+               "model": predicted.facts})
+    return write_results(options.out, test=task.test, metric=task.metric, value=value, per_sample=per_sample,
+                         n_skipped=sum(skipped.values()), skipped=skipped, ci95=ci95, provenance=provenance,
+                         extra={"split": options.split, "n_crops_in_split": split.n_in_split})
+
+
+def index_metadata(index_path: Path) -> dict[str, str]:
+    """The `nia.*` key-value metadata of an index parquet (ties the prepared data to its manifest)."""
+    metadata = pq.read_schema(index_path).metadata or {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"nia.")}
