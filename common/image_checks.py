@@ -68,15 +68,15 @@ def size_errors(png_path: pa.ChunkedArray, width: pa.ChunkedArray, height: pa.Ch
     wrong = np.flatnonzero(strict[group] & (size != best[group]))
     if not len(wrong):
         return {}
-    rows = np.flatnonzero(has)
+    rows = np.flatnonzero(has)[wrong]
+    paths = pc.take(png_path, pa.array(rows, type=pa.int64())).to_pylist()
     names = key.dictionary.to_pylist()
     errors = {}
-    for i in wrong:
+    for row, path, i in zip(rows.tolist(), paths, wrong.tolist()):
         g = group[i]
-        common_size = sizes[best[g]]
-        errors[int(rows[i])] = (f"{png_path[int(rows[i])].as_py()}: {SIZE_CHECK}: {w[i]}x{h[i]}, but "
-                                f"{counts[g, best[g]]} of the {totals[g]} {names[g]} images are "
-                                f"{common_size >> 32}x{common_size & 0xFFFFFFFF}")
+        common_size = int(sizes[best[g]])
+        errors[row] = (f"{path}: {SIZE_CHECK}: {w[i]}x{h[i]}, but {counts[g, best[g]]} of the {totals[g]} "
+                       f"{names[g]} images are {common_size >> 32}x{common_size & 0xFFFFFFFF}")
     return errors
 
 
@@ -85,36 +85,26 @@ def _outside(x: np.ndarray, y: np.ndarray, w: np.ndarray, h: np.ndarray) -> np.n
     return (x < -t) | (y < -t) | (x > w + t) | (y > h + t)  # NaN width (no header): False
 
 
-def _rows_outside(labels: pa.Table, width: np.ndarray, height: np.ndarray, start: int) -> set[int]:
-    """Rows (of the slice starting at ``start``) with any checked point outside their image."""
-    bad: set[int] = set()
+def _first_outside(labels: pa.Table, width: np.ndarray, height: np.ndarray,
+                   start: int) -> dict[int, tuple[str, float, float]]:
+    """{row: (shape, x, y)} of the first point outside its image, for the rows of the slice ``labels``
+    (which starts at row ``start``) that have one; shapes in POLYGONS then POINTS order."""
+    found: dict[int, tuple[str, float, float]] = {}
     n = labels.num_rows
-    for _, column in POLYGONS:
+    for name, column in POLYGONS:
         polygons = labels.column(column).combine_chunks()
         flat = _numpy(pc.list_flatten(polygons), np.nan)
+        x, y = flat[0::2], flat[1::2]
         parent = pc.list_parent_indices(polygons).to_numpy(zero_copy_only=False)[0::2]
-        hit = _outside(flat[0::2], flat[1::2], width[start + parent], height[start + parent])
-        bad.update((start + parent[hit]).tolist())
-    for _, cx, cy in POINTS:
-        x, y = _numpy(labels.column(cx), np.nan), _numpy(labels.column(cy), np.nan)
-        hit = _outside(x, y, width[start:start + n], height[start:start + n])
-        bad.update((start + np.flatnonzero(hit)).tolist())
-    return bad
-
-
-def _first_outside(labels: pa.Table, row: int, w: float, h: float) -> tuple[str, float, float]:
-    """The first shape point of ``row`` outside its image (in POLYGONS then POINTS order)."""
-    one = labels.slice(row, 1).to_pylist()[0]
-    for name, column in POLYGONS:
-        flat = one[column] or []
-        for x, y in zip(flat[0::2], flat[1::2]):
-            if _outside(np.float64(x), np.float64(y), w, h):
-                return f"{name} point", x, y
+        hit = np.flatnonzero(_outside(x, y, width[start + parent], height[start + parent]))
+        rows, first = np.unique(parent[hit], return_index=True)  # parents ascend: the first hit of each row
+        for row, i in zip(rows.tolist(), hit[first].tolist()):
+            found.setdefault(start + row, (f"{name} point", x[i], y[i]))
     for name, cx, cy in POINTS:
-        x, y = one[cx], one[cy]
-        if x is not None and y is not None and _outside(np.float64(x), np.float64(y), w, h):
-            return name, x, y
-    raise RuntimeError(f"internal error: row {row} has no point outside its image")
+        x, y = _numpy(labels.column(cx), np.nan), _numpy(labels.column(cy), np.nan)
+        for row in np.flatnonzero(_outside(x, y, width[start:start + n], height[start:start + n])).tolist():
+            found.setdefault(start + row, (name, x[row], y[row]))
+    return found
 
 
 def bounds_errors(json_path: pa.ChunkedArray, labels: pa.Table, width: pa.ChunkedArray,
@@ -122,15 +112,14 @@ def bounds_errors(json_path: pa.ChunkedArray, labels: pa.Table, width: pa.Chunke
     """{row: error} for every row whose label shapes reach outside its PNG (``labels``: the label columns)."""
     w = _numpy(pc.cast(width, pa.float64()), np.nan)
     h = _numpy(pc.cast(height, pa.float64()), np.nan)
-    bad: set[int] = set()
+    found: dict[int, tuple[str, float, float]] = {}
     for start in range(0, labels.num_rows, _SLICE):
-        bad |= _rows_outside(labels.slice(start, _SLICE), w, h, start)
-    errors = {}
-    for row in sorted(bad):
-        shape, x, y = _first_outside(labels, row, w[row], h[row])
-        errors[row] = (f"{json_path[row].as_py()}: {BOUNDS_CHECK}: {shape} ({float(x):.1f}, {float(y):.1f}) lies "
-                       f"outside the {int(w[row])}x{int(h[row])} PNG (tolerance {TOLERANCE_PX:g} px)")
-    return errors
+        found.update(_first_outside(labels.slice(start, _SLICE), w, h, start))
+    rows = sorted(found)
+    names = pc.take(json_path, pa.array(rows, type=pa.int64())).to_pylist() if rows else []
+    return {row: (f"{name}: {BOUNDS_CHECK}: {found[row][0]} ({found[row][1]:.1f}, {found[row][2]:.1f}) lies "
+                  f"outside the {int(w[row])}x{int(h[row])} PNG (tolerance {TOLERANCE_PX:g} px)")
+            for row, name in zip(rows, names)}
 
 
 def image_errors(png: pa.Table, json_path: pa.ChunkedArray, labels: pa.Table,
