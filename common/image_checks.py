@@ -32,7 +32,7 @@ TOLERANCE_PX = 2.0
 SIZE_CHECK = "image size"
 BOUNDS_CHECK = "labels outside image"
 CHECKS = ("PNG file", SIZE_CHECK, BOUNDS_CHECK)  # "PNG file": common.png_header
-_SLICE = 1 << 16  # rows per step of the bounds check (bounds the temporary arrays)
+_SLICE = 1 << 14  # rows per step of the bounds check: its temporary arrays stay under 20 MB
 # (shape name, column(s)): polygons are flattened [x0, y0, x1, y1, ...]; points are (x, y) column pairs
 POLYGONS = (("r_eyelid", "r_eyelid"), ("l_eyelid", "l_eyelid"))
 POINTS = (("r_iris centre", "r_iris_cx", "r_iris_cy"), ("l_iris centre", "l_iris_cx", "l_iris_cy"),
