@@ -51,6 +51,7 @@ SKIPPED_COLUMNS = ["sample_id", "crop", "split", "png_path", "reason"]
 MIN_INSIDE = 0.5  # a crop box with less of its area inside the frame is not cut
 OUTSIDE = "crop_outside_image"
 UNREADABLE = "unreadable image"
+INVALID_IMAGE = "invalid image"
 N_NAMED = 20  # damaged images named in the summary (all of them in crops_skipped.csv)
 INDEX_COLUMNS = [
     "crop_id", "sample_id", "crop", "split", "jpg_path", "png_path", "json_path",
@@ -481,7 +482,7 @@ def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFram
     for_image = _image_invalid(df, invalid)
     image_errors = df["image_error"][for_image] if for_image.any() else pd.Series(dtype=object)
     for check, count in image_errors.map(_check_of).value_counts().items():
-        skipped[f"invalid image: {check}"] += int(count)
+        skipped[f"{INVALID_IMAGE}: {check}"] += int(count)
     skipped["invalid label (see the error column)"] += int((invalid & ~for_image).sum())
     keep &= ~invalid
     if split_column is not None:
@@ -561,11 +562,12 @@ def write_skipped(invalid_images: pd.DataFrame, skipped_rows: list[tuple], path:
 
 
 def damaged_images(skipped: pd.DataFrame) -> list[dict]:
-    """One entry per damaged or unusable image among the skips: ``png_path``, ``reason``, ``detail``."""
+    """One entry per damaged or unusable image among the skips: ``png_path``, ``reason`` (UNREADABLE when
+    the crop step found it, INVALID_IMAGE when nia index did), ``detail`` (the error, naming the file)."""
     rows = skipped[(skipped["crop"] == "") | skipped["reason"].str.startswith(f"{UNREADABLE}: ")]
     rows = rows.drop_duplicates("png_path")
     return [{"png_path": r.png_path,
-             "reason": UNREADABLE if r.crop else f"invalid image: {_check_of(r.reason)}",
+             "reason": UNREADABLE if r.crop else INVALID_IMAGE,
              "detail": r.reason.split(": ", 1)[1] if r.crop else r.reason} for r in rows.itertuples()]
 
 

@@ -220,6 +220,8 @@ def test_rows_invalid_for_their_image_are_counted_by_check_and_listed(nia_tree, 
     listed = pd.read_csv(tmp_path / "c" / "crops_skipped.csv", keep_default_na=False)
     assert listed[["sample_id", "crop", "reason"]].values.tolist() == [
         [df.loc[frames[0], "sample_id"], "", damaged]]
+    assert summary["damaged_images"] == [{"png_path": df.loc[frames[0], "png_path"], "reason": "invalid image",
+                                          "detail": damaged}]
 
 
 def test_a_crop_box_mostly_outside_its_image_is_skipped_not_padded(tmp_path: Path) -> None:

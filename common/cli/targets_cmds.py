@@ -155,7 +155,7 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
 def _name_damaged(summary: dict, out: Path, shown: int = 10) -> None:
     """The damaged images, one line each (at most ``shown``; all of them in the skipped list)."""
     for entry in summary["damaged_images"][:shown]:
-        click.echo(f"  {entry['reason']}: {entry['png_path']} ({entry['detail']})", err=True)
+        click.echo(f"  {entry['reason']}: {entry['detail']}", err=True)  # the detail starts with the file
     more = summary["damaged_images_total"] - min(shown, len(summary["damaged_images"]))
     if more > 0:
         click.echo(f"  ... and {more} more damaged image(s): see {out / summary['skipped_list']}", err=True)
