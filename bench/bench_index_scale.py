@@ -1,7 +1,7 @@
 """Does `nia index` scale linearly? Time and peak memory per size, extrapolated to 2.5 M labels.
 
 Writes the largest tree once with bench_index.py's writer (realistic ~3.5 kB
-labels and an empty PNG each, 100 per folder), then for each size in
+labels and a 6 kB PNG each, 100 per folder), then for each size in
 ascending order moves just enough of its folders into the indexed root (a
 rename: nothing is rewritten), warms the page cache and runs, each in a new
 child process so that its peak memory is its own:

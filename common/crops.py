@@ -12,11 +12,22 @@ Transform, with integer coordinates at pixel centres on both sides::
 
 which is the mapping ``cv2.resize`` uses between pixel centres, so labels
 transformed with it land where the resized image shows them.
+
+A box less than half inside its frame is not cut (``crop_outside_image``):
+that crop would be mostly black padding, scored as if it were an eye.
+
+Resume (:mod:`common.crop_resume`): a crop is kept only when its three files
+exist and the fingerprint of its inputs (the manifest row's fields, its
+split, the PNG's size and mtime, the crop options, the writer's version)
+is the one recorded when they were written; anything else is written again.
+Every crop not made is listed with its reason in ``OUT/crops_skipped.csv``
+(damaged images named file by file, also in the summary).
 """
 from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
@@ -27,16 +38,26 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_path
+from common.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
+                                known_values, row_fingerprint_text)
 from common.masks import CLASS_NAMES, EyeShapes, class_map
+from common.png_header import read_png_header
 
 CROP_NAMES = ("eyes", "r_eye", "l_eye")
 CROP_INDEX_NAME = "index.parquet"
 SUMMARY_NAME = "crops_summary.json"
+SKIPPED_NAME = "crops_skipped.csv"
+SKIPPED_COLUMNS = ["sample_id", "crop", "split", "png_path", "reason"]
+MIN_INSIDE = 0.5  # a crop box with less of its area inside the frame is not cut
+OUTSIDE = "crop_outside_image"
+UNREADABLE = "unreadable image"
+INVALID_IMAGE = "invalid image"
+N_NAMED = 20  # damaged images named in the summary (all of them in crops_skipped.csv)
 INDEX_COLUMNS = [
     "crop_id", "sample_id", "crop", "split", "jpg_path", "png_path", "json_path",
     "subject", "inst", "image", "condition", "gaze_pitch_deg", "gaze_yaw_deg",
     "x0", "y0", "scale_x", "scale_y",
-    "width", "height", "video_stem", "frame", "device", "direction",
+    "width", "height", "video_stem", "frame", "device", "direction", "input_sha256",
 ]
 _ROW_FIELDS = [
     "sample_id", "png_path", "subject", "inst", "image", "image_type", "condition", "posture",
@@ -58,6 +79,10 @@ class CropOptions:
 
     def size_of(self, crop: str) -> tuple[int, int]:
         return self.eyes_size if crop == "eyes" else self.eye_size
+
+    def for_crop(self, crop: str) -> dict:
+        """The options that make ``crop`` (its input fingerprint's share)."""
+        return {"size": list(self.size_of(crop)), "margin": self.margin, "jpeg_quality": self.jpeg_quality}
 
     def as_dict(self) -> dict:
         """The options as JSON-ready values (the summary and the index metadata)."""
@@ -121,6 +146,13 @@ def crop_box(points: np.ndarray, out_size: tuple[int, int], margin: float) -> Cr
     left = _round_half_up((xmin + xmax) / 2.0 - width_px / 2.0 + 0.5)
     top = _round_half_up((ymin + ymax) / 2.0 - height_px / 2.0 + 0.5)
     return CropBox(left, top, width_px, height_px, out_width, out_height)
+
+
+def inside_fraction(box: CropBox, width: int, height: int) -> float:
+    """The share of the box's area that lies inside a ``width`` x ``height`` frame."""
+    inside_x = max(0, min(box.left + box.width_px, width) - max(box.left, 0))
+    inside_y = max(0, min(box.top + box.height_px, height) - max(box.top, 0))
+    return inside_x * inside_y / (box.width_px * box.height_px)
 
 
 def cut_and_resize(image: np.ndarray, box: CropBox) -> np.ndarray:
@@ -239,15 +271,18 @@ class _Job:
     out: str
     split_column: str | None
     options: CropOptions
+    run: str = field(default_factory=lambda: f"{time.time_ns():020d}")  # names this run's journal: runs sort by time
 
 
 @dataclass
 class ChunkResult:
-    """What some chunks wrote: their index rows (one DataFrame per chunk, cheap to send back) and counts."""
+    """What some chunks wrote: their index rows (one DataFrame per chunk, cheap to send back), counts,
+    and every crop not made as ``(sample_id, crop, split, png_path, reason)``."""
 
     counts: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     index_parts: list[pd.DataFrame] = field(default_factory=list)
+    skipped_rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
 
 
 def _centre(row: dict, side: str) -> tuple[float, float] | None:
@@ -255,7 +290,8 @@ def _centre(row: dict, side: str) -> tuple[float, float] | None:
     return None if x is None or y is None else (x, y)
 
 
-def _crop_record(row: dict, crop: str, box: CropBox, split: str, paths: dict[str, Path], out: Path) -> dict:
+def _crop_record(row: dict, crop: str, box: CropBox, split: str, paths: dict[str, Path], out: Path,
+                 fingerprint: str) -> dict:
     record = {key: row.get(key) for key in ("sample_id", "subject", "inst", "image", "condition",
                                               "gaze_pitch_deg", "gaze_yaw_deg", "video_stem", "frame",
                                               "device", "direction")}
@@ -265,7 +301,7 @@ def _crop_record(row: dict, crop: str, box: CropBox, split: str, paths: dict[str
         "png_path": paths["png"].relative_to(out).as_posix(),
         "json_path": paths["json"].relative_to(out).as_posix(),
         "x0": box.x0, "y0": box.y0, "scale_x": box.scale_x, "scale_y": box.scale_y,
-        "width": box.out_width, "height": box.out_height,
+        "width": box.out_width, "height": box.out_height, "input_sha256": fingerprint,
     })
     return record
 
@@ -297,29 +333,82 @@ def _write_crop(image: np.ndarray, row: dict, crop: str, box: CropBox, split: st
     _write_atomic(paths["jpg"], lambda p: cv2.imwrite(str(p), pixels, quality))
 
 
+class _RowSkips:
+    """Counts and lists the crops of one row that are not made."""
+
+    def __init__(self, result: ChunkResult, row: dict, split: str) -> None:
+        self.result, self.row, self.split = result, row, split
+
+    def add(self, crop: str, key: str, reason: str) -> None:
+        """Count under ``key`` (the summary's reason), list with the detailed ``reason``."""
+        self.result.skipped[key] += 1
+        self.result.skipped_rows.append((self.row["sample_id"], crop, self.split, self.row.get("png_path"), reason))
+
+
+def _planned(row: dict, eyes: dict[str, EyeShapes], options: CropOptions, skips: _RowSkips,
+             frame_size: tuple[int, int] | None) -> dict[str, CropBox]:
+    """The row's crop boxes that can be cut: each one not is counted and listed."""
+    boxes, reasons = plan_boxes(eyes, options)
+    for reason in reasons:
+        skips.add(reason.split(": ", 1)[0], reason, reason)
+    if frame_size is None:
+        return boxes
+    kept = {}
+    for crop, box in boxes.items():
+        share = inside_fraction(box, *frame_size)
+        if share < MIN_INSIDE:
+            skips.add(crop, f"{crop}: {OUTSIDE} (under half of its box inside the image)",
+                      f"{OUTSIDE}: {100 * share:.0f}% of its box inside the {frame_size[0]}x{frame_size[1]} image")
+        else:
+            kept[crop] = box
+    return kept
+
+
+def _process_row(row: dict, job: _Job, result: ChunkResult, journal: Journal) -> list[dict]:
+    """Write what one row needs (see :func:`process_rows`); its index records."""
+    root, out = Path(job.root), Path(job.out)
+    split = str(row["split"]) if job.split_column else "all"
+    skips = _RowSkips(result, row, split)
+    header = read_png_header(str(root / row["png_path"]), row["png_path"])
+    eyes = {side: EyeShapes.from_row(row, side) for side in "rl"}
+    boxes = _planned(row, eyes, job.options, skips, None if header.error else (header.width, header.height))
+    row_text = row_fingerprint_text(row, _ROW_FIELDS)
+    prints = {c: input_fingerprint(row_text, c, split, header.size, header.mtime_ns, job.options.for_crop(c))
+              for c in boxes}
+    paths = {crop: crop_paths(out, split, crop, row["sample_id"]) for crop in boxes}
+    present = {c: all(p.exists() for p in paths[c].values()) for c in boxes}
+    todo = [c for c in boxes if not (present[c] and row.get(known_column(c)) == prints[c])]
+    image = None
+    if todo and not header.error:
+        image = read_frame(root / row["png_path"], row.get("image_type") or row.get("image"))
+    if header.error or (todo and image is None):  # a damaged image is never scored, not even by old crops
+        detail = header.error or f"{row['png_path']}: OpenCV could not decode the image"
+        for crop in boxes:
+            skips.add(crop, UNREADABLE, f"{UNREADABLE}: {detail}")
+        return []
+    for crop in todo:
+        _write_crop(image, row, crop, boxes[crop], split, eyes, paths[crop], job.options)
+        journal.record(row["sample_id"], crop, prints[crop])
+    result.counts["written"] += len(todo)
+    result.counts["rebuilt"] += sum(present[c] for c in todo)  # their files were there, from other inputs
+    result.counts["already present (resumed)"] += len(boxes) - len(todo)
+    return [_crop_record(row, crop, box, split, paths[crop], out, prints[crop]) for crop, box in boxes.items()]
+
+
 def process_rows(rows: list[dict], job: _Job) -> ChunkResult:
-    """Write the crops of some manifest rows (reading each frame at most once)."""
+    """Write the crops of some manifest rows (reading each frame at most once).
+
+    A crop is kept as it is when its three files exist and the fingerprint
+    recorded for them (``row["_known_<crop>"]``, from the index and the
+    journals) is that of its inputs now; otherwise it is written and its
+    fingerprint journaled. A frame that cannot be read, or a box mostly
+    outside it, gives no crop and a listed reason.
+    """
     result = ChunkResult()
     records: list[dict] = []
-    root, out = Path(job.root), Path(job.out)
-    for row in rows:
-        split = str(row["split"]) if job.split_column else "all"
-        eyes = {side: EyeShapes.from_row(row, side) for side in "rl"}
-        boxes, reasons = plan_boxes(eyes, job.options)
-        result.skipped.update(reasons)
-        paths = {crop: crop_paths(out, split, crop, row["sample_id"]) for crop in boxes}
-        todo = [c for c in boxes if not all(p.exists() for p in paths[c].values())]
-        image = read_frame(root / row["png_path"], row.get("image_type") or row.get("image")) if todo else None
-        if todo and image is None:
-            result.skipped[f"unreadable PNG ({len(todo)} crops)"] += len(todo)
-            boxes = {c: b for c, b in boxes.items() if c not in todo}
-        for crop, box in boxes.items():
-            if crop in todo:
-                _write_crop(image, row, crop, box, split, eyes, paths[crop], job.options)
-                result.counts["written"] += 1
-            else:
-                result.counts["already present (resumed)"] += 1
-            records.append(_crop_record(row, crop, box, split, paths[crop], out))
+    with Journal(Path(job.out), job.run) as journal:
+        for row in rows:
+            records += _process_row(row, job, result, journal)
     result.index_parts.append(pd.DataFrame(records, columns=INDEX_COLUMNS))
     return result
 
@@ -345,6 +434,7 @@ def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: in
         total.index_parts.extend(part.index_parts)
         total.counts.update(part.counts)
         total.skipped.update(part.skipped)
+        total.skipped_rows.extend(part.skipped_rows)
         bar.update(size)
 
     if workers <= 1:
@@ -365,8 +455,23 @@ def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: in
     return total
 
 
-def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFrame, Counter]:
-    """Valid frame rows with a split; every other row counted under a reason."""
+def _check_of(error: str) -> str:
+    """``file: check: message`` -> ``check`` (common.image_checks)."""
+    parts = error.split(": ", 2)
+    return parts[1] if len(parts) == 3 else error
+
+
+def _image_invalid(df: pd.DataFrame, invalid: pd.Series) -> pd.Series:
+    """The invalid rows whose error is their image's (``image_error``, from nia index's header checks)."""
+    if "image_error" not in df.columns:
+        return pd.Series(False, index=df.index)
+    image_error = df["image_error"].fillna("")
+    return invalid & (image_error != "") & (image_error == df["error"].fillna(""))
+
+
+def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFrame, Counter, pd.DataFrame]:
+    """Valid frame rows with a split; every other row counted under a reason; and the frames invalid
+    for their image (damaged, not the delivery's size, labels outside it) listed by name (SKIPPED_COLUMNS)."""
     skipped: Counter = Counter()
     kind = df["kind"].astype(object).fillna("?") if "kind" in df.columns else pd.Series("frame", index=df.index)
     not_frame = kind != "frame"
@@ -374,24 +479,38 @@ def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFram
         skipped[f"not a frame (kind={value})"] += int(count)
     keep = ~not_frame
     invalid = keep & ~df.get("valid", pd.Series(True, index=df.index)).fillna(False).astype(bool)
-    skipped["invalid label (see the error column)"] += int(invalid.sum())
+    for_image = _image_invalid(df, invalid)
+    image_errors = df["image_error"][for_image] if for_image.any() else pd.Series(dtype=object)
+    for check, count in image_errors.map(_check_of).value_counts().items():
+        skipped[f"{INVALID_IMAGE}: {check}"] += int(count)
+    skipped["invalid label (see the error column)"] += int((invalid & ~for_image).sum())
     keep &= ~invalid
     if split_column is not None:
         no_split = keep & df[split_column].isna()
         skipped[f"no value in column {split_column!r}"] += int(no_split.sum())
         keep &= ~no_split
-    return df[keep], Counter({k: v for k, v in skipped.items() if v})
+    listed = pd.DataFrame({"sample_id": df["sample_id"][for_image], "crop": "",
+                           "split": (df[split_column][for_image].astype(object).fillna("")
+                                     if split_column is not None else "all"),
+                           "png_path": df["png_path"][for_image], "reason": image_errors}, columns=SKIPPED_COLUMNS)
+    return df[keep], Counter({k: v for k, v in skipped.items() if v}), listed
 
 
-def _record_chunks(df: pd.DataFrame, split_column: str | None, size: int) -> Iterator[list[dict]]:
-    """The rows as lists of plain dicts (nulls as None), ``size`` at a time, built lazily."""
+def _record_chunks(df: pd.DataFrame, split_column: str | None, size: int,
+                   known: pd.DataFrame | None = None) -> Iterator[list[dict]]:
+    """The rows as lists of plain dicts (nulls as None), ``size`` at a time, built lazily, each with
+    the recorded fingerprint of its crops (``known``: :func:`common.crop_resume.known_table`)."""
     columns = [c for c in _ROW_FIELDS if c in df.columns]
     for start in range(0, len(df), size):
         part = df.iloc[start:start + size]
         frame = part[columns].copy()
         if split_column is not None:
             frame["split"] = part[split_column].astype(str)
-        yield frame.astype(object).where(frame.notna(), None).to_dict("records")
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        for crop in CROP_NAMES:
+            for record, value in zip(records, known_values(part["sample_id"], known, crop)):
+                record[known_column(crop)] = value
+        yield records
 
 
 def provenance_metadata(rows: pd.DataFrame, manifest_sha256: str, options: "CropOptions") -> dict[str, str]:
@@ -432,6 +551,26 @@ def write_index(parts: list[pd.DataFrame], path: Path, provenance: dict[str, str
     return index
 
 
+def write_skipped(invalid_images: pd.DataFrame, skipped_rows: list[tuple], path: Path) -> pd.DataFrame:
+    """``OUT/crops_skipped.csv``: the frames invalid for their image, then every crop not made, sorted."""
+    crops = pd.DataFrame(skipped_rows, columns=SKIPPED_COLUMNS)
+    listed = pd.concat([invalid_images, crops], ignore_index=True) if len(invalid_images) else crops
+    listed = listed.sort_values(["sample_id", "crop"], kind="stable").reset_index(drop=True)
+    with atomic_path(path) as tmp:
+        listed.to_csv(tmp, index=False)
+    return listed
+
+
+def damaged_images(skipped: pd.DataFrame) -> list[dict]:
+    """One entry per damaged or unusable image among the skips: ``png_path``, ``reason`` (UNREADABLE when
+    the crop step found it, INVALID_IMAGE when nia index did), ``detail`` (the error, naming the file)."""
+    rows = skipped[(skipped["crop"] == "") | skipped["reason"].str.startswith(f"{UNREADABLE}: ")]
+    rows = rows.drop_duplicates("png_path")
+    return [{"png_path": r.png_path,
+             "reason": UNREADABLE if r.crop else INVALID_IMAGE,
+             "detail": r.reason.split(": ", 1)[1] if r.crop else r.reason} for r in rows.itertuples()]
+
+
 def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column: str | None,
                        options: CropOptions, workers: int = 1, chunk_size: int = 64,
                        manifest_sha256: str = "", progress: bool = True) -> dict:
@@ -442,13 +581,15 @@ def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column:
     if split_column is not None and split_column not in df.columns:
         raise ValueError(f"manifest has no column {split_column!r}: run nia split first "
                          "(or pass --split-column none to put every crop under all/)")
-    rows_df, row_skips = select_rows(df, split_column)
+    rows_df, row_skips, invalid_images = select_rows(df, split_column)
     out.mkdir(parents=True, exist_ok=True)
     job = _Job(root=str(root), out=str(out), split_column=split_column, options=options)
-    chunks = _record_chunks(rows_df, split_column, chunk_size)
+    chunks = _record_chunks(rows_df, split_column, chunk_size, known_table(out, CROP_INDEX_NAME))
     result = run_chunks(chunks, len(rows_df), job, workers, progress)
     index = write_index(result.index_parts, out / CROP_INDEX_NAME,
                         provenance_metadata(rows_df, manifest_sha256, options))
+    clear_journals(out)  # index.parquet holds their fingerprints now
+    skipped = write_skipped(invalid_images, result.skipped_rows, out / SKIPPED_NAME)
     summary = {
         "manifest_rows": int(len(df)),
         "rows_used": int(len(rows_df)),
@@ -457,7 +598,11 @@ def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column:
         "crops_by_name": {k: int(v) for k, v in index["crop"].value_counts().sort_index().items()},
         "crops_written": int(result.counts["written"]),
         "crops_already_present": int(result.counts["already present (resumed)"]),
+        "crops_rebuilt": int(result.counts["rebuilt"]),
         "crops_skipped": dict(sorted(result.skipped.items())),
+        "damaged_images": damaged_images(skipped)[:N_NAMED],
+        "damaged_images_total": len(damaged_images(skipped)),
+        "skipped_list": SKIPPED_NAME,
         "crops_without_gaze": int(index["gaze_pitch_deg"].isna().sum()),
         "options": options.as_dict(),
         "manifest_sha256": manifest_sha256,

@@ -8,11 +8,17 @@ lookup and no copy. Each frame label goes through the fast path
 (:mod:`common.label_columns`, msgspec in C); only a label the fast path does
 not accept is re-checked by :func:`common.labels.parse_label`, so errors read
 exactly as before. NIA name fields come from one vectorised regex over all
-stems. Re-indexing reuses the label columns of every JSON whose (size,
-mtime_ns) did not change, matched by path in Arrow, so an unchanged tree
-costs one walk (stat calls), the parquet read and the write. Nothing is
-dropped: every PNG, JSON and mp4 under ROOT is in some row, and the suite's
-own files are counted.
+stems. Each PNG's header is read by the same workers (:mod:`common.png_header`:
+33 bytes at the start, 12 at the end, no decode) for ``png_width`` and
+``png_height``; then :mod:`common.image_checks` marks, over whole columns, an
+image that is not the delivery's size or whose labels reach outside it.
+Re-indexing reuses the label columns of every JSON whose (size, mtime_ns)
+did not change, and the header of every PNG whose (size, mtime_ns) did not
+change, matched by path in Arrow, so an unchanged tree costs one walk (stat
+calls), the parquet read and the write; validity is decided anew every time.
+Columns that other commands added (split, gaze) survive only on rows whose
+label, PNG and error are unchanged. Nothing is dropped: every PNG, JSON and
+mp4 under ROOT is in some row, and the suite's own files are counted.
 """
 from __future__ import annotations
 
@@ -37,10 +43,12 @@ from common import __version__
 from common.atomic import atomic_path
 from common.cores import available_cores
 from common.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
+from common.image_checks import CHECKS, image_errors
 from common.index_walk import (NO_JSON, NO_PNG, Found, Rows, WalkError, all_files, label_files, pair, sorted_stems,
                                walk)
 from common.label_columns import NAME_PATTERN, frame_columns
 from common.labels import LabelError, decode_json, parse_label, parse_video_label
+from common.png_header import read_png_header
 
 ROOT_KEY = b"nia.root"
 ROW_GROUP = 1 << 20  # rows per parquet row group: pyarrow's default, so chunked and whole writes are alike
@@ -64,16 +72,20 @@ _LABEL_BATCH = pa.schema([("json_path", _S), ("json_size", _I), ("json_mtime_ns"
 _POLYGONS = {i + 3 for i, (name, _) in enumerate(LABEL_FIELDS) if name.endswith("_eyelid")}
 _SEP = "\0"  # between the paths of one job: the one character no path holds
 _STAT_BATCH = pa.schema([("path", _S), ("size", _I), ("mtime_ns", _I)])
+# what a header worker sends back per chunk of PNGs (common.png_header)
+_PNG_BATCH = pa.schema([("path", _S), ("size", _I), ("mtime_ns", _I), ("width", _I), ("height", _I),
+                        ("png_error", _S)])
 NAME_FIELDS = ("site", "subject", "attempt", "scenario", "device", "image_type", "state", "posture_code", "direction")
 SAMPLE_FIELDS: list[tuple[str, pa.DataType]] = (
     [("sample_id", _S), ("kind", _S), ("png_path", _S), ("json_path", _S), ("video_path", _S), ("video_stem", _S)]
-    + [(c, _I) for c in ("png_size", "png_mtime_ns", "json_size", "json_mtime_ns")]
+    + [(c, _I) for c in ("png_size", "png_mtime_ns", "png_width", "png_height", "json_size", "json_mtime_ns")]
     + [(c, _S) for c in NAME_FIELDS] + [("frame", _I)]
 )
-# sample columns that a re-index makes anew: not read from the previous manifest
-_REMADE = frozenset(["png_path", "png_size", "png_mtime_ns", "video_path", "video_stem", *NAME_FIELDS, "frame",
-                     "valid"])
-INDEX_SCHEMA = pa.schema(SAMPLE_FIELDS + LABEL_FIELDS + [("valid", _B), ("error", _S), ("mismatch", _S)])
+# sample columns that a re-index makes anew: not read from the previous manifest (the PNG's path,
+# size, mtime and header are read: they decide whether its header is reused)
+_REMADE = frozenset(["video_path", "video_stem", *NAME_FIELDS, "frame", "valid"])
+INDEX_SCHEMA = pa.schema(SAMPLE_FIELDS + LABEL_FIELDS + [("valid", _B), ("error", _S), ("mismatch", _S),
+                                                         ("image_error", _S)])
 # columns other commands add (docs/architecture.md); typed here so that all-null columns keep their type
 ADDED_TYPES = {"split": _S, "gaze_method": _S, "gaze_profile_sha256": _S,
                **{c: _F for c in ("gaze_pitch_deg", "gaze_yaw_deg", "gaze_x", "gaze_y", "gaze_z", "eye_x_mm",
@@ -100,6 +112,8 @@ class IndexResult:
     ignored_files: dict[str, int] = field(default_factory=dict)
     n_suite_files: int = 0  # device_profiles.json at the root, files under .nia* folders
     n_hidden_dirs: int = 0  # other folders starting with '.', not entered
+    image_problems: dict[str, int] = field(default_factory=dict)  # rows with an image error, by check
+    image_examples: list[str] = field(default_factory=list)  # the first image errors, in row order
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage (walk, pair, parse, ...)
 
 
@@ -297,6 +311,15 @@ def _parse_batch(job: tuple[str, str, list[bool], bool]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=_LABEL_BATCH)
 
 
+def _png_batch(job: tuple[str, str]) -> pa.RecordBatch:
+    """Size, mtime_ns, width, height and header error of PNG files (common.png_header)."""
+    base, joined = job
+    rels = joined.split(_SEP)
+    columns = [rels, *zip(*(read_png_header(base + rel, rel) for rel in rels))]
+    return pa.RecordBatch.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, _PNG_BATCH)],
+                                      schema=_PNG_BATCH)
+
+
 def _stat_batch(job: tuple[str, str]) -> pa.RecordBatch:
     """Size and mtime_ns of files (null for a file that vanished since the walk)."""
     base, joined = job
@@ -344,6 +367,11 @@ class Workers:
         """Sizes and mtimes of ``rels``, in order."""
         jobs = self._chunks(rels)
         return self.pool.imap(_stat_batch, jobs) if self.pool and len(jobs) > 1 else map(_stat_batch, jobs)
+
+    def headers(self, rels: list[str]) -> Iterable[pa.RecordBatch]:
+        """Header batches of the PNG files ``rels``, in order."""
+        jobs = self._chunks(rels)
+        return self.pool.imap(_png_batch, jobs) if self.pool and len(jobs) > 1 else map(_png_batch, jobs)
 
     def parse(self, rels: list[str], videos: list[bool]) -> Iterable[pa.RecordBatch]:
         """Label batches of the JSON files ``rels``, in order."""
@@ -471,10 +499,45 @@ def _reuse_positions(old: pa.Table, rel: pa.Array, size: pa.ChunkedArray, mtime:
     return np.where(pc.fill_null(same, False).to_numpy(zero_copy_only=False), at, -1)
 
 
+def _png_reuse(old: pa.Table, rel: pa.Array, size: pa.ChunkedArray,
+               mtime: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Per PNG file: whether it is the file of ``old`` (same path, size, mtime_ns); and the row of
+    ``old`` whose header it reuses, else -1 (read it).
+
+    A header is reused only when it was sound: the error of a damaged one is
+    not stored on its own, and damaged files are few, so they are read again.
+    """
+    at = pc.index_in(rel, value_set=old.column("png_path").combine_chunks())
+    same = pc.and_(pc.equal(size, pc.take(old.column("png_size"), at)),
+                   pc.equal(mtime, pc.take(old.column("png_mtime_ns"), at)))
+    same = pc.fill_null(same, False).to_numpy(zero_copy_only=False)
+    if "png_width" not in old.column_names:  # a manifest from before the header check
+        return same, np.full(len(same), -1)
+    sound = pc.fill_null(pc.is_valid(pc.take(old.column("png_width"), at)), False).to_numpy(zero_copy_only=False)
+    at = pc.fill_null(at, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return same, np.where(same & sound, at, -1)
+
+
+def _old_headers(old: pa.Table) -> pa.Table:
+    """The PNG header columns of ``old`` laid out as the header workers' batches."""
+    arrays = [old.column(name) if name in old.column_names else pa.chunked_array([pa.nulls(old.num_rows, _I)])
+              for name in ("png_path", "png_size", "png_mtime_ns", "png_width", "png_height")]
+    arrays.append(pa.chunked_array([pa.nulls(old.num_rows, _S)]))
+    return pa.Table.from_arrays(arrays, schema=_PNG_BATCH)
+
+
 def _old_labels(old: pa.Table) -> pa.Table:
-    """The label columns of ``old`` laid out as the workers' batches (no copy but the label error)."""
+    """The label columns of ``old`` laid out as the workers' batches (no copy but the label error).
+
+    ``error`` holds the label's error first, then a pairing error, then the
+    image's error (``image_error``): only the first is the label's.
+    """
     error = old.column("error")
-    label_error = pc.if_else(pc.is_in(error, value_set=pa.array(PAIRING_ERRORS)), "", error)
+    not_label = pc.is_in(error, value_set=pa.array(PAIRING_ERRORS))
+    if "image_error" in old.column_names:
+        image_error = pc.fill_null(old.column("image_error"), "")
+        not_label = pc.or_(not_label, pc.and_(pc.not_equal(image_error, ""), pc.equal(error, image_error)))
+    label_error = pc.if_else(not_label, "", error)
     arrays = [old.column(name) for name in ("json_path", "json_size", "json_mtime_ns")]
     arrays += [old.column(name) for name, _ in LABEL_FIELDS] + [old.column("mismatch"), label_error]
     return pa.Table.from_arrays(arrays, schema=_LABEL_BATCH)
@@ -493,18 +556,22 @@ def _merged(parsed: pa.Table, reusable: pa.Table, reuse_at: np.ndarray) -> pa.Ta
     return pa.concat_tables([parsed, reusable]).take(index)
 
 
-def _kept_rows(json_path: pa.Array, reuse_at: np.ndarray) -> pa.Array:
-    """Rows whose label did not change: no JSON at all, or a reused one."""
+def _kept_rows(json_path: pa.Array, reuse_at: np.ndarray, png_path: pa.Array, png_same: np.ndarray) -> pa.Array:
+    """Rows whose inputs did not change: the label reused (or no JSON), the same PNG file (or none)."""
     has = pc.is_valid(json_path).to_numpy(zero_copy_only=False)
     kept = ~has
     kept[has] = reuse_at >= 0
+    has_png = pc.is_valid(png_path).to_numpy(zero_copy_only=False)
+    kept[has_png] &= png_same
     return pa.array(kept)
 
 
 def _carry_extras(table: pa.Table, old: pa.Table | None, kept: pa.Array) -> pa.Table:
-    """Columns other commands added (split, gaze_*) survive for rows whose label did not change.
+    """Columns other commands added (split, gaze_*) survive for rows whose inputs and verdict did not change.
 
-    ``kept`` marks the rows that are reused or have no JSON at all.
+    ``kept`` marks the rows whose label and PNG are those of ``old`` (or absent);
+    a row whose ``error`` changed all the same (its image no longer has the
+    delivery's size, say) loses them too.
     """
     if old is None:
         return table
@@ -512,7 +579,8 @@ def _carry_extras(table: pa.Table, old: pa.Table | None, kept: pa.Array) -> pa.T
     if not extras:
         return table
     at = pc.index_in(table.column("sample_id"), value_set=old.column("sample_id").combine_chunks())
-    at = pc.if_else(kept, at, pa.scalar(None, at.type))
+    same_error = pc.fill_null(pc.equal(pc.take(old.column("error"), at), table.column("error")), False)
+    at = pc.if_else(pc.and_(kept, same_error), at, pa.scalar(None, at.type))
     picked = old.select(extras).take(at)
     for name in extras:
         table = table.append_column(old.schema.field(name), picked.column(name))
@@ -522,15 +590,24 @@ def _carry_extras(table: pa.Table, old: pa.Table | None, kept: pa.Array) -> pa.T
 # --- assembly -------------------------------------------------------------------
 
 def _assemble(cols: dict[str, pa.Array], pairing_error: pa.Array, png: pa.Table, lab: pa.Table) -> pa.Table:
-    """The manifest table from row-aligned parts: sample columns, PNG stats, label columns; validity and error."""
+    """The manifest table from row-aligned parts: sample columns, PNG headers, label columns; validity and error.
+
+    ``error`` is the first of: the label's error, the pairing error, the
+    image's error (:func:`common.image_checks.image_errors`, also kept on its
+    own in ``image_error``).
+    """
     cols = cols | {"png_size": png.column("size"), "png_mtime_ns": png.column("mtime_ns"),
+                   "png_width": png.column("width"), "png_height": png.column("height"),
                    "json_size": lab.column("json_size"), "json_mtime_ns": lab.column("json_mtime_ns")}
     label_error = pc.fill_null(lab.column("label_error"), "")
-    error = pc.if_else(pc.equal(label_error, ""), pairing_error, label_error)
+    image_error = image_errors(png, cols["json_path"], lab, (cols["device"], cols["image_type"]),
+                               (lab.column("inst"), lab.column("image")))
+    error = pc.if_else(pc.equal(label_error, ""), pc.if_else(pc.equal(pairing_error, ""), image_error,
+                                                             pairing_error), label_error)
     usable = pc.is_in(cols["kind"], value_set=pa.array(["frame", "video"]))
     valid = pc.and_(pc.equal(error, ""), usable)
     arrays = [cols[name] for name, _ in SAMPLE_FIELDS] + [lab.column(name) for name, _ in LABEL_FIELDS]
-    arrays += [valid, error, pc.fill_null(lab.column("mismatch"), "")]
+    arrays += [valid, error, pc.fill_null(lab.column("mismatch"), ""), image_error]
     arrays = [a if isinstance(a, pa.ChunkedArray) else pa.chunked_array([a]) for a in arrays]
     return pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
 
@@ -580,9 +657,11 @@ class _Pending:
     pairing_error: pa.Array
     n_duplicates: int
     parsing: Iterable[pa.RecordBatch]  # label batches of the JSON files to parse, in row order
-    png_stats: Iterable[pa.RecordBatch]  # stat batches of every PNG, in row order
+    png_headers: Iterable[pa.RecordBatch]  # header batches of the PNGs to read, in row order
     n_parse: int
     reuse_at: np.ndarray | None  # per JSON file, in row order: its row in the old manifest, -1 if parsed
+    png_reuse_at: np.ndarray | None  # per PNG file, in row order: the old row whose header it reuses, or -1
+    png_same: np.ndarray | None  # per PNG file, in row order: the same file as in the old manifest
 
 
 def _start(found: Found, old: pa.Table | None, pool: Workers, clock: _Stages) -> _Pending:
@@ -594,20 +673,26 @@ def _start(found: Found, old: pa.Table | None, pool: Workers, clock: _Stages) ->
     """
     stems = sorted_stems(found)
     rels, videos = label_files(found, stems)
-    reuse_at = None
-    if old is not None:  # stat every JSON first: only changed ones are parsed
+    pngs = all_files(found.png, stems)
+    reuse_at = png_reuse_at = png_same = None
+    if old is not None:  # stat every JSON and PNG first: only changed ones are parsed / read
         stats = pool.table(pool.stat(rels), _STAT_BATCH)
         reuse_at = _reuse_positions(old, pa.array(rels, type=_S), stats.column("size"), stats.column("mtime_ns"),
                                     pa.array(videos, type=_B))
         todo = np.flatnonzero(reuse_at < 0)
         rels, videos = [rels[i] for i in todo], [videos[i] for i in todo]
+        stats = pool.table(pool.stat(pngs), _STAT_BATCH)
+        png_same, png_reuse_at = _png_reuse(old, stats.column("path"), stats.column("size"), stats.column("mtime_ns"))
+        del stats
+        pngs = [pngs[i] for i in np.flatnonzero(png_reuse_at < 0)]
     clock.done("reuse")  # with the sort that puts the files in row order
     parsing = pool.parse(rels, videos)
-    png_stats = pool.stat(all_files(found.png, stems))
+    png_headers = pool.headers(pngs)
     rows, n_dup = pair(found, stems)  # while the workers parse
     cols = _sample_columns(rows)
     clock.done("pair")
-    return _Pending(cols, pa.array(rows.pairing_error, type=_S), n_dup, parsing, png_stats, len(rels), reuse_at)
+    return _Pending(cols, pa.array(rows.pairing_error, type=_S), n_dup, parsing, png_headers, len(rels), reuse_at,
+                    png_reuse_at, png_same)
 
 
 def _labels(pending: _Pending, old: pa.Table | None, progress: bool) -> pa.Table:
@@ -616,6 +701,24 @@ def _labels(pending: _Pending, old: pa.Table | None, progress: bool) -> pa.Table
     if old is not None:
         batches = _merged(Workers.table(batches, _LABEL_BATCH), _old_labels(old), pending.reuse_at).to_batches()
     return _place(batches, pending.cols["json_path"], _LABEL_BATCH)
+
+
+def _headers(pending: _Pending, old: pa.Table | None) -> pa.Table:
+    """PNG header columns aligned with the rows: read ones merged with reused rows of ``old``."""
+    batches = pending.png_headers
+    if old is not None:
+        batches = _merged(Workers.table(batches, _PNG_BATCH), _old_headers(old), pending.png_reuse_at).to_batches()
+    return _place(batches, pending.cols["png_path"], _PNG_BATCH)
+
+
+def _image_problems(image_error: pa.ChunkedArray, n_examples: int = 10) -> tuple[dict[str, int], list[str]]:
+    """Rows with an image error by check (the text after the file name), and the first few errors."""
+    errors = pc.filter(image_error, pc.not_equal(image_error, "")).to_pylist()
+    counts = {check: 0 for check in CHECKS}
+    for text in errors:
+        check = text.split(": ", 2)[1] if text.count(": ") >= 2 else text
+        counts[check] = counts.get(check, 0) + 1
+    return {k: v for k, v in counts.items() if v}, errors[:n_examples]
 
 
 def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chunk: int) -> IndexResult:
@@ -633,13 +736,14 @@ def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chu
         pending = _start(found, old, pool, clock)
         del found  # the last reference to the walk's strings
         labels = _labels(pending, old, progress)
-        png = _place(pending.png_stats, pending.cols["png_path"], _STAT_BATCH)
+        png = _headers(pending, old)
     finally:
         pool.close()
     clock.done("parse")
     table = _assemble(pending.cols, pending.pairing_error, png, labels)
     if old is not None:
-        table = _carry_extras(table, old, _kept_rows(pending.cols["json_path"], pending.reuse_at))
+        table = _carry_extras(table, old, _kept_rows(pending.cols["json_path"], pending.reuse_at,
+                                                     pending.cols["png_path"], pending.png_same))
     clock.done("assemble")
     _write_table(table, out, root)
     clock.done("write")
@@ -647,5 +751,6 @@ def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chu
     result.n_reused = 0 if pending.reuse_at is None else int((pending.reuse_at >= 0).sum())
     result.n_invalid = table.num_rows - (pc.sum(table.column("valid")).as_py() or 0)
     result.kinds = {k["values"]: k["counts"] for k in pc.value_counts(pending.cols["kind"]).to_pylist()}
+    result.image_problems, result.image_examples = _image_problems(table.column("image_error"))
     result.seconds = clock.seconds
     return result

@@ -1,9 +1,23 @@
 """`nia split`: deterministic train/val/test splits.
 
-Units: by default a person (``metaid``, else the name's subject), so no
-person is in two splits; ``by="video"`` uses the video (``video_stem``)
-instead. Either way the frames of one video share its split. Only valid
-``frame`` and ``video`` rows are assigned; the others get no split.
+Units: by default a person, as the FILE NAME says (``subject``), so no
+person is in two splits; ``by="video"`` uses the video (``video_stem``, from
+the name too) instead. Either way the frames of one video share its split:
+the name's video stem holds its subject. Only valid ``frame`` and ``video``
+rows are assigned; the others get no split. The name is the unit because
+it is what ties a frame to its video and its person everywhere else (crop
+folders, per-sample results); the JSON's ``metaid`` only confirms it:
+
+* a row whose name and JSON disagree on the person (``subject`` !=
+  ``metaid``) is not assigned: which person it shows is unknown, and either
+  answer could put one person in two splits (issue 10);
+* a row whose name gives no subject (a name that does not parse) is not
+  assigned either.
+
+Both are counted under their reason (``SplitResult.unassigned``), printed by
+``nia split`` and written to its ``summary.json`` and ``unassigned.csv``.
+Where names and JSON agree, the units are the same people as when units
+were the ``metaid``, so such a dataset keeps its split.
 
 Assignment: units in a seeded random order; each goes to the split that
 most needs it, by its total target and by its display x state strata. Sizes count frames when the
@@ -15,7 +29,8 @@ approached otherwise; the achieved counts are reported.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +56,8 @@ class SplitResult:
     counts: dict[str, int]
     n_units: int
     n_unassigned: int
+    unassigned: dict[str, int] = field(default_factory=dict)  # eligible rows with no split, by reason
+    reasons: pd.Series | None = None  # per row (aligned with the manifest): why an eligible row has no split
 
 
 def assignment_sha256(sample_ids: pd.Series, split: pd.Series, block: int = 1 << 16) -> str:
@@ -62,14 +79,27 @@ def assignment_sha256(sample_ids: pd.Series, split: pd.Series, block: int = 1 <<
 _SPLIT_COLUMNS = ["kind", "sample_id", "metaid", "subject", "video_stem", "inst", "condition"]
 
 
+NO_SUBJECT = "file name gives no subject"
+SUBJECT_MISMATCH = "subject: file name and JSON metaid disagree"
+NO_ROOM = "no split has room for its unit (--counts)"
+
+
 def _eligible(df: pd.DataFrame) -> pd.Series:
     return df["valid"].fillna(False).astype(bool) & df["kind"].isin(["frame", "video"])
 
 
+def _person_problems(rows: pd.DataFrame) -> pd.Series:
+    """Per eligible row: why its person is unknown (NO_SUBJECT, SUBJECT_MISMATCH), else None."""
+    reason = pd.Series([None] * len(rows), index=rows.index, dtype=object)
+    no_subject = rows["subject"].isna()
+    reason[no_subject] = NO_SUBJECT
+    reason[~no_subject & rows["metaid"].notna() & (rows["subject"] != rows["metaid"])] = SUBJECT_MISMATCH
+    return reason
+
+
 def _units(df: pd.DataFrame, by: str) -> pd.Series:
     if by == "subject":
-        units = df["metaid"].fillna(df["subject"])
-        return units.fillna("?" + df["sample_id"][units.isna()])  # new strings only where needed
+        return df["subject"]
     if by == "video":
         return df["video_stem"].fillna(df["sample_id"])
     raise SplitError(f"by must be 'subject' or 'video', got {by!r}")
@@ -109,7 +139,10 @@ def make_splits(df: pd.DataFrame, seed: int = 0, ratios: tuple[float, ...] | Non
     for name, values in (("ratios", ratios), ("counts", counts)):
         if values is not None and (len(values) != 3 or min(values) < 0 or sum(values) <= 0):
             raise SplitError(f"{name} must be three non-negative numbers (train, val, test), got {values}")
-    ok = _eligible(df)
+    eligible = _eligible(df)
+    person = _person_problems(df[_SPLIT_COLUMNS][eligible])
+    ok = eligible.copy()
+    ok[person.index[person.notna()]] = False
     rows = df[_SPLIT_COLUMNS][ok]
     size_kind = "frame" if (rows["kind"] == "frame").any() else "video"
     if ratios is None and counts is None:
@@ -134,10 +167,13 @@ def make_splits(df: pd.DataFrame, seed: int = 0, ratios: tuple[float, ...] | Non
     unit_split = {u: (SPLITS[k] if k >= 0 else None) for u, k in zip(all_units, chosen)}
     split = pd.Series([None] * len(df), index=df.index, dtype=object)
     split[ok] = units.map(unit_split)
-    assigned = split[ok].dropna()
+    reasons = pd.Series([None] * len(df), index=df.index, dtype=object)
+    reasons[person.index] = person
+    reasons[ok & split.isna()] = NO_ROOM
+    unassigned = reasons[eligible].value_counts()
     got = {s: int(((split == s) & (df["kind"] == size_kind)).sum()) for s in SPLITS}
     return SplitResult(split, assignment_sha256(df["sample_id"], split), got, len(all_units),
-                       int(ok.sum() - len(assigned)))
+                       int(unassigned.sum()), {str(k): int(v) for k, v in unassigned.items()}, reasons)
 
 
 def read_lists(paths: list[Path]) -> dict[str, str]:
@@ -178,6 +214,20 @@ def splits_from_lists(df: pd.DataFrame, mapping: dict[str, str]) -> tuple[SplitR
     n_units = int(split.notna().sum())
     return SplitResult(split, assignment_sha256(df["sample_id"], split), counts, n_units,
                        int(len(df) - n_units)), n_missing
+
+
+def write_summary(df: pd.DataFrame, result: SplitResult, out: Path, **options) -> list[Path]:
+    """``OUT/summary.json`` (counts, unassigned rows by reason, hash, options) and ``OUT/unassigned.csv``
+    (``sample_id,reason`` of every eligible row left without a split)."""
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {"counts": result.counts, "n_units": result.n_units, "n_unassigned": result.n_unassigned,
+               "unassigned": result.unassigned, "sha256": result.sha256, **options}
+    paths = [out / "summary.json", out / "unassigned.csv"]
+    paths[0].write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    reasons = result.reasons if result.reasons is not None else pd.Series(None, index=df.index, dtype=object)
+    listed = pd.DataFrame({"sample_id": df["sample_id"], "reason": reasons})[reasons.notna()]
+    listed.sort_values("sample_id").to_csv(paths[1], index=False)
+    return paths
 
 
 def write_lists(df: pd.DataFrame, out: Path) -> list[Path]:

@@ -5,7 +5,10 @@ frame and video counts per display/image type over all frame/video rows.
 Quality flags: invalid rows by JSON path, unpaired and duplicate files,
 name/JSON mismatches by field, synthetic-looking eye-tracker tracks (per
 video, :mod:`common.tracks`), head pose outside a physical range, gaze points
-off the 1920x1080 screen, and valid labels with a missing iris or eyelid.
+off the 1920x1080 screen, valid labels with a missing iris or eyelid, images
+invalid by check (damaged PNG, not the delivery's size, labels outside the
+image: :mod:`common.image_checks`) and the PNG sizes of every display and
+image type (the last two only for manifests that have the PNG header columns).
 
 A manifest has millions of rows and about 80 columns: every function here
 picks the few columns it needs before filtering rows (``df[cols][mask]``;
@@ -93,6 +96,24 @@ def _error_path(error: str) -> str:
     return _INDEX.sub("[]", path)
 
 
+def image_flags(df: pd.DataFrame) -> dict[str, Any]:
+    """Rows with an image error by check, and ``{device/type: {WxH: n}}`` over the readable PNGs."""
+    if "image_error" not in df.columns or "png_width" not in df.columns:
+        return {}  # indexed before nia index read PNG headers
+    errors = df["image_error"][df["image_error"].fillna("") != ""]
+    sizes = df[["device", "image_type", "inst", "image", "png_width", "png_height"]][df["png_width"].notna()]
+    # the groups of common.image_checks: the name's display and type, else the JSON's
+    group = (sizes["device"].fillna(sizes["inst"]).fillna("?") + "/"
+             + sizes["image_type"].fillna(sizes["image"]).fillna("?"))
+    size = sizes["png_width"].astype(str) + "x" + sizes["png_height"].astype(str)
+    table: dict[str, dict[str, int]] = {}
+    for key, n in (group + "\t" + size).value_counts().sort_index().items():
+        g, wxh = key.split("\t")
+        table.setdefault(g, {})[wxh] = int(n)
+    return {"image_errors_by_check": {str(k): int(v) for k, v in errors.map(_error_path).value_counts().items()},
+            "image_sizes": table}
+
+
 def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
     """Counts of every data-quality problem (see the module docstring)."""
     good = _valid_frames(df, [*HEAD_LIMITS, "point_x", "point_y", *EYE_COLUMNS.values()])
@@ -124,6 +145,7 @@ def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
         "gaze_point_off_screen": int(off_screen.sum()),
         "missing_eye_frames": int(any_missing.sum()),
         "missing_eye_by_label": missing,
+        **image_flags(df),
     }
 
 

@@ -165,7 +165,7 @@ def test_skipped_rows_and_crops_are_counted(nia_tree, tmp_path: Path) -> None:
                                  progress=False)
     assert summary["rows_skipped"] == {"no value in column 'split'": 1, "not a frame (kind=video)": 2}
     assert summary["crops_skipped"] == {"eyes: needs both eyelid polygons": 1, "l_eye: no l_eyelid polygon": 1,
-                                        "unreadable PNG (3 crops)": 3}
+                                        "unreadable image": 3}
     assert summary["crops_written"] == 1 + 3
 
 
@@ -182,3 +182,162 @@ def test_ir_frames_stay_single_channel(tmp_path: Path) -> None:
     assert result.counts["written"] == 3
     jpg = cv2.imread(str(tmp_path / "o" / "val" / "eyes" / "f.jpg"), cv2.IMREAD_UNCHANGED)
     assert jpg.ndim == 2 and jpg.shape == (112, 224)
+
+
+# --- issue 10: damaged media named, crops outside the image, stale crops ----------------
+
+def test_unreadable_images_are_named_file_by_file(nia_tree, tmp_path: Path) -> None:
+    manifest = _manifest(nia_tree, tmp_path)
+    df, root = read_manifest(manifest)
+    frames = df[df["kind"] == "frame"]
+    broken = frames["png_path"].iloc[1]
+    (root / broken).write_bytes(b"not a png")  # damaged after indexing: only the crop step can see it
+    out = tmp_path / "c"
+    result = CliRunner().invoke(main, ["crops", str(manifest), str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "crops_summary.json").read_text())
+    assert summary["crops_skipped"] == {"unreadable image": 3}
+    assert summary["damaged_images"] == [{"png_path": broken, "reason": "unreadable image",
+                                          "detail": f"{broken}: PNG file: not a PNG (starts with 6e 6f 74 20 61 20 70 6e)"}]
+    assert summary["skipped_list"] == "crops_skipped.csv"
+    listed = pd.read_csv(out / "crops_skipped.csv")
+    assert listed.columns.tolist() == ["sample_id", "crop", "split", "png_path", "reason"]
+    assert sorted(listed["crop"]) == ["eyes", "l_eye", "r_eye"]
+    assert set(listed["png_path"]) == {broken} and set(listed["split"]) == {"train"}
+    assert f"unreadable image: {broken}" in result.output
+
+
+def test_rows_invalid_for_their_image_are_counted_by_check_and_listed(nia_tree, tmp_path: Path) -> None:
+    df, root = read_manifest(_manifest(nia_tree, tmp_path))
+    frames = df.index[df["kind"] == "frame"]
+    damaged = "x.png: PNG file: empty file (0 bytes)"
+    df.loc[frames[0], ["valid", "error", "image_error"]] = [False, damaged, damaged]
+    df.loc[frames[1], ["valid", "error"]] = [False, "y.json: Annotations.inst: expected one of S, T"]
+    summary = write_crop_dataset(df, root, tmp_path / "c", split_column="split", options=CropOptions(),
+                                 progress=False)
+    assert summary["rows_skipped"] == {"invalid image: PNG file": 1, "invalid label (see the error column)": 1,
+                                       "not a frame (kind=video)": 2}
+    listed = pd.read_csv(tmp_path / "c" / "crops_skipped.csv", keep_default_na=False)
+    assert listed[["sample_id", "crop", "reason"]].values.tolist() == [
+        [df.loc[frames[0], "sample_id"], "", damaged]]
+    assert summary["damaged_images"] == [{"png_path": df.loc[frames[0], "png_path"], "reason": "invalid image",
+                                          "detail": damaged}]
+
+
+def test_a_crop_box_mostly_outside_its_image_is_skipped_not_padded(tmp_path: Path) -> None:
+    from common.crops import _Job, process_rows
+
+    cv2.imwrite(str(tmp_path / "f.png"), np.full((400, 1100, 3), 120, np.uint8))
+    lid = [865.0, 291, 918, 295, 896, 285]
+    right = [x + 215 if i % 2 == 0 else x for i, x in enumerate(lid)]  # x 1080..1133: its box is mostly beyond 1100
+    row = {"sample_id": "f", "png_path": "f.png", "image": "rgb", "split": "test", "r_eyelid": right, "l_eyelid": lid}
+    job = _Job(root=str(tmp_path), out=str(tmp_path / "o"), split_column="split", options=CropOptions())
+    result = process_rows([row], job)
+    assert result.skipped == {"r_eye: crop_outside_image (under half of its box inside the image)": 1}
+    assert result.counts["written"] == 2  # eyes (mostly inside) and l_eye
+    assert not (tmp_path / "o" / "test" / "r_eye" / "f.jpg").exists()
+    # its box: pixels 1067..1146 wide, 33 of its 80 columns inside the frame
+    assert result.skipped_rows == [("f", "r_eye", "test", "f.png",
+                                    "crop_outside_image: 41% of its box inside the 1100x400 image")]
+
+
+def _hashes(out: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*")) if p.suffix in (".jpg", ".png", ".json") and p.parent != out}
+
+
+def _crop(df, root, out, **options) -> dict:
+    return write_crop_dataset(df, root, out, split_column="split", options=CropOptions(**options), progress=False)
+
+
+def test_a_corrected_label_rebuilds_its_crops_and_only_those(nia_tree, tmp_path: Path) -> None:
+    from tests.conftest import change_gaze_point
+
+    from common.gaze import add_gaze_columns
+
+    manifest = _manifest(nia_tree, tmp_path)
+    df, root = read_manifest(manifest)
+    df = add_gaze_columns(df, load_profiles(), "geometric")[0]
+    out = tmp_path / "c"
+    _crop(df, root, out)
+    before = _hashes(out)
+    stem = df[df["kind"] == "frame"]["sample_id"].iloc[2]
+    change_gaze_point(root / df.set_index("sample_id").loc[stem, "json_path"], [100, 900])
+    build_index(root, manifest, workers=1)  # re-index: the label's split is dropped, split it again
+    df, root = read_manifest(manifest)
+    df["split"] = np.where(df["kind"] == "frame", "train", None)
+    df = add_gaze_columns(df, load_profiles(), "geometric")[0]
+    second = _crop(df, root, out)
+    assert (second["crops_written"], second["crops_rebuilt"], second["crops_already_present"]) == (3, 3, 9)
+    after = _hashes(out)
+    changed = {k for k in before if before[k] != after[k]}
+    assert changed == {f"train/eyes/{stem}.json", f"train/r_eye/{stem}.json", f"train/l_eye/{stem}.json"}
+    label = json.loads((out / f"train/eyes/{stem}.json").read_text())
+    index = pd.read_parquet(out / "index.parquet").set_index("crop_id")
+    assert label["gaze"]["pitch_deg"] == pytest.approx(index.loc[f"{stem}_eyes", "gaze_pitch_deg"])
+
+
+def test_other_crop_options_rebuild_every_crop_they_change(nia_tree, tmp_path: Path) -> None:
+    df, root = read_manifest(_manifest(nia_tree, tmp_path))
+    out = tmp_path / "c"
+    _crop(df, root, out)
+    wider = _crop(df, root, out, margin=0.4)
+    assert (wider["crops_written"], wider["crops_already_present"]) == (12, 0)
+    label = json.loads(next((out / "train" / "eyes").glob("*.json")).read_text())
+    fresh = tmp_path / "fresh"
+    _crop(df, root, fresh, margin=0.4)
+    assert _hashes(out) == _hashes(fresh)  # what the options give, not the old crops
+    smaller = _crop(df, root, out, margin=0.4, eye_size=(80, 48))
+    assert (smaller["crops_written"], smaller["crops_already_present"]) == (8, 4)  # the two-eye crops stay
+    assert label["transform"]["box_px"] == json.loads((out / "train" / "eyes" / f"{label['sample_id']}.json")
+                                                      .read_text())["transform"]["box_px"]
+
+
+def test_a_changed_image_rebuilds_its_crops(nia_tree, tmp_path: Path) -> None:
+    import os
+
+    from tests.conftest import png_bytes
+
+    df, root = read_manifest(_manifest(nia_tree, tmp_path))
+    out = tmp_path / "c"
+    _crop(df, root, out)
+    frame = df[df["kind"] == "frame"].iloc[0]
+    png = root / frame["png_path"]
+    st = png.stat()
+    png.write_bytes(png_bytes(1100, 400, value=200))  # same size in pixels, other content
+    os.utime(png, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = _crop(df, root, out)
+    assert (again["crops_written"], again["crops_already_present"]) == (3, 9)
+    jpg = cv2.imread(str(out / "train" / "eyes" / f"{frame['sample_id']}.jpg"))
+    assert abs(float(jpg.mean()) - 200) < 2
+
+
+def test_an_unchanged_rerun_writes_nothing_and_keeps_every_byte(nia_tree, tmp_path: Path) -> None:
+    df, root = read_manifest(_manifest(nia_tree, tmp_path))
+    out = tmp_path / "c"
+    first = _crop(df, root, out)
+    before = _hashes(out)
+    again = _crop(df, root, out)
+    assert (first["crops_written"], again["crops_written"], again["crops_already_present"]) == (12, 0, 12)
+    assert _hashes(out) == before
+    index = pd.read_parquet(out / "index.parquet")
+    assert index["input_sha256"].str.fullmatch("[0-9a-f]{32}").all() and index["input_sha256"].nunique() == 12
+
+
+def test_a_killed_run_resumes_from_its_journal(nia_tree, tmp_path: Path) -> None:
+    """Crops written before a kill (no index.parquet yet) are kept: their fingerprints are in the journal."""
+    from common.crops import _Job, process_rows
+
+    df, root = read_manifest(_manifest(nia_tree, tmp_path))
+    out = tmp_path / "c"
+    rows = df[df["kind"] == "frame"]
+    first_two = rows.iloc[:2].astype(object).where(rows.iloc[:2].notna(), None).to_dict("records")
+    process_rows(first_two, _Job(root=str(root), out=str(out), split_column="split", options=CropOptions()))
+    assert not (out / "index.parquet").exists()
+    resumed = _crop(df, root, out)
+    assert (resumed["crops_written"], resumed["crops_already_present"]) == (6, 6)
+    assert not list(out.rglob("*.tsv"))  # the journal is folded into index.parquet at the end
+    again = _crop(df, root, out)
+    assert again["crops_written"] == 0

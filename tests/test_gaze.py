@@ -141,7 +141,7 @@ def test_nia_gaze_adds_columns_to_a_manifest(nia_tree, tmp_path: Path) -> None:
     from common.cli import main
     from common.manifest import build_index, read_manifest
 
-    tree = nia_tree(n_subjects=1, videos_per_subject=2, frames_per_video=2, image_size=(64, 32))
+    tree = nia_tree(n_subjects=1, videos_per_subject=2, frames_per_video=2, image_size=(1100, 400))  # holds the labels
     manifest = tmp_path / "manifest.parquet"
     build_index(tree.root, manifest, workers=1)
     out = tmp_path / "with_gaze.parquet"

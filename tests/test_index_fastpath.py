@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import PUBLISHED_EXAMPLE_TEXT, make_label_dict
+from conftest import PUBLISHED_EXAMPLE_TEXT, make_label_dict, png_bytes
 
 import common.manifest as manifest
 from common.label_columns import frame_columns
@@ -190,7 +190,7 @@ def test_whole_manifest_is_identical_with_and_without_the_fast_path(tmp_path, mo
         stem = f"NIA22EYE_S1_001_T1_S10_S_rgb_F_D_L_{i}" if i % 5 else f"other_{i}"
         (root / f"{stem}.json").write_bytes(data)
         if i % 4:
-            (root / f"{stem}.png").write_bytes(b"")
+            (root / f"{stem}.png").write_bytes(png_bytes(1920, 1080))  # a sound header: validity is the label's
     (root / "NIA22EYE_S1_001_T1_S10_S_rgb_F_D_L.mp4").write_bytes(b"")
     (root / "NIA22EYE_S1_001_T1_S10_S_rgb_F_D_L.json").write_bytes(PUBLISHED_EXAMPLE_TEXT.encode("utf-8"))
     build_index(root, tmp_path / "fast.parquet", workers=2, chunk=16)

@@ -12,7 +12,7 @@ import pytest
 import common.manifest as manifest
 from tests.conftest import change_gaze_point
 from common.manifest import build_index, read_manifest, write_manifest
-from common.splits import _units, assignment_sha256
+from common.splits import NO_SUBJECT, SUBJECT_MISMATCH, _person_problems, _units, assignment_sha256
 from common.stats import synthetic_tracks
 
 SCHEMA = pa.schema([("key", pa.string()), ("value", pa.int64())])
@@ -127,7 +127,8 @@ def test_assignment_sha256_is_the_hash_of_all_lines_whatever_the_block():
     assert assignment_sha256(ids, split, block=3) == assignment_sha256(ids, split) == expected
 
 
-def test_rows_without_a_person_are_units_of_their_own():
-    df = pd.DataFrame({"metaid": ["001", None, None, None], "subject": [None, "002", None, None],
+def test_the_person_is_the_names_subject_and_rows_without_one_have_no_unit():
+    df = pd.DataFrame({"metaid": ["001", None, None, "004"], "subject": [None, "002", None, "005"],
                        "sample_id": ["a", "b", "c", "d"]}, index=[7, 3, 5, 1])
-    assert _units(df, "subject").to_dict() == {7: "001", 3: "002", 5: "?c", 1: "?d"}
+    assert _units(df, "subject").to_dict() == {7: None, 3: "002", 5: None, 1: "005"}
+    assert _person_problems(df).to_dict() == {7: NO_SUBJECT, 3: None, 5: NO_SUBJECT, 1: SUBJECT_MISMATCH}

@@ -1,5 +1,6 @@
 """nia split: determinism, subject-disjointness, frames with their video, counts, lists."""
 import hashlib
+import json
 
 import pandas as pd
 import pytest
@@ -70,3 +71,65 @@ def test_cli_split_writes_lists_and_prints_hash(manifest, tmp_path):
     assert train == sorted(df.loc[df["split"] == "train", "sample_id"])
     res = CliRunner().invoke(main, ["split", str(manifest), "--ratios", "1,x,3"])
     assert res.exit_code == 2 and "expected three comma-separated numbers" in res.output
+
+
+def _set_metaid(tree, stem: str, metaid: str) -> None:
+    path = next(tree.root.rglob(f"{stem}.json"))
+    label = json.loads(path.read_text(encoding="utf-8"))
+    label["Annotations"]["metaid"] = metaid
+    path.write_text(json.dumps(label), encoding="utf-8")
+
+
+@pytest.fixture
+def leaky(nia_tree, tmp_path):
+    """10 people; one frame of person 001's first video says metaid 002 in its JSON (issue 10, item 7)."""
+    tree = nia_tree(10, videos_per_subject=2, frames_per_video=4)
+    _set_metaid(tree, tree.frames[1], "002")
+    out = tmp_path / "m.parquet"
+    build_index(tree.root, out, workers=1)
+    return out, tree
+
+
+def test_units_are_the_file_names_subject_and_a_disagreeing_row_is_not_assigned(leaky):
+    out, tree = leaky
+    df, _ = read_manifest(out)
+    result = make_splits(df, seed=0, ratios=(60, 20, 20))
+    df["split"] = result.split
+    df = df.set_index("sample_id", drop=False)
+    assert df.loc[tree.frames[1], "mismatch"] == "subject: name 001, json 002" and df.loc[tree.frames[1], "valid"]
+    assert pd.isna(df.loc[tree.frames[1], "split"])  # neither 001's nor 002's split
+    assert result.unassigned == {"subject: file name and JSON metaid disagree": 1}
+    assert result.n_unassigned == 1
+    assigned = df[df["split"].notna()]
+    assert assigned.groupby("subject")["split"].nunique().max() == 1  # no person in two splits
+    assert assigned.groupby("video_stem")["split"].nunique().max() == 1  # a video is never cut in two
+    video = tree.videos[0]
+    assert df.loc[[tree.frames[0], tree.frames[2], tree.frames[3]], "split"].eq(df.loc[video, "split"]).all()
+
+
+def test_a_name_without_a_subject_is_not_assigned(manifest):
+    df, _ = read_manifest(manifest)
+    row = df.index[df["kind"] == "frame"][0]
+    df.loc[row, ["subject", "video_stem"]] = None
+    result = make_splits(df, seed=0)
+    assert result.split[row] is None and result.unassigned == {"file name gives no subject": 1}
+
+
+def test_consistent_data_keeps_its_split(manifest):
+    """Where names and JSON agree, units are the same people as before the change (metaid then):
+    the assignment of this fixture is the one the earlier code gave (hash computed with it)."""
+    df, _ = read_manifest(manifest)
+    assert make_splits(df, seed=0).sha256 == "03bd9fcb99f2e74d8a29b28651f4cc5bde6431a3ad3b7c095e3832ae8a2be722"
+    assert make_splits(df, seed=0, by="video").sha256 == "487532341d5817979fc6ef2313bdd7ed4cec926fbb36503ac8e66e87b78ed3d8"
+
+
+def test_cli_split_prints_and_stores_the_unassigned_rows(leaky, tmp_path):
+    out, tree = leaky
+    res = CliRunner().invoke(main, ["split", str(out), "--out", str(tmp_path / "s")])
+    assert res.exit_code == 0, res.output
+    assert "unassigned: subject: file name and JSON metaid disagree: 1" in res.output
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["unassigned"] == {"subject: file name and JSON metaid disagree": 1}
+    assert summary["sha256"] in res.output and summary["by"] == "subject" and summary["seed"] == 0
+    lines = (tmp_path / "s" / "unassigned.csv").read_text(encoding="utf-8").splitlines()
+    assert lines == ["sample_id,reason", f"{tree.frames[1]},subject: file name and JSON metaid disagree"]

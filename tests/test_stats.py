@@ -131,3 +131,26 @@ def test_error_paths_fold_indices_and_survive_unbalanced_brackets():
     assert _error_path("a.json: Annotations.annotations[3].points[0]: bad") == "Annotations.annotations[].points[]"
     # a file name with a stray '[' used to loop forever here (regression)
     assert _error_path("duplicate stem: also at x/a[1.png") == "duplicate stem: also at x/a[1.png"
+
+
+def test_image_problems_and_sizes_are_reported(nia_tree, tmp_path):
+    from tests.conftest import png_bytes
+
+    tree = nia_tree(1, videos_per_subject=2, frames_per_video=4)  # S/rgb and T/rgb frames at 1920x1080
+    next(tree.root.rglob(f"{tree.frames[0]}.png")).write_bytes(b"")
+    next(tree.root.rglob(f"{tree.frames[5]}.png")).write_bytes(png_bytes(640, 360))
+    out = tmp_path / "m.parquet"
+    build_index(tree.root, out, workers=1)
+    df, _ = read_manifest(out)
+    _, flags, _ = compute_stats(df)
+    assert flags["invalid_rows"] == 2
+    assert flags["invalid_by_path"] == {"PNG file": 1, "image size": 1}
+    assert flags["image_errors_by_check"] == {"PNG file": 1, "image size": 1}
+    assert flags["image_sizes"] == {"S/rgb": {"1920x1080": 3}, "T/rgb": {"1920x1080": 3, "640x360": 1}}
+
+
+def test_a_manifest_from_before_the_header_check_still_has_stats(flagged_manifest):
+    out, _ = flagged_manifest
+    df, _ = read_manifest(out)
+    _, flags, _ = compute_stats(df.drop(columns=["png_width", "png_height", "image_error"]))
+    assert "image_sizes" not in flags and flags["invalid_rows"] == 0

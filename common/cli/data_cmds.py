@@ -70,6 +70,14 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(r.kinds.items()))
     click.echo(f"{out}: {r.n_rows} rows ({kinds}); {r.n_invalid} invalid; "
                f"{r.n_parsed} labels parsed, {r.n_reused} reused; {r.n_duplicates} duplicate files")
+    if r.image_problems:
+        n_images = sum(r.image_problems.values())
+        click.echo("invalid images: " + ", ".join(f"{k} {v}" for k, v in r.image_problems.items())
+                   + f" (every one is named in the error and image_error columns of {out}):")
+        for text in r.image_examples:
+            click.echo(f"  {text}")
+        if n_images > len(r.image_examples):
+            click.echo(f"  ... and {n_images - len(r.image_examples)} more")
     if r.ignored_files:
         click.echo("ignored files by extension: " + ", ".join(f"{k} {v}" for k, v in sorted(r.ignored_files.items())))
     if r.n_suite_files:
@@ -130,8 +138,10 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
           from_list: tuple[Path, ...], out: Path | None) -> None:
     """Write deterministic train/val/test splits into MANIFEST and list files.
 
-    Subject-disjoint and stratified by display and state by default; frames
-    always share their video's split. Prints the SHA-256 of the sorted
+    Subject-disjoint (by the file name's subject) and stratified by display
+    and state by default; frames always share their video's split. A row
+    whose name and JSON name different people is left out and counted
+    (OUT/summary.json, OUT/unassigned.csv). Prints the SHA-256 of the sorted
     (sample_id, split) assignment so two auditors can compare.
 
     \b
@@ -140,7 +150,7 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         nia split build/manifest.parquet --from-list official_lists/
     """
     from common.manifest import ManifestError, read_manifest, write_manifest
-    from common.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists
+    from common.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists, write_summary
 
     if from_list and (ratios or counts):
         raise click.UsageError("--from-list cannot be combined with --ratios or --counts")
@@ -154,11 +164,16 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
             result = make_splits(df, seed, _numbers(ratios, float, "--ratios"), _numbers(counts, int, "--counts"), by)
         df["split"] = result.split
         write_manifest(df, manifest, root)
-        paths = write_lists(df, out or manifest.parent / "splits")
+        out = out or manifest.parent / "splits"
+        paths = write_lists(df, out)
+        options = {"from_list": [str(p) for p in from_list]} if from_list else {"seed": seed, "by": by}
+        write_summary(df, result, out, **options)
     except (ManifestError, SplitError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(", ".join(f"{k} {v}" for k, v in result.counts.items())
                + f"; {result.n_unassigned} eligible row(s) unassigned; lists in {paths[0].parent}")
+    for reason, count in result.unassigned.items():
+        click.echo(f"  unassigned: {reason}: {count} (listed in {out / 'unassigned.csv'})")
     click.echo(f"sha256 {result.sha256}")
 
 

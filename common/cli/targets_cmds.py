@@ -113,9 +113,11 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
 
     Per valid frame: a two-eye crop (eyes/) and one crop per eye (r_eye/, l_eye/)
     under OUT/{split}/. Gaze is taken from the manifest, or derived with
-    --method/--profile when the manifest has no gaze columns. Resumable: crops
-    whose three files exist are kept. A summary is printed and saved as
-    OUT/crops_summary.json.
+    --method/--profile when the manifest has no gaze columns. Resumable: a crop
+    is kept only when its three files exist and its inputs (label, image,
+    split, options, gaze) are the ones it was made from; every other one is
+    written again. A summary is printed and saved as OUT/crops_summary.json;
+    every crop not made is listed in OUT/crops_skipped.csv.
 
     \b
     Example:
@@ -140,11 +142,23 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
     summary = write_crop_dataset(
         df, root, Path(out), split_column=split, options=options, workers=workers or default_workers(),
         chunk_size=chunk_size, manifest_sha256=sha256_file(manifest), progress=True)
-    click.echo(f"crops: {summary['crops_written']} written, {summary['crops_already_present']} already present, "
+    click.echo(f"crops: {summary['crops_written']} written ({summary['crops_rebuilt']} of them rebuilt: "
+               f"inputs changed), {summary['crops_already_present']} already present with the same inputs, "
                f"{summary['crops_in_index']} in the index ({summary['crops_by_name']})", err=True)
     for reason, count in {**summary["rows_skipped"], **summary["crops_skipped"]}.items():
         click.echo(f"  skipped, {reason}: {count}", err=True)
-    click.echo(f"wrote {Path(out) / 'index.parquet'} and {Path(out) / SUMMARY_NAME}", err=True)
+    _name_damaged(summary, Path(out))
+    click.echo(f"wrote {Path(out) / 'index.parquet'}, {Path(out) / SUMMARY_NAME} and "
+               f"{Path(out) / summary['skipped_list']}", err=True)
+
+
+def _name_damaged(summary: dict, out: Path, shown: int = 10) -> None:
+    """The damaged images, one line each (at most ``shown``; all of them in the skipped list)."""
+    for entry in summary["damaged_images"][:shown]:
+        click.echo(f"  {entry['reason']}: {entry['detail']}", err=True)  # the detail starts with the file
+    more = summary["damaged_images_total"] - min(shown, len(summary["damaged_images"]))
+    if more > 0:
+        click.echo(f"  ... and {more} more damaged image(s): see {out / summary['skipped_list']}", err=True)
 
 
 COMMANDS: list[click.Command] = [gaze_command, crops_command]
