@@ -29,7 +29,6 @@ import json
 import math
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -41,6 +40,7 @@ from common.atomic import atomic_path
 from common.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
                                 known_values, row_fingerprint_text)
 from common.masks import CLASS_NAMES, EyeShapes, class_map
+from common.parallel import map_chunks
 from common.png_header import read_png_header
 
 CROP_NAMES = ("eyes", "r_eye", "l_eye")
@@ -413,45 +413,16 @@ def process_rows(rows: list[dict], job: _Job) -> ChunkResult:
     return result
 
 
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # the processes are the parallelism
-
-
 def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: int,
                progress: bool = True) -> ChunkResult:
-    """All chunks through ``process_rows``, in ``workers`` processes (in this process when 1).
-
-    At most 4 chunks per worker are in flight, so memory stays flat on millions of rows.
-    """
-    from tqdm import tqdm
-
+    """All chunks through ``process_rows``, in ``workers`` processes (in this process when 1)."""
     total = ChunkResult()
-    bar = tqdm(total=n_rows, unit="frame", desc="crops", disable=not progress, dynamic_ncols=True)
-
-    def absorb(part: ChunkResult, size: int) -> None:
+    for part in map_chunks(process_rows, chunks, job, workers=workers, total=n_rows, desc="crops", unit="frame",
+                           progress=progress):
         total.index_parts.extend(part.index_parts)
         total.counts.update(part.counts)
         total.skipped.update(part.skipped)
         total.skipped_rows.extend(part.skipped_rows)
-        bar.update(size)
-
-    if workers <= 1:
-        for chunk in chunks:
-            absorb(process_rows(chunk, job), len(chunk))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-            pending: dict = {}
-            for chunk in chunks:
-                pending[pool.submit(process_rows, chunk, job)] = len(chunk)
-                if len(pending) >= 4 * workers:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        absorb(future.result(), pending.pop(future))
-            for future in as_completed(pending):
-                absorb(future.result(), pending[future])
-    bar.close()
     return total
 
 

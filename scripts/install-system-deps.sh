@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(python3-torch python3-torchvision python3-opencv python3-numpy python3-pandas
           python3-click python3-tqdm python3-matplotlib python3-pytest python3-venv python3-pip
           debootstrap
-          python3-sklearn chromium)  # test-only: metric cross-checks, report rendered in a headless browser
+          python3-sklearn chromium  # test-only: metric cross-checks, report rendered in a headless browser
+          ffmpeg)  # test/synth-only: mp4s with chosen keyframe intervals (nia synth --keyframe-interval); nothing reads videos with it
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -28,9 +28,13 @@ def _devices(text: str) -> tuple[str, ...]:
 @click.option("--fps", default=30.0, show_default=True, type=click.FloatRange(1, 240), help="Frame rate of the mp4s.")
 @click.option("--devices", default=",".join(DEVICES), show_default=True, help="Displays to draw from (comma-separated codes).")
 @click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True, type=click.IntRange(1), help="Processes (one subject each).")
+@click.option("--vfr", is_flag=True, default=False,
+              help="Variable-frame-rate mp4s: stretches at the --fps rate or a third of it, +-10 %% jitter (same frames).")
+@click.option("--keyframe-interval", type=click.IntRange(1), default=None, metavar="N",
+              help="A keyframe every N frames (needs the ffmpeg program). Default: OpenCV's writer, every 12th.")
 @click.option("--zip-parts", "zip_parts", default=None, metavar="SIZE", help="Also write AI Hub-style split zips (TS_/TL_*.zip.partN, e.g. 50M) into OUT/zips.")
 def synth(out: Path, subjects: int, seed: int, videos_per_subject: int, frames_per_video: int, size: str, fps: float,
-          devices: str, workers: int, zip_parts: str | None) -> None:
+          devices: str, workers: int, vfr: bool, keyframe_interval: int | None, zip_parts: str | None) -> None:
     """Write a synthetic NIA-format dataset (PNG + JSON per frame, mp4 + JSON per clip) into OUT.
 
     Faces with two eyes whose irises follow the gaze geometry of
@@ -43,6 +47,7 @@ def synth(out: Path, subjects: int, seed: int, videos_per_subject: int, frames_p
     Example:
         nia synth build/synth --subjects 6 --seed 0
         nia synth build/small --subjects 2 --size 640x360 --zip-parts 20M
+        nia synth build/vfr --subjects 2 --size 640x360 --vfr --keyframe-interval 250
     """
     from common.synth.writer import SOURCE_DIR, LABEL_DIR, SynthConfig, SynthError, build_dataset
     from common.synth.zipparts import parse_size, write_zip_parts
@@ -55,7 +60,7 @@ def synth(out: Path, subjects: int, seed: int, videos_per_subject: int, frames_p
             raise click.BadParameter(str(exc), param_hint="--zip-parts") from None
     config = SynthConfig(subjects=subjects, seed=seed, videos_per_subject=videos_per_subject,
                          frames_per_video=frames_per_video, size=parse_wxh(size, "1920x1080", "--size"), fps=fps,
-                         devices=_devices(devices))
+                         devices=_devices(devices), vfr=vfr, keyframe_interval=keyframe_interval)
     try:
         summary = build_dataset(out, config, workers=workers, progress=True)
     except (SynthError, OSError) as exc:

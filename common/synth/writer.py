@@ -12,12 +12,15 @@
 Files depend only on the parameters: each subject draws from its own seed,
 JSON is written with sorted, fixed formatting, PNGs with fixed zlib settings
 and mp4s through ``cv2.VideoWriter`` (``mp4v``), whose FFmpeg muxer writes
-no creation time, so reruns are byte-identical (tested).
+no creation time, so reruns are byte-identical (tested). ``vfr`` and
+``keyframe_interval`` change how the mp4s are written (:mod:`common.synth.mp4`);
+at their defaults every file is byte-identical to sets written before they existed.
 """
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common.atomic import atomic_path
 from common.profiles import DEFAULT_PROFILE_PATH, PROFILE_FILE_NAME, ProfileSet, load_profiles
 from common.synth.clip import render_clip
 from common.synth.labels import video_label
+from common.synth.mp4 import Mp4Error, vfr_durations, write_mp4
 from common.synth.scene import DEVICE_FOLDERS, VideoSpec, make_subject, make_videos
 
 TRAINING = Path("01.데이터") / "1.Training"
@@ -55,6 +58,8 @@ class SynthConfig:
     fps: float = 30.0
     devices: tuple[str, ...] | None = None
     directions: tuple[str, ...] | None = None
+    vfr: bool = False  # variable frame rate: irregular frame durations in the mp4s (common.synth.mp4)
+    keyframe_interval: int | None = None  # None: OpenCV's writer (every 12th frame); N: ffmpeg, every Nth
 
     def check(self) -> None:
         if not 1 <= self.subjects <= 999:
@@ -63,6 +68,11 @@ class SynthConfig:
             raise SynthError("--videos-per-subject and --frames-per-video must be >= 1")
         if self.size[0] < 64 or self.size[1] < 36:
             raise SynthError(f"--size must be at least 64x36, got {self.size[0]}x{self.size[1]}")
+        if self.keyframe_interval is not None and self.keyframe_interval < 1:
+            raise SynthError(f"--keyframe-interval must be >= 1, got {self.keyframe_interval}")
+        if self.keyframe_interval is not None and shutil.which("ffmpeg") is None:
+            raise SynthError("--keyframe-interval needs the ffmpeg program (scripts/install-system-deps.sh "
+                             "installs it; OpenCV's writer fixes the interval at 12)")
 
     def videos(self, subject_index: int) -> list[VideoSpec]:
         subject = make_subject(subject_index, self.seed)
@@ -86,20 +96,17 @@ def _dump_json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(", ", ": ")).encode("utf-8")
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """mp4 via OpenCV (``mp4v``), written atomically; the temp name keeps ``.mp4``, from which
-    OpenCV picks the container."""
-    height, width = frames[0].shape[:2]
-    with atomic_path(path, keep_suffix=True) as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-        if not writer.isOpened():
-            raise SynthError(f"{path}: OpenCV cannot open an mp4v video writer (FFmpeg backend missing?)")
-        for frame in frames:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if frame.ndim == 2 else frame)
-        writer.release()
+def _write_video(path: Path, frames: list[np.ndarray], video: VideoSpec, config: SynthConfig) -> None:
+    """The clip's mp4 (atomically); with ``config.vfr`` its frame durations come from a generator of its
+    own, seeded by the clip, so the pixels do not change."""
+    durations = vfr_durations(len(frames), np.random.default_rng([*video.seed, 0x5F5])) if config.vfr else None
+    try:
+        write_mp4(path, frames, video.fps, keyframe_interval=config.keyframe_interval, frame_durations=durations)
+    except Mp4Error as exc:
+        raise SynthError(str(exc)) from None
 
 
-def _write_clip(out: Path, video: VideoSpec, profiles: ProfileSet) -> list[dict[str, Any]]:
+def _write_clip(out: Path, video: VideoSpec, profiles: ProfileSet, config: SynthConfig) -> list[dict[str, Any]]:
     folder = DEVICE_FOLDERS[video.device]
     source, labels = out / SOURCE_DIR / folder, out / LABEL_DIR / folder
     (source / video.stem).mkdir(parents=True, exist_ok=True)
@@ -113,7 +120,7 @@ def _write_clip(out: Path, video: VideoSpec, profiles: ProfileSet) -> list[dict[
         (labels / video.stem / f"{video.frame_name(frame.index)}.json").write_bytes(_dump_json(frame.label))
         frames.append(frame.image)
         truth.append(frame.truth)
-    _write_video(source / f"{video.stem}.mp4", frames, video.fps)
+    _write_video(source / f"{video.stem}.mp4", frames, video, config)
     (labels / f"{video.stem}.json").write_bytes(_dump_json(video_label(video)))
     return truth
 
@@ -124,7 +131,7 @@ def write_subject(out: Path, config: SynthConfig, subject_index: int, profile_pa
     profiles = load_profiles(profile_path)
     rows: list[dict[str, Any]] = []
     for video in config.videos(subject_index):
-        rows.extend(_write_clip(out, video, profiles))
+        rows.extend(_write_clip(out, video, profiles, config))
     return rows
 
 
@@ -141,10 +148,16 @@ def write_sized_profile(out: Path, size: tuple[int, int]) -> Path | None:
     return path
 
 
+# options added after the first sets were written: listed in params.json only when set, so that
+# a set written with the defaults stays byte-identical to one written before they existed
+_LATER_DEFAULTS: dict[str, Any] = {"vfr": False, "keyframe_interval": None}
+
+
 def _write_meta(out: Path, config: SynthConfig, rows: list[dict[str, Any]]) -> None:
     meta = out / META_DIR
     meta.mkdir(exist_ok=True)
-    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()}
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.__dict__.items()
+              if k not in _LATER_DEFAULTS or v != _LATER_DEFAULTS[k]}
     (meta / "params.json").write_text(json.dumps({"generator": "nia synth", **params}, indent=2) + "\n", encoding="utf-8")
     with open(meta / "truth.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
