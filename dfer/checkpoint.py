@@ -51,6 +51,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from dfer.config import DFERConfig
+
 MODULE_PREFIX = "module."
 CLASSIFIER_PREFIX = "fc."
 REQUIRED_KEYS = ("s_former.conv1.weight", "t_former.cls_token", "fc.weight")
@@ -208,13 +210,14 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def _read_storage(self, key: str, storage_type: _StorageType, numel: int) -> torch.Tensor:
         name = f"{self._prefix}data/{key}"
+        itemsize = torch.empty(0, dtype=storage_type.dtype).element_size()
         try:
-            raw = self._archive.read(name)
+            size = self._archive.getinfo(name).file_size   # checked before reading: no decompressing a bomb
         except KeyError:
             raise pickle.UnpicklingError(f"storage {name} is missing from the archive") from None
-        itemsize = torch.empty(0, dtype=storage_type.dtype).element_size()
-        if len(raw) != numel * itemsize:
-            raise pickle.UnpicklingError(f"storage {name} has {len(raw)} bytes, expected {numel} x {itemsize}")
+        if numel < 0 or size != numel * itemsize:
+            raise pickle.UnpicklingError(f"storage {name} has {size} bytes, expected {numel} x {itemsize}")
+        raw = self._archive.read(name)
         if numel == 0:
             return torch.empty(0, dtype=storage_type.dtype)
         return torch.frombuffer(bytearray(raw), dtype=storage_type.dtype)
@@ -339,19 +342,22 @@ def _depth(state: Mapping[str, torch.Tensor], prefix: str) -> int:
     return 1 + max(int(k[len(marker):].split(".", 1)[0]) for k in state if k.startswith(marker))
 
 
-def load_model(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """A FormerDFER (eval mode) shaped after the weights in `path`, all of them loaded, and a note on the file.
+def load_model(path: str | os.PathLike, config: DFERConfig | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """A FormerDFER (eval mode) with all the weights in `path` loaded, and a note on the file.
 
-    For evaluating a trained checkpoint, ours or an original one; to start
+    The model is built from `config` when given (our checkpoints carry one),
+    else shaped after the weights (`model_kwargs_of`: the published 8 heads
+    are assumed, since head count leaves no trace in the shapes). For
+    evaluating a trained checkpoint, ours or an original one; to start
     training from a 7-class original, build the 5-class model and call
     `load_original_into` instead.
     """
-    from dfer.model import FormerDFER  # here, so that reading files does not need the model module
+    from dfer.model import FormerDFER  # here, so that reading files does not import the model
 
     details = read_checkpoint_details(path)
     state = state_dict_of(details.obj, path)
     try:
-        kwargs = model_kwargs_of(state)
+        kwargs = config.model_kwargs() if config is not None else model_kwargs_of(state)
         model = FormerDFER(**kwargs)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"{path}: weights of a Former-DFER this code cannot build: {_one_line(exc)}") from exc

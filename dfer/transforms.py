@@ -81,14 +81,14 @@ def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int =
                     scale: tuple[float, float] = CROP_SCALE, ratio: tuple[float, float] = CROP_RATIO,
                     flip_prob: float = FLIP_PROB) -> torch.Tensor:
     """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1]: the same random crop and flip for all frames."""
-    clip = _to_tensor(frames)
-    height, width = clip.shape[-2:]
+    _check_frames(frames)
+    height, width = frames.shape[1:3]
     box = random_sized_box(height, width, rng, scale=scale, ratio=ratio)
-    if box is not None:
-        clip = _resize(_crop(clip, box), size)
+    if box is not None:   # crop the uint8 frames first: only the crop is converted to float
+        clip = _resize(_to_tensor(frames[:, box.y:box.y + box.h, box.x:box.x + box.w]), size)
     else:
         resized, box = fallback_box(height, width, size, rng)
-        clip = _crop(_resize(clip, resized), box)
+        clip = _resize(_to_tensor(frames), resized)[..., box.y:box.y + box.h, box.x:box.x + box.w]
     if rng.random() < flip_prob:
         clip = clip.flip(-1)
     return _finish(clip)
@@ -96,20 +96,20 @@ def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int =
 
 def eval_transform(frames: np.ndarray, *, size: int = INPUT_SIZE) -> torch.Tensor:
     """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1], every frame resized (aspect not kept)."""
+    _check_frames(frames)
     return _finish(_resize(_to_tensor(frames), size))
 
 
-def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+def _check_frames(frames: np.ndarray) -> None:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         desc = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
         raise ValueError(f"frames: {desc}, expected a uint8 RGB array (T, H, W, 3)")
     if min(frames.shape[:3]) < 1:
         raise ValueError(f"frames: shape {frames.shape} has an empty dimension")
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-
-
-def _crop(clip: torch.Tensor, box: Box) -> torch.Tensor:
-    return clip[..., box.y:box.y + box.h, box.x:box.x + box.w]
 
 
 def _resize(clip: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:

@@ -8,6 +8,7 @@ import pickle
 import sys
 import zipfile
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import torch
 
 from dfer.checkpoint import (load_model, load_original_into, model_kwargs_of, read_checkpoint,
                              read_checkpoint_details, state_dict_of)
-from dfer.model import FormerDFER
+from dfer.config import preset
+from dfer.model import FormerDFER, build_model
 
 TINY = {"base_width": 8, "num_frames": 4, "input_size": 32, "t_depth": 1}
 
@@ -279,3 +281,19 @@ def test_our_format_and_bare_state_dicts(tmp_path: Path) -> None:
     for path in (ours, bare):
         assert_same_tensors(state_dict_of(read_checkpoint(path), path), state)
     assert model_kwargs_of(state)["num_classes"] == 5
+
+
+def test_load_model_with_a_config_and_one_that_does_not_fit(tmp_path: Path) -> None:
+    config = preset("demo", frames=4, segments=2, input_size=32, heads=4)
+    torch.manual_seed(0)
+    trained = build_model(config).eval()
+    path = tmp_path / "best.pt"
+    torch.save({"model": trained.state_dict()}, path)
+    model, info = load_model(path, config)
+    assert model.s_former.spatial_transformer.layers[0][0].fn.fn.heads == 4 and info["tensors"] == len(
+        trained.state_dict())
+    clips = torch.rand(1, 4, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(clips), trained(clips))
+    with pytest.raises(ValueError, match=f"^{path}: weights do not fit FormerDFER: fc.weight: shape"):
+        load_model(path, replace(config, num_classes=7))

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dfer.config import PRESETS, preset
-from dfer.model import FormerDFER, build_model, count_parameters, stage_output_size
+from dfer.model import Attention, FormerDFER, build_model, count_parameters, stage_output_size
 
 # Measured on the reference code (zengqunzhao/Former-DFER, models/ST_Former.GenerateModel()): 18,031,943 at
 # 7 classes; the classifier is Linear(512, classes), so 5 classes have 2 x 513 fewer.
@@ -107,3 +107,19 @@ def test_wrong_input_shape_is_one_line_error() -> None:
 def test_bad_widths_refused() -> None:
     with pytest.raises(ValueError, match="multiple of heads"):
         FormerDFER(base_width=3)
+
+
+def test_attention_splits_heads_like_the_reference() -> None:
+    """Head i owns channels [i*d, (i+1)*d) of q, k and v (einops 'b n (h d)'), which original weights rely on."""
+    torch.manual_seed(0)
+    attention = Attention(dim=12, heads=3, dim_head=4).eval()
+    x = torch.randn(2, 5, 12)
+    q, k, v = attention.to_qkv(x).chunk(3, dim=-1)
+    heads = []
+    for i in range(3):
+        part = slice(4 * i, 4 * i + 4)
+        weights = torch.softmax(q[..., part] @ k[..., part].transpose(1, 2) / 2.0, dim=-1)   # scale 4 ** -0.5
+        heads.append(weights @ v[..., part])
+    expected = attention.to_out(torch.cat(heads, dim=-1))
+    with torch.no_grad():
+        assert torch.allclose(attention(x), expected, atol=1e-6)
