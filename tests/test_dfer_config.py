@@ -49,6 +49,12 @@ def test_validation_names_the_field(changes: dict, field: str) -> None:
         preset("official", **changes)
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_early_stopping_cannot_end_a_run_before_its_next_step(name: str) -> None:
+    config = PRESETS[name]
+    assert config.patience == 0 or config.patience >= config.lr_step
+
+
 def test_demo_is_tiny_and_valid() -> None:
     demo = PRESETS["demo"].validated()
     assert demo.base_width < 16 and demo.frames == 16 and demo.input_size == 112
