@@ -1,0 +1,135 @@
+"""All Former-DFER defaults in one place, and the named presets.
+
+`official` is the NIA acceptance run as published (100 epochs, batch 8,
+SGD) on the reference repository's recipe (zengqunzhao/Former-DFER,
+`main_DFEW.py`): lr 0.01, momentum 0.9, weight decay 1e-4, `StepLR(step_size=40,
+gamma=0.1)` stepped once per epoch, so epochs 1-40 run at 0.01, 41-80 at 1e-3
+and 81-100 at 1e-4; 8 segments x 2 frames = 16 frames of 112 x 112. The
+reference trains with batch 32; the NIA run used 8.
+
+Early stopping is NIA's (the reference has none) and watches the validation
+split's WAR. Its patience is 40 epochs, the step size: from any epoch the next
+learning-rate step is at most 40 epochs away, so a plateau at lr 0.01 cannot
+stop the run before the drop that usually lifts it. 0 turns it off.
+
+`demo` is a tiny network (stem width 8, 1 T-Former layer, 221,485
+parameters) for the synthetic clips on 2 CPU cores; it is for checking the
+pipeline, not for numbers. Its epochs and schedule are first guesses until
+the training script measures them on the synthetic clips. What was measured,
+on a toy task (200 clips of a square whose brightness or position follows one
+of 5 temporal patterns, batch 16, one thread): lr 0.05 reached 83 % and then
+diverged (loss 0.4 -> 3.6); 0.02 and 0.01 learned (83-88 % and 77 % after 10
+epochs with a step at epoch 7). At these rates the eval-mode accuracy stayed
+at chance until the first step while the same weights with batch statistics
+scored 68-80 %: BatchNorm's running averages cannot follow weights that move
+this fast, so the demo needs its learning-rate step well before the end, and runs
+all its epochs (patience 0: before the step there is nothing to stop on).
+
+A config travels inside every checkpoint as a plain dict (`to_dict`), so a
+weights file says how to rebuild its model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from common.filenames import STATES  # ("F", "S", "D", "A", "N"): class index = position
+
+OPTIMIZERS = ("sgd",)
+
+
+@dataclass(frozen=True)
+class DFERConfig:
+    """Model, sampling and training settings (see the module docstring for the presets)."""
+
+    num_classes: int = len(STATES)
+    frames: int = 16                 # frames per clip fed to the model
+    segments: int = 8                # the clip is cut into this many segments ...
+    frames_per_segment: int = 2      # ... and this many consecutive frames are taken from each
+    input_size: int = 112            # frames are resized / cropped to input_size x input_size
+    pad_short: bool = False          # clips under `frames` frames: skipped (False) or padded by repetition
+    base_width: int = 64             # ResNet-18 stem channels; 64 is the published network
+    s_depth: int = 1                 # CS-Former transformer layers (published 1)
+    t_depth: int = 3                 # T-Former transformer layers (published 3)
+    heads: int = 8                   # attention heads in both transformers (published 8)
+    dropout: float = 0.0             # published 0
+    optimizer: str = "sgd"           # one of OPTIMIZERS
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 8              # NIA's; the reference uses 32
+    epochs: int = 100
+    lr_step: int = 40                # StepLR step_size, in epochs
+    lr_gamma: float = 0.1            # StepLR gamma
+    patience: int = 40               # early stopping on validation WAR; 0 = off
+    amp: bool = True                 # mixed precision; used on CUDA only
+    seed: int = 0
+    workers: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DFERConfig":
+        """Rebuild from `to_dict()` output; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**data).validated()
+
+    def validated(self) -> "DFERConfig":
+        """Self, after checking every field; raises ValueError naming the field."""
+        _check(self.num_classes >= 2, "num_classes", self.num_classes, ">= 2")
+        _check(self.segments >= 1 and self.frames_per_segment >= 1, "segments/frames_per_segment",
+               (self.segments, self.frames_per_segment), "both >= 1")
+        _check(self.frames == self.segments * self.frames_per_segment, "frames", self.frames,
+               f"segments x frames_per_segment = {self.segments * self.frames_per_segment}")
+        _check(self.input_size >= 16, "input_size", self.input_size, ">= 16")
+        _check(self.base_width >= 1 and self.heads >= 1 and (4 * self.base_width) % self.heads == 0,
+               "base_width", self.base_width, f"4 x base_width a multiple of heads ({self.heads})")
+        _check(self.s_depth >= 1 and self.t_depth >= 1, "s_depth/t_depth", (self.s_depth, self.t_depth), ">= 1")
+        _check(0.0 <= self.dropout < 1.0, "dropout", self.dropout, "in [0, 1)")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {OPTIMIZERS}")
+        _check(self.lr > 0, "lr", self.lr, "> 0")
+        _check(0.0 <= self.momentum < 1.0, "momentum", self.momentum, "in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _check(self.batch_size >= 1 and self.epochs >= 1, "batch_size/epochs", (self.batch_size, self.epochs),
+               ">= 1")
+        _check(self.lr_step >= 1, "lr_step", self.lr_step, ">= 1")
+        _check(0.0 < self.lr_gamma <= 1.0, "lr_gamma", self.lr_gamma, "in (0, 1]")
+        _check(self.patience >= 0 and self.workers >= 0, "patience/workers", (self.patience, self.workers), ">= 0")
+        return self
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `dfer.model.FormerDFER` for this config."""
+        return {"num_classes": self.num_classes, "base_width": self.base_width, "num_frames": self.frames,
+                "input_size": self.input_size, "s_depth": self.s_depth, "t_depth": self.t_depth,
+                "heads": self.heads, "dropout": self.dropout}
+
+
+def _check(ok: bool, field: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"config.{field}: {value!r}, expected {expected}")
+
+
+PRESETS: dict[str, DFERConfig] = {
+    "official": DFERConfig(),
+    "demo": DFERConfig(base_width=8, t_depth=1, lr=0.02, batch_size=16, epochs=20, lr_step=12, patience=0),
+}
+
+
+def lr_at(config: DFERConfig, epoch: int) -> float:
+    """Learning rate of a 1-based epoch (the reference's StepLR, stepped after each epoch): a pure
+    function of the config, so a resumed run needs no scheduler state."""
+    if epoch < 1:
+        raise ValueError(f"epoch {epoch}: epochs count from 1")
+    return config.lr * config.lr_gamma ** ((epoch - 1) // config.lr_step)
+
+
+def preset(name: str, **overrides: Any) -> DFERConfig:
+    """The named preset with the given fields replaced (None values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset {name!r}, expected one of {sorted(PRESETS)}")
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[name], **changes).validated()

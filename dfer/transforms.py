@@ -1,0 +1,123 @@
+"""Frame transforms of the published Former-DFER (zengqunzhao/Former-DFER,
+`dataloader/video_transform.py` and the loaders in `dataset_DFEW.py`).
+
+Training (`train_transform`): one random-sized crop and one horizontal flip
+for all frames of a clip (`GroupRandomSizedCrop(112)`, `GroupRandomHorizontalFlip()`):
+up to 10 tries of an area fraction uniform in [0.08, 1] and an aspect ratio
+uniform in [3/4, 4/3], width and height rounded and swapped with probability
+1/2; the first that fits is cut at a uniform position and resized to
+112 x 112. If none fits, the fallback resizes the shorter side to 112 and cuts
+a random 112 x 112 square. The flip has probability 1/2.
+
+Test (`eval_transform`): every frame resized to 112 x 112 (`GroupResize(112)`:
+the aspect ratio is not kept).
+
+Both end in `ToTorchFormatTensor`: values / 255, so [0, 1]. The reference
+defines `GroupNormalize` (mean/std) but none of its loaders applies it, so the
+published model was trained and tested on [0, 1] inputs, and so are we.
+
+Resizing: the reference resizes with PIL's bilinear filter, which, when it
+shrinks, widens its triangle kernel to the scale (an antialiased resize). We
+use `torch.nn.functional.interpolate(mode="bilinear", antialias=True)`, which
+implements the same filter: measured within 1 grey level of PIL (PIL rounds
+to integers; we keep floats). No torchvision and no PIL are needed.
+
+Randomness comes only from the `numpy.random.Generator` passed in (the
+reference draws from Python's global `random`).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+INPUT_SIZE = 112
+CROP_SCALE = (0.08, 1.0)        # area fraction of the random-sized crop
+CROP_RATIO = (3 / 4, 4 / 3)     # aspect ratio (w / h) range of the random-sized crop
+CROP_TRIES = 10
+FLIP_PROB = 0.5
+
+
+class Box(NamedTuple):
+    """A crop: left, top, width, height in pixels."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def random_sized_box(height: int, width: int, rng: np.random.Generator, *, scale: tuple[float, float] = CROP_SCALE,
+                     ratio: tuple[float, float] = CROP_RATIO, tries: int = CROP_TRIES) -> Box | None:
+    """The reference's random-sized crop box for a (height, width) frame, or None when no try fits."""
+    area = height * width
+    for _ in range(tries):
+        target = rng.uniform(*scale) * area
+        aspect = rng.uniform(*ratio)
+        w = int(round(math.sqrt(target * aspect)))
+        h = int(round(math.sqrt(target / aspect)))
+        if rng.random() < 0.5:
+            w, h = h, w
+        if w <= width and h <= height:
+            return Box(int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1)), w, h)
+    return None
+
+
+def fallback_box(height: int, width: int, size: int, rng: np.random.Generator) -> tuple[tuple[int, int], Box]:
+    """The reference's fallback: shorter side resized to `size` (longer side truncated as torchvision's
+    Resize does), then a random size x size square. Returns ((resized height, resized width), box)."""
+    if height <= width:
+        new_h, new_w = size, int(size * width / height)
+    else:
+        new_h, new_w = int(size * height / width), size
+    return (new_h, new_w), Box(int(rng.integers(0, new_w - size + 1)), int(rng.integers(0, new_h - size + 1)),
+                               size, size)
+
+
+def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int = INPUT_SIZE,
+                    scale: tuple[float, float] = CROP_SCALE, ratio: tuple[float, float] = CROP_RATIO,
+                    flip_prob: float = FLIP_PROB) -> torch.Tensor:
+    """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1]: the same random crop and flip for all frames."""
+    _check_frames(frames)
+    height, width = frames.shape[1:3]
+    box = random_sized_box(height, width, rng, scale=scale, ratio=ratio)
+    if box is not None:   # crop the uint8 frames first: only the crop is converted to float
+        clip = _resize(_to_tensor(frames[:, box.y:box.y + box.h, box.x:box.x + box.w]), size)
+    else:
+        resized, box = fallback_box(height, width, size, rng)
+        clip = _resize(_to_tensor(frames), resized)[..., box.y:box.y + box.h, box.x:box.x + box.w]
+    if rng.random() < flip_prob:
+        clip = clip.flip(-1)
+    return _finish(clip)
+
+
+def eval_transform(frames: np.ndarray, *, size: int = INPUT_SIZE) -> torch.Tensor:
+    """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1], every frame resized (aspect not kept)."""
+    _check_frames(frames)
+    return _finish(_resize(_to_tensor(frames), size))
+
+
+def _check_frames(frames: np.ndarray) -> None:
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        desc = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise ValueError(f"frames: {desc}, expected a uint8 RGB array (T, H, W, 3)")
+    if min(frames.shape[:3]) < 1:
+        raise ValueError(f"frames: shape {frames.shape} has an empty dimension")
+
+
+def _to_tensor(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+
+
+def _resize(clip: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    target = (size, size) if isinstance(size, int) else size
+    if tuple(clip.shape[-2:]) == target:
+        return clip
+    return F.interpolate(clip, size=target, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _finish(clip: torch.Tensor) -> torch.Tensor:
+    return (clip / 255.0).clamp_(0.0, 1.0).contiguous()
