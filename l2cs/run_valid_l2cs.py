@@ -31,9 +31,9 @@ from torch.utils.data import DataLoader
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
 from common.pipeline import resolve_crops
-from common.predictions import read_gaze_predictions
+from common.predictions import KEYS_HELP, ExpectedNames, read_gaze_predictions
 from common.provenance import collect_provenance, utc_now
-from common.results import RunError, run_entry_point, write_results
+from common.results import RunError, allow_partial_option, clear_results, run_entry_point, write_results
 from common.torch_utils import DEVICE_CHOICES, pick_device, set_cudnn_mode
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_model
@@ -58,14 +58,17 @@ def predict_with_model(crops: CropRows, data: Path, weights: Path, device: torch
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
                         pin_memory=device.type == "cuda")
     result = predict(model, loader, BinSpec.from_config(config), device)
-    skipped = {"unreadable_image": int((~result.ok).sum())}
+    # issue 10: a decoded crop whose output is NaN/inf is the weights' skip, counted (it used to vanish)
+    nonfinite = result.ok & ~np.isfinite(result.pitch_yaw).all(axis=1)
+    skipped = {"unreadable_image": int((~result.ok).sum()), "nonfinite_output": int(nonfinite.sum())}
     return result.pitch_yaw, skipped, {**info, "model_config": config.to_dict()}
 
 
 def predict_from_file(crops: CropRows, path: Path) -> tuple[np.ndarray, dict[str, int], dict[str, Any]]:
     """Predictions read from a `name,pitch,yaw` CSV, NaN for names it lacks or repeats."""
     names = list(crops.rows["crop_id"])
-    table, alignment = read_gaze_predictions(path, names)
+    # issue 10: rows may be keyed by the NIA file name or stem (the eyes crop is one per image) as well
+    table, alignment = read_gaze_predictions(path, ExpectedNames.of(names, stems=list(crops.rows["sample_id"])))
     by_name = table.set_index("name")[["pitch", "yaw"]]
     pitch_yaw = by_name.reindex(names).to_numpy(dtype=np.float64)
     return pitch_yaw, alignment.skipped(), {"weights_format": "score-only", "predictions": alignment.summary()}
@@ -97,7 +100,7 @@ def crop_index_metadata(data: Path) -> dict[str, str]:
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="our checkpoint (l2cs/train.py) or an original L2CS-Net state_dict")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="folder for metrics.json and per_sample.csv")
+              help="folder for metrics.json and per_sample.csv (an earlier run's are removed first)")
 @click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="where a manifest or dataset root is prepared into crops  [default: OUT/prepared]")
 @click.option("--split", default="test", help="split of the crop dataset to score")
@@ -106,13 +109,15 @@ def crop_index_metadata(data: Path) -> dict[str, str]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, help="crops per batch")
 @click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes")
 @click.option("--predictions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="score-only: CSV name,pitch,yaw (deg) made elsewhere; no model is loaded")
-def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, split: str, device_name: str, batch_size: int,
-        workers: int, predictions: Path | None) -> dict[str, Any]:
+              help=f"score-only: CSV name,pitch,yaw (deg) made elsewhere, {KEYS_HELP}; no model is loaded")
+@allow_partial_option  # issue 10
+def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, split: str, device_name: str,
+        batch_size: int, workers: int, predictions: Path | None, allow_partial: bool) -> dict[str, Any]:
     """Validate L2CS-Net gaze estimation: mean angular error <= 10 deg passes.
 
     Writes OUT/metrics.json and OUT/per_sample.csv, prints one verdict line
-    and exits 0 (PASS), 1 (FAIL) or 2 (could not run).
+    and exits 0 (PASS), 1 (FAIL) or 2 (no verdict: could not run, or the
+    submission left crops unscored; PARTIAL with --allow-partial).
 
     \b
     Example:
@@ -120,6 +125,7 @@ def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, spli
       python -m l2cs.run_valid_l2cs --data build/crops --predictions preds.csv --out results/l2cs
       python l2cs/run_valid_l2cs.py --data /data/nia_root --weights l2cs.pt --out results/l2cs
     """
+    clear_results(out)  # issue 10: a run that stops must not leave an earlier verdict behind
     if (weights is None) == (predictions is None):
         raise click.UsageError("give exactly one of --weights (run the model) or --predictions (score only)")
     started = utc_now()
@@ -138,10 +144,12 @@ def cli(data: Path, weights: Path | None, out: Path, work_dir: Path | None, spli
     provenance = collect_provenance(
         manifest_path=data / INDEX_NAME, weights_path=weights, device=device, start_time=started,
         extra={"crop_index": crop_index_metadata(data), "split": split, "model": facts})
+    n_in_split = len(crops.rows) + sum(crops.skipped.values())
     return write_results(out, test=TEST, metric=METRIC, value=float(errors.mean()), per_sample=per_sample,
                          n_skipped=sum(skipped.values()), skipped=skipped,
                          ci95=mean_ci(errors, per_sample["subject"].to_numpy()), provenance=provenance,
-                         extra={"split": split, "n_crops_in_split": len(crops.rows) + sum(crops.skipped.values())})
+                         n_in_split=n_in_split, allow_partial=allow_partial,  # issue 10: coverage rule
+                         extra={"split": split, "n_crops_in_split": n_in_split})
 
 
 def main() -> None:
