@@ -123,18 +123,27 @@ endef
 
 # $(1) = test key. Mounts DATA and the folder of WEIGHTS read-only; RESULTS
 # gets the results, owned by the caller (as root: by the image's user), and
-# the filed report (RESULTS/report/report.html|md|json), on FAIL too. The
-# container's exit code (0 PASS, 1 FAIL, 2 could not run) is make's.
+# the filed report (RESULTS/report/report.html|md|json), on FAIL too. Only
+# this run's results are filed: the results and report of an earlier run are
+# removed first, the run gets a fresh RUN_ID (NIA_RUN_ID, written into its
+# metrics.json) and `nia report --run-id` refuses any other; a run that
+# leaves no metrics.json (it stopped) gets no report. The container's exit
+# code (0 PASS, 1 FAIL, 2 no verdict) is the recipe's; make itself exits 2
+# whenever a recipe fails.
+ifndef RUN_ID
+RUN_ID := $(shell date -u +%Y%m%dT%H%M%SZ-$$(od -An -N4 -tx4 /dev/urandom | tr -d ' '))
+endif
 define docker_validate
 	@mkdir -p $(RESULTS)
+	@rm -rf $(RESULTS)/metrics.json $(RESULTS)/per_sample.csv $(RESULTS)/overlays $(RESULTS)/report
 	@if [ "$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(RESULTS); fi
 	docker run --rm $(GPU_FLAGS) $$([ "$$(id -u)" = 0 ] || echo --user "$$(id -u):$$(id -g)") \
 	  --volume $(abspath $(DATA)):/data:ro \
 	  --volume $(abspath $(dir $(WEIGHTS))):/weights:ro --env NIA_WEIGHTS=$(notdir $(WEIGHTS)) \
-	  --volume $(abspath $(RESULTS)):/results \
+	  --env NIA_RUN_ID=$(RUN_ID) --volume $(abspath $(RESULTS)):/results \
 	  $($(1)_IMAGE) $(ARGS); \
 	status=$$?; \
-	if [ -f $(RESULTS)/metrics.json ]; then $(NIA) report $(RESULTS) --out $(RESULTS)/report || true; fi; \
+	if [ -f $(RESULTS)/metrics.json ]; then $(NIA) report $(RESULTS) --out $(RESULTS)/report --run-id $(RUN_ID) || true; fi; \
 	exit $$status
 endef
 

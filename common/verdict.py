@@ -1,4 +1,4 @@
-"""Acceptance thresholds, official results and the pass/fail rule.
+"""Acceptance thresholds, official results, skip reasons and the verdict rule.
 
 The numbers live in ``common/data/thresholds.json``, one entry per test
 (``l2cs``, ``rit``, ``dfer``). A metric value is in the unit its metric
@@ -6,6 +6,14 @@ function returns: degrees for the angular error, a fraction in [0, 1] for
 mIoU and WAR; ``display_scale`` (100 for those) turns it into the percent
 shown to people. An override file has the same shape and only needs the keys
 it changes, e.g. ``{"rit": {"threshold": 0.75}}``.
+
+Coverage rule (every test): each sample of the split is either scored or
+skipped under one reason of ``SKIP_REASONS``. A reason is the data's (the
+sample cannot be scored whatever is submitted) or the submission's (the
+weights or the predictions file left it unscored). ``decide`` gives the
+verdict: PASS/FAIL only when no sample was skipped because of the
+submission; otherwise ERROR (no verdict), or PARTIAL when a partial score
+was asked for. Neither ever passes.
 """
 from __future__ import annotations
 
@@ -17,6 +25,27 @@ from pathlib import Path
 from typing import Any
 
 TESTS = ("l2cs", "rit", "dfer")
+DATA, SUBMISSION = "data", "submission"
+SKIP_KINDS = (DATA, SUBMISSION)
+
+#: The one vocabulary of skip reasons: reason -> (kind, meaning). A test that
+#: needs a new reason adds it here; ``common.results.write_results`` refuses
+#: any other. Extra predictions (for names outside the split) skip no sample
+#: of the split: they are listed with the predictions' alignment, not here.
+SKIP_REASONS: dict[str, tuple[str, str]] = {
+    "invalid_label": (DATA, "the sample's label is invalid (the manifest's error column says why)"),
+    "no_gaze_label": (DATA, "the label gives no gaze direction"),
+    "missing_crop": (DATA, "no crop could be made for the sample"),
+    "missing_image": (DATA, "the sample's image or crop file is missing"),
+    "unreadable_image": (DATA, "the sample's image or crop file cannot be decoded"),
+    "missing_prediction": (SUBMISSION, "the predictions file has no row for the sample"),
+    "duplicated_prediction": (SUBMISSION, "the predictions file has more than one row for the sample"),
+    "nonfinite_prediction": (SUBMISSION, "the predictions file gives NaN or infinity for the sample"),
+    "nonfinite_output": (SUBMISSION, "the model's output for the sample is NaN or infinite"),
+}
+
+PASS, FAIL, PARTIAL, ERROR = "PASS", "FAIL", "PARTIAL", "ERROR"
+VERDICTS = (PASS, FAIL, PARTIAL, ERROR)
 _DIRECTIONS = {"<=": ">", ">=": "<"}
 _FIELDS = ("metric", "label", "unit", "display_scale", "direction", "threshold", "official")
 
@@ -125,3 +154,39 @@ def threshold_from_entry(test: str, entry: dict[str, Any], source: Path | str) -
         official=float(entry["official"]),
         official_note=str(entry.get("official_note", "")),
     )
+
+
+def skip_kind(reason: str) -> str:
+    """``data`` or ``submission``; ValueError for a reason outside the vocabulary."""
+    if reason not in SKIP_REASONS:
+        raise ValueError(f"skip reason {reason!r} is not in common.verdict.SKIP_REASONS; "
+                         f"expected one of {', '.join(SKIP_REASONS)}")
+    return SKIP_REASONS[reason][0]
+
+
+def skips_by_kind(skipped: dict[str, int]) -> dict[str, int]:
+    """Skip counts summed per kind, e.g. ``{"data": 2, "submission": 0}`` (both keys always present)."""
+    totals = dict.fromkeys(SKIP_KINDS, 0)
+    for reason, count in skipped.items():
+        totals[skip_kind(reason)] += int(count)
+    return totals
+
+
+def decide(rule: Threshold, value: float | None, skipped: dict[str, int], *, allow_partial: bool) -> str:
+    """The verdict of a run: PASS/FAIL from the value when the submission skipped nothing, else PARTIAL/ERROR.
+
+    A NaN or missing value without a submission skip is an ERROR too (nothing
+    to compare). ``allow_partial`` only turns ERROR into PARTIAL when a
+    value exists; it never makes a PASS.
+    """
+    value_known = value is not None and not math.isnan(float(value))
+    if skips_by_kind(skipped)[SUBMISSION]:
+        return PARTIAL if allow_partial and value_known else ERROR
+    if not value_known:
+        return ERROR
+    return PASS if rule.passes(float(value)) else FAIL
+
+
+def passed_of(verdict: str) -> bool | None:
+    """metrics.json's ``passed``: True for PASS, False for FAIL, None (no verdict) for PARTIAL and ERROR."""
+    return {PASS: True, FAIL: False}.get(verdict)

@@ -32,10 +32,11 @@ from common.crop_rows import CropRows
 from common.engine.batches import worker_init
 from common.engine.device import set_cudnn_mode
 from common.engine.inference import run_inference
-from common.engine.validate import Options, Predicted, ValidationTask, run_validation, validation_options
+from common.engine.validate import (Options, Predicted, ValidationTask, model_skips, run_validation,
+                                    validation_options)
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
-from common.predictions import read_gaze_predictions
+from common.predictions import KEYS_HELP, ExpectedNames, read_gaze_predictions
 from common.results import run_entry_point
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_model
@@ -57,14 +58,14 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
     bins = BinSpec.from_config(config)
     result = run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: bins.decode_pair(out))
-    return Predicted(result.values, {"unreadable_image": int((~result.ok).sum())},
-                     {**info, "model_config": config.to_dict()})
+    return Predicted(result.values, model_skips(result), {**info, "model_config": config.to_dict()})
 
 
 def predict_from_file(crops: CropRows, path: Path) -> Predicted:
-    """Predictions read from a `name,pitch,yaw` CSV, NaN for names it lacks or repeats."""
+    """Predictions read from a `name,pitch,yaw` CSV keyed by crop id or NIA file name/stem,
+    NaN for names it lacks or repeats."""
     names = list(crops.rows["crop_id"])
-    table, alignment = read_gaze_predictions(path, names)
+    table, alignment = read_gaze_predictions(path, ExpectedNames.of(names, stems=list(crops.rows["sample_id"])))
     pitch_yaw = table.set_index("name")[["pitch", "yaw"]].reindex(names).to_numpy(dtype=np.float64)
     return Predicted(pitch_yaw, alignment.skipped(), {"weights_format": "score-only",
                                                       "predictions": alignment.summary()})
@@ -95,12 +96,15 @@ TASK = ValidationTask(test="l2cs", metric="mean_angular_error_deg", read_split=r
 
 @click.command(context_settings={"show_default": True})
 @validation_options(weights_help="our checkpoint (l2cs/train.py) or an original L2CS-Net state_dict",
-                    predictions_help="score-only: CSV name,pitch,yaw (deg) made elsewhere; no model is loaded")
+                    predictions_help=f"score-only: CSV name,pitch,yaw (deg) made elsewhere, {KEYS_HELP}; "
+                                     "no model is loaded")
 def cli(**options: Any) -> dict[str, Any]:
     """Validate L2CS-Net gaze estimation: mean angular error <= 10 deg passes.
 
-    Writes OUT/metrics.json and OUT/per_sample.csv, prints one verdict line
-    and exits 0 (PASS), 1 (FAIL) or 2 (could not run).
+    Writes OUT/metrics.json and OUT/per_sample.csv (an earlier run's are
+    removed first), prints one verdict line and exits 0 (PASS), 1 (FAIL) or
+    2 (no verdict: could not run, or the submission left crops unscored;
+    PARTIAL with --allow-partial).
 
     \b
     Example:

@@ -1,4 +1,5 @@
 """`nia report`: merged tables, recomputation, CLI exit codes, HTML in a headless browser."""
+import hashlib
 import json
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ def write_gaze_result(out, noise_deg):
     return write_results(
         out, test="l2cs", metric="mean_angular_error_deg", value=float(errors.mean()), per_sample=frame,
         n_skipped=0, skipped={}, ci95=mean_ci(errors, frame["subject"], n_boot=200),
-        provenance=collect_provenance(extra={"gaze_method": "geometric"}),
+        provenance=collect_provenance(extra={"gaze_method": "geometric"}), n_in_split=n,
     )
 
 
@@ -59,11 +60,11 @@ def write_segmentation_result(out):
     return write_results(
         out, test="rit", metric="miou", value=total.miou(), per_sample=pd.DataFrame(rows), n_skipped=0,
         skipped={}, ci95=None, provenance=collect_provenance(extra={"classes": SEG_CLASSES}),
-        extra={"include_background": True},
+        extra={"include_background": True}, n_in_split=6,
     )
 
 
-def write_state_result(out, accuracy):
+def write_state_result(out, accuracy, skipped=None, allow_partial=False):
     rng = np.random.default_rng(RNG_SEED)
     truth = rng.integers(0, 5, 60)
     pred = np.where(rng.random(60) < accuracy, truth, (truth + 1) % 5)
@@ -72,10 +73,12 @@ def write_state_result(out, accuracy):
         "pred": [STATES[p] for p in pred], "truth": [STATES[t] for t in truth],
     })
     value = war(confusion_matrix(pred, truth, 5))
+    skipped = skipped or {"unreadable_image": 2}
     return write_results(
-        out, test="dfer", metric="war", value=value, per_sample=frame, n_skipped=2,
-        skipped={"missing_prediction": 2}, ci95=mean_ci(pred == truth, frame["subject"], n_boot=200),
+        out, test="dfer", metric="war", value=value, per_sample=frame, n_skipped=sum(skipped.values()),
+        skipped=skipped, ci95=mean_ci(pred == truth, frame["subject"], n_boot=200),
         provenance=collect_provenance(extra={"classes": STATES}), extra={"classes": STATES},
+        n_in_split=60 + sum(skipped.values()), allow_partial=allow_partial,
     )
 
 
@@ -90,8 +93,20 @@ def results(tmp_path, monkeypatch):
     return dirs
 
 
-def _run_report(dirs, out):
-    return CliRunner(mix_stderr=False).invoke(main, ["report", *map(str, dirs), "--out", str(out)])
+def _run_report(dirs, out, *options):
+    return CliRunner(mix_stderr=False).invoke(main, ["report", *map(str, dirs), "--out", str(out), *options])
+
+
+def _edit_metrics(folder, **changes):
+    path = folder / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics.update(changes)
+    path.write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _entry(out, test):
+    return next(t for t in json.loads((out / "report.json").read_text())["tests"] if t["test"] == test)
 
 
 def test_report_merges_tables_and_fails_on_one_fail(results, tmp_path):
@@ -125,8 +140,9 @@ def test_report_flags_a_per_sample_file_that_disagrees(results, tmp_path):
     frame.loc[0, "error_deg"] += 10
     frame.to_csv(per_sample, index=False)
     run = _run_report([results["l2cs"]], tmp_path / "r")
-    assert "does not reproduce" in run.stderr
-    assert "NO: per_sample.csv disagrees" in (tmp_path / "r" / "report.md").read_text()
+    assert run.exit_code == EXIT_FAIL and "inconsistent" in run.stderr
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "NO: per_sample.csv sha256" in markdown and "| FAIL |" in markdown
 
 
 def test_report_refuses_bad_folders(results, tmp_path):
@@ -154,3 +170,98 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     # the FAIL cell (#ffcdd2) and the PASS cells (#c8e6c9) are painted
     assert np.all(image == (0xD2, 0xCD, 0xFF), axis=2).sum() > 200
     assert np.all(image == (0xC9, 0xE6, 0xC8), axis=2).sum() > 200
+
+
+def test_report_recomputes_an_edited_pass(tmp_path, monkeypatch):
+    """Issue 10 case 4: a FAIL whose metrics.json was edited to passed: true used to be filed as a PASS."""
+    monkeypatch.setenv("NIA_CACHE_DIR", str(tmp_path / "cache"))
+    folder = tmp_path / "l2cs"
+    honest = write_gaze_result(folder, noise_deg=25.0)
+    assert honest["verdict"] == "FAIL" and honest["value"] > 10
+    _edit_metrics(folder, passed=True, verdict="PASS")
+    run = _run_report([folder], tmp_path / "r")
+    assert run.exit_code == EXIT_FAIL, run.output + run.stderr
+    assert f"{honest['value']:.2f} deg > 10 deg -> FAIL" in run.output and "-> PASS" not in run.output
+    entry = _entry(tmp_path / "r", "l2cs")
+    assert entry["verdict"] == "FAIL" and entry["consistent"] is False
+    assert entry["problems"] == ["metrics.json says PASS; its value against the suite's threshold gives FAIL"]
+    markdown = (tmp_path / "r" / "report.md").read_text()
+    assert "NO: metrics.json says PASS" in markdown and "| yes |" not in markdown
+    assert "<td class='FAIL'>FAIL</td>" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_report_uses_the_suite_thresholds_not_the_file_s(results, tmp_path):
+    metrics = _edit_metrics(results["dfer"], threshold=0.3, passed=True, verdict="PASS")
+    run = _run_report([results["dfer"]], tmp_path / "r")
+    assert run.exit_code == EXIT_FAIL and f"{100 * metrics['value']:.2f} % < 70 % -> FAIL" in run.output
+    problems = _entry(tmp_path / "r", "dfer")["problems"]
+    assert "threshold is 0.3 in metrics.json; the suite's (common/data/thresholds.json) is 0.7" in problems
+
+
+@pytest.mark.parametrize("case", ["value", "error_deg", "coverage", "hidden_submission_skip", "no_per_sample",
+                                  "duplicate_row"])
+def test_report_fails_a_folder_that_disagrees_with_itself(results, tmp_path, case):
+    folder = results["l2cs"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    frame = pd.read_csv(folder / "per_sample.csv", dtype={"subject": str})
+    if case == "value":
+        _edit_metrics(folder, value=metrics["value"] - 1.0)
+        expected = "value in metrics.json is"
+    elif case == "error_deg":  # error column lowered and the file's hash updated to match
+        frame["error_deg"] *= 0.5
+        frame.to_csv(folder / "per_sample.csv", index=False)
+        _edit_metrics(folder, value=float(frame["error_deg"].mean()),
+                      per_sample_sha256=hashlib.sha256((folder / "per_sample.csv").read_bytes()).hexdigest())
+        expected = "error_deg of 40 rows differs from the angle between pred_ and true_"
+    elif case == "coverage":
+        _edit_metrics(folder, n_in_split=50)
+        expected = "coverage: 40 scored + 0 skipped = 40 samples; n_in_split is 50"
+    elif case == "hidden_submission_skip":
+        _edit_metrics(folder, n_in_split=45, n_skipped=5, skipped={"missing_prediction": 5},
+                      skipped_by_kind={"data": 0, "submission": 5})
+        expected = "metrics.json says PASS; 5 samples skipped because of the submission give ERROR"
+    elif case == "no_per_sample":
+        (folder / "per_sample.csv").unlink()
+        expected = "per_sample.csv is missing"
+    else:
+        frame = pd.concat([frame, frame.iloc[[0]]])
+        frame.to_csv(folder / "per_sample.csv", index=False)
+        _edit_metrics(folder, n_samples=41, n_in_split=41, value=float(frame["error_deg"].mean()),
+                      per_sample_sha256=hashlib.sha256((folder / "per_sample.csv").read_bytes()).hexdigest())
+        expected = "per_sample.csv names 1 sample more than once"
+    run = _run_report([folder], tmp_path / "r")
+    entry = _entry(tmp_path / "r", "l2cs")
+    assert run.exit_code == EXIT_FAIL and entry["verdict"] == "FAIL" and entry["consistent"] is False
+    assert any(p.startswith(expected) for p in entry["problems"]), entry["problems"]
+
+
+def test_partial_and_error_results_are_filed_without_a_verdict(results, tmp_path):
+    write_state_result(results["dfer"], accuracy=0.9, skipped={"missing_prediction": 3}, allow_partial=True)
+    run = _run_report([results["l2cs"], results["dfer"]], tmp_path / "r")
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert run.exit_code == 2 and report["overall_verdict"] == "INCOMPLETE" and report["exit_code"] == 2
+    assert _entry(tmp_path / "r", "dfer")["verdict"] == "PARTIAL" and _entry(tmp_path / "r", "dfer")["consistent"]
+    assert "-> PARTIAL, no verdict" in run.output
+    write_state_result(results["dfer"], accuracy=0.9, skipped={"missing_prediction": 3})
+    run = _run_report([results["dfer"]], tmp_path / "r")
+    assert run.exit_code == 2 and _entry(tmp_path / "r", "dfer")["verdict"] == "ERROR"
+    assert "no verdict: 3 of the 63 samples" in run.output
+
+
+def test_report_files_only_the_run_it_is_told(results, tmp_path):
+    run_id = json.loads((results["l2cs"] / "metrics.json").read_text())["run_id"]
+    assert _run_report([results["l2cs"]], tmp_path / "r", "--run-id", run_id).exit_code == 0
+    run = _run_report([results["l2cs"]], tmp_path / "r", "--run-id", "another-run")
+    assert run.exit_code == 2 and f"is from run {run_id}, not from run another-run" in run.stderr
+    assert not (tmp_path / "r" / "report.html").exists()  # the earlier report is gone, not left to be filed
+
+
+def test_report_of_a_folder_from_an_old_writer_is_refused(results, tmp_path):
+    metrics = json.loads((results["l2cs"] / "metrics.json").read_text())
+    for key in ("n_in_split", "skipped_by_kind", "run_id", "verdict"):
+        del metrics[key]
+    (results["l2cs"] / "metrics.json").write_text(json.dumps({**metrics, "schema_version": 1}))
+    run = _run_report([results["l2cs"]], tmp_path / "r")
+    assert run.exit_code == EXIT_FAIL
+    problems = _entry(tmp_path / "r", "l2cs")["problems"]
+    assert "metrics.json has schema_version 1; expected 2 (rerun the test)" in problems

@@ -15,11 +15,13 @@ from common.results import (
     EXIT_FAIL,
     EXIT_PASS,
     RunError,
+    clear_results,
     exit_code_for,
     run_entry_point,
     verdict_line,
     write_results,
 )
+from common.verdict import SKIP_REASONS, skip_kind, skips_by_kind
 
 GAZE_ROWS = pd.DataFrame({
     "name": ["a_eyes", "b_eyes"], "subject": ["001", "002"], "inst": ["S", "T"],
@@ -30,8 +32,8 @@ GAZE_ROWS = pd.DataFrame({
 
 def _write(tmp_path, value=5.0, **kwargs):
     args = dict(test="l2cs", metric="mean_angular_error_deg", value=value, per_sample=GAZE_ROWS,
-                n_skipped=1, skipped={"missing_prediction": 1}, ci95=(4.0, 6.0),
-                provenance={"code_version": "test"})
+                n_skipped=1, skipped={"unreadable_image": 1}, ci95=(4.0, 6.0),
+                provenance={"code_version": "test"}, n_in_split=3)
     args.update(kwargs)
     return write_results(tmp_path, **args)
 
@@ -63,6 +65,10 @@ def test_failing_result_exits_1(tmp_path):
     [
         ({"metric": "mae"}, ValueError, "expected 'mean_angular_error_deg'"),
         ({"n_skipped": 3}, ValueError, "sums to 1"),
+        ({"n_in_split": 4}, ValueError, "2 scored \\+ 1 skipped = 3 samples; the split has 4"),
+        ({"skipped": {"lost": 1}}, ValueError, "skip reason 'lost' is not in common.verdict.SKIP_REASONS"),
+        ({"per_sample": pd.concat([GAZE_ROWS, GAZE_ROWS.iloc[[0]]]), "n_in_split": 4}, ValueError,
+         "per_sample name 'a_eyes' occurs 2 times"),
         ({"per_sample": GAZE_ROWS.drop(columns=["error_deg"])}, ValueError, "lacks columns error_deg"),
         ({"value": float("nan")}, RunError, "no sample could be scored"),
         ({"test": "dfer", "metric": "war", "value": 71.3}, ValueError, "expected a fraction"),
@@ -156,8 +162,75 @@ def test_one_subject_gives_no_interval_and_says_why(tmp_path: Path) -> None:
                                "pred_pitch": [0.0, 0.0], "pred_yaw": [0.0, 0.0], "true_pitch": [1.0, 2.0],
                                "true_yaw": [0.0, 0.0], "error_deg": [1.0, 2.0]})
     result = write_results(tmp_path, test="l2cs", metric="mean_angular_error_deg", value=1.5,
-                           per_sample=per_sample, n_skipped=0, skipped={},
+                           per_sample=per_sample, n_skipped=0, skipped={}, n_in_split=2,
                            ci95=mean_ci(per_sample["error_deg"], per_sample["subject"]), provenance={})
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["ci95"] is None and result["n_subjects"] == 1
     assert saved["ci95_note"] == "no interval: fewer than 2 subjects in the scored split"
+
+
+def test_skip_reasons_are_the_data_s_or_the_submission_s() -> None:
+    assert skip_kind("unreadable_image") == "data" and skip_kind("missing_prediction") == "submission"
+    submission = ("duplicated_prediction", "nonfinite_prediction", "nonfinite_output")
+    assert {skip_kind(r) for r in submission} == {"submission"}
+    assert {skip_kind(r) for r in ("no_gaze_label", "invalid_label", "missing_image", "missing_crop")} == {"data"}
+    assert set(SKIP_REASONS) >= {"missing_prediction", "nonfinite_output", "unreadable_image"}
+    assert skips_by_kind({"missing_image": 2, "missing_prediction": 3, "nonfinite_output": 1}) == {
+        "data": 2, "submission": 4}
+    with pytest.raises(ValueError, match="skip reason 'extra_prediction'"):
+        skip_kind("extra_prediction")  # a prediction for no sample of the split skips no sample
+
+
+def test_counts_by_kind_and_run_id_are_recorded(tmp_path, monkeypatch):
+    monkeypatch.setenv("NIA_RUN_ID", "make-20240501-1")
+    _write(tmp_path)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert (saved["n_samples"], saved["n_skipped"], saved["n_in_split"]) == (2, 1, 3)
+    assert saved["skipped_by_kind"] == {"data": 1, "submission": 0}
+    assert saved["run_id"] == "make-20240501-1" and saved["verdict"] == "PASS" and saved["error"] is None
+    monkeypatch.delenv("NIA_RUN_ID")
+    first, second = _write(tmp_path / "a")["run_id"], _write(tmp_path / "b")["run_id"]
+    assert len(first) == 32 and first != second  # a fresh id per run
+
+
+def test_a_submission_skip_gives_no_verdict_even_when_the_value_passes(tmp_path, capsys):
+    result = _write(tmp_path, 5.0, skipped={"missing_prediction": 1})
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["verdict"] == "ERROR" and saved["passed"] is None and saved["value"] is None
+    assert saved["ci95"] is None and saved["skipped_by_kind"] == {"data": 0, "submission": 1}
+    assert exit_code_for(result) == EXIT_ERROR
+    assert saved["error"] == verdict_line(result) == (
+        "l2cs: no verdict: 1 of the 3 samples were not scored because of the submission (missing_prediction 1); "
+        "--allow-partial gives a partial score (n=2, skipped 1)")
+    assert _exit_of(lambda: _write(tmp_path, 5.0, skipped={"missing_prediction": 1})) == EXIT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"error: {saved['error']}\n"
+
+
+def test_allow_partial_labels_the_score_partial(tmp_path, capsys):
+    mixed = {"unreadable_image": 1, "duplicated_prediction": 1}
+    per_sample = GAZE_ROWS.iloc[:1]
+    result = _write(tmp_path, 4.0, per_sample=per_sample, n_skipped=2, skipped=mixed, allow_partial=True)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["verdict"] == "PARTIAL" and saved["passed"] is None and saved["value"] == 4.0
+    assert saved["skipped_by_kind"] == {"data": 1, "submission": 1} and exit_code_for(result) == EXIT_ERROR
+    assert verdict_line(result) == (
+        "l2cs: mean angular error 4.00 deg on 1 of 3 samples (threshold <= 10 deg) -> PARTIAL, no verdict "
+        "(n=1, skipped 2: data 1, submission 1 [duplicated_prediction 1], 95% CI 4.00 deg to 6.00 deg)")
+    assert _exit_of(lambda: _write(tmp_path, 4.0, per_sample=per_sample, n_skipped=2, skipped=mixed,
+                                   allow_partial=True)) == EXIT_ERROR
+    assert "-> PARTIAL" in capsys.readouterr().out
+    # without submission skips, --allow-partial changes nothing
+    assert _write(tmp_path, 5.0, allow_partial=True)["verdict"] == "PASS"
+
+
+def test_clear_results_removes_only_what_a_run_writes(tmp_path):
+    _write(tmp_path)
+    (tmp_path / "overlays").mkdir()
+    (tmp_path / "overlays" / "s0.png").write_bytes(b"png")
+    (tmp_path / "prepared").mkdir()
+    (tmp_path / "own.txt").write_text("keep")
+    clear_results(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["own.txt", "prepared"]
+    clear_results(tmp_path / "not_yet")  # nothing to clear: no error, nothing made
+    assert not (tmp_path / "not_yet").exists()

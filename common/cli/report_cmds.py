@@ -16,34 +16,49 @@ class _ReportError(click.ClickException):
 @click.argument("results_dirs", nargs=-1, required=True,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.json, report.md and report.html (created if missing).")
-def report(results_dirs: tuple[Path, ...], out_dir: Path) -> None:
+              help="Folder for report.json, report.md and report.html (created if missing; earlier report "
+                   "files there are removed first).")
+@click.option("--run-id", "run_ids", multiple=True,
+              help="File only results written by this run (metrics.json's run_id, from $NIA_RUN_ID); "
+                   "repeat for several runs. A folder from another run exits 2 (stale results).")
+def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ...]) -> None:
     """Merge the metrics.json + per_sample.csv of RESULTS_DIR... into one audit report.
 
     Works with any subset of the three tests (l2cs, rit, dfer), one folder
-    each. Prints one verdict line per test. Exit code: 0 when every test
-    passed, 1 when any missed its threshold, 2 when a folder cannot be read.
+    each. Nothing in metrics.json is trusted: each verdict is recomputed from
+    the value, the skip counts and the suite's own thresholds, the value from
+    per_sample.csv (whose SHA-256 and coverage are checked); a folder that
+    disagrees with itself is filed as FAIL with its problems listed. Prints
+    one verdict line per test. Exit code: 0 when every test passed, 1 when
+    any failed (or disagrees with itself), 2 when a folder cannot be read or
+    has no verdict (PARTIAL, ERROR).
 
     \b
     Example:
         nia report build/results/l2cs build/results/rit build/results/dfer --out build/report
     """
-    from common.report.merge import build_report, load_result_dir, write_report
-    from common.results import RunError, exit_code_for, verdict_line
+    from common.report.merge import build_report, clear_report, load_result_dir, write_report
+    from common.results import RunError, verdict_line
 
+    clear_report(out_dir)  # a report that cannot be built leaves none behind to be filed
     try:
         loaded = [load_result_dir(d) for d in results_dirs]
+        for item in loaded:
+            run_id = item.result.get("run_id")
+            if run_ids and run_id not in run_ids:
+                raise RunError(f"{item.directory}: metrics.json is from run {run_id}, not from run "
+                               f"{', '.join(run_ids)}: stale results, not filed")
         report_dict = build_report(loaded)
         paths = write_report(report_dict, loaded, out_dir)
     except (RunError, OSError, ValueError, KeyError) as exc:
         raise _ReportError(str(exc)) from exc
-    for item in loaded:
-        click.echo(verdict_line(item.result))
     for entry in report_dict["tests"]:
-        if entry["consistent"] is False:
-            click.echo(f"warning: {entry['test']}: per_sample.csv does not reproduce the reported value", err=True)
+        click.echo(verdict_line(entry))
+        if not entry["consistent"]:
+            click.echo(f"warning: {entry['test']}: {entry['source_dir']} is inconsistent, filed as FAIL: "
+                       f"{'; '.join(entry['problems'])}", err=True)
     click.echo(f"report: {paths['html']} (also report.md, report.json)")
-    raise SystemExit(max(exit_code_for(item.result) for item in loaded))
+    raise SystemExit(report_dict["exit_code"])
 
 
 COMMANDS: list[click.Command] = [report]

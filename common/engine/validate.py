@@ -27,7 +27,8 @@ from common.crops import CROP_INDEX_NAME
 from common.engine.device import DEVICE_CHOICES, pick_device
 from common.engine.inputs import resolve_crops
 from common.provenance import collect_provenance, utc_now
-from common.results import RunError, write_results
+from common.engine.inference import Outputs
+from common.results import ALLOW_PARTIAL_HELP, RunError, clear_results, write_results
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Options:
     batch_size: int
     workers: int
     predictions: Path | None
+    allow_partial: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def validation_options(weights_help: str, predictions_help: str) -> Callable[[Ca
             click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes"),
             click.option("--predictions", type=click.Path(exists=True, path_type=Path), default=None,
                          help=predictions_help),
+            click.option("--allow-partial", is_flag=True, default=False, help=ALLOW_PARTIAL_HELP),
         ]
         for option in reversed(options):
             function = option(function)
@@ -98,7 +101,14 @@ def validation_options(weights_help: str, predictions_help: str) -> Callable[[Ca
 
 
 def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
-    """Score one split with a model or a predictions file; write and return metrics.json's content."""
+    """Score one split with a model or a predictions file; write and return metrics.json's content.
+
+    An earlier run's results in OUT are removed first, so a run that stops
+    leaves no verdict behind that could be filed as its own. Every sample of
+    the split is scored or counted under a skip reason (`write_results`
+    checks it); a skip caused by the submission gives no PASS.
+    """
+    clear_results(options.out)
     if (options.weights is None) == (options.predictions is None):
         raise RunError("give exactly one of --weights (run the model) or --predictions (score only)")
     started = utc_now()
@@ -121,7 +131,14 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
                "model": predicted.facts})
     return write_results(options.out, test=task.test, metric=task.metric, value=value, per_sample=per_sample,
                          n_skipped=sum(skipped.values()), skipped=skipped, ci95=ci95, provenance=provenance,
+                         n_in_split=split.n_in_split, allow_partial=options.allow_partial,
                          extra={"split": options.split, "n_crops_in_split": split.n_in_split})
+
+
+def model_skips(outputs: Outputs) -> dict[str, int]:
+    """Items a model run could not score: unreadable (the data's) and non-finite outputs (the weights')."""
+    nonfinite = outputs.ok & ~np.isfinite(outputs.values).all(axis=1)
+    return {"unreadable_image": int((~outputs.ok).sum()), "nonfinite_output": int(nonfinite.sum())}
 
 
 def index_metadata(index_path: Path) -> dict[str, str]:

@@ -20,7 +20,9 @@ th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-al
 th { background: #eee; }
 td.PASS { background: #c8e6c9; font-weight: bold; }
 td.FAIL { background: #ffcdd2; font-weight: bold; }
-.overall-PASS { color: #1b5e20; } .overall-FAIL { color: #b71c1c; }
+td.PARTIAL, td.ERROR { background: #ffe0b2; font-weight: bold; }
+.overall-PASS { color: #1b5e20; } .overall-FAIL { color: #b71c1c; } .overall-INCOMPLETE { color: #e65100; }
+.problems { color: #b71c1c; }
 img { max-width: 100%; margin: 4px 8px 12px 0; border: 1px solid #ddd; }
 img.overlay { max-height: 160px; }
 td.hash { font-family: monospace; font-size: 11px; word-break: break-all; }
@@ -50,9 +52,15 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
 
 def _section(entry: dict[str, Any], result_dir: ResultDir | None) -> list[str]:
     parts = [f"<h2>{_e(entry['test'])}: {_e(entry.get('label') or entry['metric'])}</h2>"]
+    if entry.get("problems"):
+        items = "".join(f"<li>{_e(p)}</li>" for p in entry["problems"])
+        parts.append(f"<div class='problems'><p><b>This result folder disagrees with itself: filed as FAIL "
+                     f"(metrics.json says {_e(entry.get('claimed_verdict'))}).</b></p><ul>{items}</ul></div>")
     details = entry.get("details") or {}
     if result_dir is None or result_dir.per_sample is None:
         return parts + ["<p>per_sample.csv not found: no plots.</p>"]
+    if not details:
+        return parts + ["<p>per_sample.csv cannot be read as this test's: no plots.</p>"]
     per_sample = result_dir.per_sample
     if entry["test"] == "l2cs":
         parts.append(_img(plots.angular_error_histogram(per_sample["error_deg"].to_numpy(float), entry["threshold"])))

@@ -29,6 +29,10 @@ def render_markdown(report: dict[str, Any]) -> str:
 def _details(entry: dict[str, Any]) -> list[str]:
     details = entry.get("details") or {}
     lines = [f"## {entry['test']}: {entry.get('label') or entry['metric']}", ""]
+    if entry.get("problems"):
+        lines += [f"**This result folder disagrees with itself: filed as FAIL "
+                  f"(metrics.json says {entry.get('claimed_verdict')}).**", "",
+                  *[f"- {p}" for p in entry["problems"]], ""]
     if not entry.get("per_sample_found"):
         return lines + ["per_sample.csv not found: no details.", ""]
     if "by_inst" in details:

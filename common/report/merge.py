@@ -1,9 +1,12 @@
 """Read result folders and merge them into one report dict (report.json).
 
 A result folder holds ``metrics.json`` (from ``common.results.write_results``)
-and ``per_sample.csv``. For each test the headline is recomputed from the
-per-sample file and compared with metrics.json, so every number in the
-report traces back to files; a disagreement is shown, not hidden.
+and ``per_sample.csv``. Nothing in metrics.json is taken on trust: the
+headline is recomputed from the per-sample file, the verdict from the value,
+the skip counts and the suite's own thresholds, and the folder is checked
+for integrity (``common.report.checks``). A folder that disagrees with
+itself is filed as FAIL with its problems listed, so every verdict in the
+report traces back to files and rules.
 """
 from __future__ import annotations
 
@@ -20,11 +23,21 @@ from common import __version__
 from common.metrics.classification import confusion_matrix, recall_per_class, uar, war
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.provenance import code_version, utc_now
-from common.results import EXIT_ERROR, METRICS_FILE, PER_SAMPLE_FILE, RunError, exit_code_for, to_jsonable
-from common.verdict import TESTS
+from common.report.checks import check_result, claimed_verdict
+from common.report.checks import number as _number
+from common.results import (
+    EXIT_ERROR,
+    METRICS_FILE,
+    PER_SAMPLE_FILE,
+    RunError,
+    exit_code_for,
+    sha256_fresh,
+    to_jsonable,
+)
+from common.verdict import FAIL, PASS, TESTS, Threshold, load_thresholds, passed_of
 
-#: |recomputed - reported| above this marks a result as inconsistent.
-RECOMPUTE_TOLERANCE = 1e-6
+#: Report files `nia report` writes (and removes first, so a failed report leaves none behind).
+REPORT_FILES = ("report.json", "report.md", "report.html")
 #: Example overlays shown per segmentation result (the lowest-IoU samples).
 MAX_OVERLAYS = 6
 
@@ -36,6 +49,7 @@ class ResultDir:
     directory: Path
     result: dict[str, Any]
     per_sample: pd.DataFrame | None
+    per_sample_sha256: str | None = None  # of the file as found (not cached)
 
     @property
     def test(self) -> str:
@@ -56,9 +70,10 @@ def load_result_dir(directory: Path | str) -> ResultDir:
     if missing or result.get("test") not in TESTS:
         raise RunError(f"{metrics_path}: lacks {', '.join(missing) or 'a known test'}; expected test in {TESTS}")
     per_sample_path = folder / str(result.get("per_sample_file") or PER_SAMPLE_FILE)
-    per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str}) \
-        if per_sample_path.is_file() else None
-    return ResultDir(folder, result, per_sample)
+    if not per_sample_path.is_file():
+        return ResultDir(folder, result, None)
+    per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str})
+    return ResultDir(folder, result, per_sample, sha256_fresh(per_sample_path))
 
 
 def build_report(result_dirs: list[ResultDir]) -> dict[str, Any]:
@@ -69,14 +84,17 @@ def build_report(result_dirs: list[ResultDir]) -> dict[str, Any]:
             raise RunError(f"{item.directory} and {seen[item.test]} both hold test {item.test}; expected one each")
         seen[item.test] = item.directory
     ordered = sorted(result_dirs, key=lambda r: TESTS.index(r.test))
-    entries = [_entry(item) for item in ordered]
-    codes = [exit_code_for(item.result) for item in ordered]
+    rules = load_thresholds()  # the suite's own, never the ones a metrics.json carries
+    entries = [_entry(item, rules[item.test]) for item in ordered]
+    codes = [entry["exit_code"] for entry in entries]
+    verdicts = [entry["verdict"] for entry in entries]
+    overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"
     return to_jsonable({
-        "schema_version": 1,
+        "schema_version": 2,
         "generated_at": utc_now(),
         "report_code_version": code_version(),
         "package_version": __version__,
-        "overall_verdict": "PASS" if codes and max(codes) == 0 else "FAIL",
+        "overall_verdict": overall,
         "exit_code": max(codes) if codes else EXIT_ERROR,
         "tests": entries,
     })
@@ -89,6 +107,7 @@ def write_report(report: dict[str, Any], result_dirs: list[ResultDir], out_dir: 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    clear_report(out)
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
     paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     paths["md"].write_text(render_markdown(report), encoding="utf-8")
@@ -96,23 +115,43 @@ def write_report(report: dict[str, Any], result_dirs: list[ResultDir], out_dir: 
     return paths
 
 
-def _entry(item: ResultDir) -> dict[str, Any]:
+def clear_report(out_dir: Path | str) -> None:
+    """Remove the report files of an earlier `nia report` in ``out_dir``."""
+    for name in REPORT_FILES:
+        (Path(out_dir) / name).unlink(missing_ok=True)
+
+
+def _entry(item: ResultDir, rule: Threshold) -> dict[str, Any]:
+    """One test's report entry: the file's numbers under the suite's rule, the recomputed verdict, the problems."""
     result = item.result
     entry = {
         key: result.get(key)
-        for key in ("test", "metric", "label", "value", "unit", "display_scale", "direction", "threshold",
-                    "official", "official_note", "passed", "n_samples", "n_skipped", "skipped", "ci95",
-                    "provenance", "extra")
+        for key in ("test", "run_id", "value", "n_in_split", "n_samples", "n_skipped", "skipped", "skipped_by_kind",
+                    "ci95", "error", "provenance", "extra")
     }
-    entry["verdict"] = "PASS" if result.get("passed") else "FAIL"
+    entry.update({"metric": rule.metric, "label": rule.label, "unit": rule.unit, "display_scale": rule.display_scale,
+                  "direction": rule.direction, "threshold": rule.threshold, "official": rule.official,
+                  "official_note": rule.official_note})
+    entry["value"] = _number(entry["value"])  # a tampered non-number is shown as n/a (and is a problem)
+    ci95 = entry["ci95"]
+    entry["ci95"] = ci95 if isinstance(ci95, list) and len(ci95) == 2 and all(_number(v) is not None for v in ci95) \
+        else None
     entry["source_dir"] = str(item.directory)
-    entry["details"] = _details(item) if item.per_sample is not None else {}
     entry["per_sample_found"] = item.per_sample is not None
-    recomputed = entry["details"].get("recomputed_value")
-    entry["consistent"] = (
-        None if recomputed is None or math.isnan(recomputed)
-        else abs(recomputed - float(result["value"])) <= RECOMPUTE_TOLERANCE
-    )
+    try:
+        entry["details"] = _details(item) if item.per_sample is not None else {}
+        details_problem = None
+    except (RunError, KeyError, ValueError) as exc:  # a per_sample.csv that cannot be read as its test's
+        entry["details"], details_problem = {}, f"per_sample.csv: {exc}"
+    verdict, problems = check_result(result, item.per_sample, item.per_sample_sha256, rule,
+                                     entry["details"].get("recomputed_value"))
+    problems += [details_problem] if details_problem else []
+    entry["claimed_verdict"] = claimed_verdict(result)
+    entry["problems"] = problems
+    entry["consistent"] = not problems
+    entry["verdict"] = FAIL if problems else verdict
+    entry["passed"] = passed_of(entry["verdict"])
+    entry["exit_code"] = exit_code_for(entry)
     return entry
 
 

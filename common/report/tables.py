@@ -1,4 +1,9 @@
-"""The report's two tables as plain rows of strings, shared by markdown and HTML."""
+"""The report's two tables as plain rows of strings, shared by markdown and HTML.
+
+Each row shows the suite's rule (the entry carries it, not the file's) and the
+verdict `nia report` recomputed; "consistent" lists every problem of a folder
+that disagrees with itself (then filed as FAIL).
+"""
 from __future__ import annotations
 
 import math
@@ -19,12 +24,12 @@ def verdict_rows(report: dict[str, Any]) -> list[list[str]]:
     for entry in report["tests"]:
         rule = rule_of(entry)
         ci = entry.get("ci95")
-        consistent = {True: "yes", False: "NO: per_sample.csv disagrees", None: "n/a"}[entry.get("consistent")]
+        consistent = "yes" if entry.get("consistent") else "NO: " + "; ".join(entry.get("problems") or ["unchecked"])
         skipped = ", ".join(f"{k} {v}" for k, v in (entry.get("skipped") or {}).items() if v) or "0"
         rows.append([
             entry["test"],
             rule.label,
-            rule.show(entry["value"]),
+            rule.show(entry.get("value")),
             f"{rule.show(ci[0])} to {rule.show(ci[1])}" if ci else "n/a",
             f"{rule.direction} {rule.show(rule.threshold, compact=True)}",
             rule.show(rule.official, compact=True),
@@ -50,6 +55,7 @@ def provenance_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]
             rows.append([key, *values])
     for lib in libraries:
         rows.append([lib, *[_text((e.get("provenance") or {}).get("libraries", {}).get(lib)) for e in report["tests"]]])
+    rows.append(["run id", *[_text(e.get("run_id")) for e in report["tests"]]])
     rows.append(["result folder", *[e["source_dir"] for e in report["tests"]]])
     return header, rows
 
