@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.crops import CropOptions, _Job, process_rows, read_frame
+from common.targets.crops import CropOptions, _Job, process_rows, read_frame
 
 N_FRAMES = 12
 LID = [865.0, 291, 869, 295, 880, 298, 899, 298, 915, 296, 918, 295, 907, 288, 886, 284, 871, 288]

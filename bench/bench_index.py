@@ -7,7 +7,7 @@ warms the page cache, then times in one run on the same files:
 
 * read-only: os.walk + reading every JSON's bytes (the I/O limit),
 * plain: os.walk + ``json.load`` of every JSON, one process,
-* ``nia index`` (``common.manifest.build_index``) with all cores, fresh
+* ``nia index`` (``common.delivery.manifest.build_index``) with all cores, fresh
   (``reuse=False``) and re-index of the unchanged tree (stat calls + reuse).
 
 The four are timed in turn, ``--rounds`` times (the machine is shared: other
@@ -33,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import frame_label, png_bytes, video_stem  # noqa: E402  (the test fixtures' label writer)
 
-from common.manifest import build_index, default_workers  # noqa: E402
+from common.delivery.manifest import build_index, default_workers  # noqa: E402
 
 
 def write_labels(root: Path, n: int) -> None:

@@ -145,7 +145,7 @@ def _run_task(task: str, args: list[str]) -> dict:
         replicate(args[0], args[1], int(args[2]))
         return {"seconds": 0.0}
     if task in ("index", "re-index"):
-        from common.manifest import build_index
+        from common.delivery.manifest import build_index
 
         root, out, workers = args
         start = time.perf_counter()
@@ -287,7 +287,7 @@ def full_scale(tmp: Path, largest: int, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    from common.manifest import default_workers
+    from common.delivery.manifest import default_workers
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="25000,100000,250000",

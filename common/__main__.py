@@ -1,5 +1,5 @@
 """`python -m common` is the `nia` command."""
-from common.cli import main
+from common.cli.entry import nia
 
 if __name__ == "__main__":
-    main()
+    nia()

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from common.filenames import STATES  # ("F", "S", "D", "A", "N"): class index = position
+from common.delivery.filenames import STATES  # ("F", "S", "D", "A", "N"): class index = position
 
 OPTIMIZERS = ("sgd",)
 

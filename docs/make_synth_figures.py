@@ -4,7 +4,7 @@
 
 Writes docs/img/synth_frame.png (a 1920x1080 frame, shown at half size),
 docs/img/synth_mask_overlay.png (its eye region with the class map of
-``common.masks`` over it: eye region green, iris red, labelled centre points
+``common.targets.masks`` over it: eye region green, iris red, labelled centre points
 and eyelid vertices) and docs/img/synth_states.png (two-eye crops of one clip
 per observer state, every third frame).
 """
@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.crops import crop_box, cut_and_resize
-from common.masks import EYE_REGION, IRIS, class_map
-from common.profiles import load_profiles
+from common.targets.crops import crop_box, cut_and_resize
+from common.targets.masks import EYE_REGION, IRIS, class_map
+from common.targets.profiles import load_profiles
 from common.synth import render_clip
 from common.synth.labels import mask_shapes, shapes_by_label as _shapes
 from common.synth.scene import make_subject, make_videos

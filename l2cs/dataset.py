@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from common.crop_rows import CropRows, read_crop_rows
+from common.targets.crop_rows import CropRows, read_crop_rows
 from common.engine.batches import normalize_batch
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
 

@@ -28,16 +28,17 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from common.crop_rows import CropRows
+from common.targets.crop_rows import CropRows
 from common.engine.batches import worker_init
 from common.engine.device import set_cudnn_mode
 from common.engine.inference import run_inference
-from common.engine.validate import (Options, Predicted, ValidationTask, model_skips, run_validation,
-                                    validation_options)
+from common.cli.entry import validation_options
+from common.cli.prepared_input import resolve_crops
+from common.engine.validate import Options, Predicted, ValidationTask, model_skips, run_validation
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
-from common.predictions import KEYS_HELP, ExpectedNames, read_gaze_predictions
-from common.results import run_entry_point
+from common.verdicts.submissions import KEYS_HELP, ExpectedNames, read_gaze_predictions
+from common.cli.entry import run_entry_point
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import load_model
 from l2cs.dataset import EyeCrops, prepare_batch, read_eye_crops
@@ -72,7 +73,7 @@ def predict_from_file(crops: CropRows, path: Path) -> Predicted:
 
 
 def per_sample_table(rows: pd.DataFrame, pitch_yaw: np.ndarray) -> pd.DataFrame:
-    """The scored rows (finite prediction) in the per-sample CSV layout of `common.results`."""
+    """The scored rows (finite prediction) in the per-sample CSV layout of `common.verdicts.results`."""
     scored = np.isfinite(pitch_yaw).all(axis=1)
     truth = rows[["gaze_pitch_deg", "gaze_yaw_deg"]].to_numpy(dtype=np.float64)[scored]
     pred = pitch_yaw[scored]
@@ -91,7 +92,7 @@ def score(per_sample: pd.DataFrame) -> tuple[float, tuple[float, float] | None]:
 
 TASK = ValidationTask(test="l2cs", metric="mean_angular_error_deg", read_split=read_eye_crops,
                       predict_with_model=predict_with_model, predict_from_file=predict_from_file,
-                      per_sample=per_sample_table, score=score)
+                      per_sample=per_sample_table, score=score, resolve_data=resolve_crops)
 
 
 @click.command(context_settings={"show_default": True})

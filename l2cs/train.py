@@ -26,8 +26,8 @@ from common.engine.inference import run_inference
 from common.engine.progress import Progress
 from common.engine.train import Metric, TrainTask, fit, read_last
 from common.metrics.angular import angular_errors_deg
-from common.results import run_entry_point
-from common.verdict import threshold_for
+from common.cli.entry import run_entry_point
+from common.verdicts.thresholds import threshold_for
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import FORMAT, READ_FORMATS, load_imagenet_backbone
 from l2cs.config import ARCH_CHOICES, BIN_PRESETS, BN_MODES, LR_SCHEDULES, PRESETS, L2CSConfig, lr_at, preset

@@ -12,14 +12,14 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.clips import (ClipIndexError, ClipOptions, build_rows, fixed_region, label_region, read_clip_index,
+from common.targets.clips import (ClipIndexError, ClipOptions, build_rows, fixed_region, label_region, read_clip_index,
                           read_probe_cache, resolve_states, video_root, write_clip_dataset)
-from common.manifest import build_index, read_manifest, write_manifest
-from common.splits import make_splits
+from common.delivery.manifest import build_index, read_manifest, write_manifest
+from common.delivery.splits import make_splits
 from common.synth import SynthConfig, build_dataset
 from common.synth.mp4 import write_mp4
 from common.synth.writer import LABEL_DIR, SOURCE_DIR
-from common.video import read_frames
+from common.targets.video import read_frames
 
 CONFIG = SynthConfig(subjects=3, seed=3, videos_per_subject=2, frames_per_video=16, size=(160, 90), devices=("S",))
 PHONE = "1.스마트폰"

@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.crops import CropBox, CropOptions, crop_box, cut_and_resize, write_crop_dataset
-from common.manifest import build_index, read_manifest, write_manifest
-from common.masks import Ellipse, EyeShapes, class_map
-from common.profiles import load_profiles
+from common.targets.crops import CropBox, CropOptions, crop_box, cut_and_resize, write_crop_dataset
+from common.delivery.manifest import build_index, read_manifest, write_manifest
+from common.targets.masks import Ellipse, EyeShapes, class_map
+from common.targets.profiles import load_profiles
 
 
 def test_crop_box_adds_margin_then_widens_to_the_output_aspect() -> None:
@@ -170,7 +170,7 @@ def test_skipped_rows_and_crops_are_counted(nia_tree, tmp_path: Path) -> None:
 
 
 def test_ir_frames_stay_single_channel(tmp_path: Path) -> None:
-    from common.crops import process_rows, _Job
+    from common.targets.crops import process_rows, _Job
 
     frame = np.full((400, 1100, 3), 120, np.uint8)
     cv2.imwrite(str(tmp_path / "f.png"), frame)
@@ -225,7 +225,7 @@ def test_rows_invalid_for_their_image_are_counted_by_check_and_listed(nia_tree, 
 
 
 def test_a_crop_box_mostly_outside_its_image_is_skipped_not_padded(tmp_path: Path) -> None:
-    from common.crops import _Job, process_rows
+    from common.targets.crops import _Job, process_rows
 
     cv2.imwrite(str(tmp_path / "f.png"), np.full((400, 1100, 3), 120, np.uint8))
     lid = [865.0, 291, 918, 295, 896, 285]
@@ -255,7 +255,7 @@ def _crop(df, root, out, **options) -> dict:
 def test_a_corrected_label_rebuilds_its_crops_and_only_those(nia_tree, tmp_path: Path) -> None:
     from tests.conftest import change_gaze_point
 
-    from common.gaze import add_gaze_columns
+    from common.targets.gaze import add_gaze_columns
 
     manifest = _manifest(nia_tree, tmp_path)
     df, root = read_manifest(manifest)
@@ -328,7 +328,7 @@ def test_an_unchanged_rerun_writes_nothing_and_keeps_every_byte(nia_tree, tmp_pa
 
 def test_a_killed_run_resumes_from_its_journal(nia_tree, tmp_path: Path) -> None:
     """Crops written before a kill (no index.parquet yet) are kept: their fingerprints are in the journal."""
-    from common.crops import _Job, process_rows
+    from common.targets.crops import _Job, process_rows
 
     df, root = read_manifest(_manifest(nia_tree, tmp_path))
     out = tmp_path / "c"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.filenames import STATES as FILENAME_STATES
+from common.delivery.filenames import STATES as FILENAME_STATES
 from dfer.config import PRESETS, STATES, DFERConfig, lr_at, preset
 
 

@@ -2,8 +2,8 @@
 import pytest
 from conftest import make_label_dict
 
-from common.filenames import FileNameError, name_mismatches, parse_name, stem_of, try_parse_name
-from common.labels import parse_label
+from common.delivery.filenames import FileNameError, name_mismatches, parse_name, stem_of, try_parse_name
+from common.delivery.labels import parse_label
 
 
 def test_frame_name_by_position():

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.gaze import GAZE_COLUMNS, add_gaze_columns, derive_gaze, resolve_profile_path
-from common.geometry import project
-from common.profiles import load_profiles
+from common.targets.gaze import GAZE_COLUMNS, add_gaze_columns, derive_gaze, resolve_profile_path
+from common.targets.geometry import project
+from common.targets.profiles import load_profiles
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_nia_gaze_adds_columns_to_a_manifest(nia_tree, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
     from common.cli import main
-    from common.manifest import build_index, read_manifest
+    from common.delivery.manifest import build_index, read_manifest
 
     tree = nia_tree(n_subjects=1, videos_per_subject=2, frames_per_video=2, image_size=(1100, 400))  # holds the labels
     manifest = tmp_path / "manifest.parquet"

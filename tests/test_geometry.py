@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from common.geometry import (
+from common.targets.geometry import (
     angular_difference_deg,
     backproject,
     intrinsics_from_hfov,
@@ -15,7 +15,7 @@ from common.geometry import (
     rotation_matrix_deg,
     vector_to_pitchyaw_deg,
 )
-from common.profiles import load_profiles
+from common.targets.profiles import load_profiles
 
 
 def test_looking_back_into_the_camera_is_zero_zero() -> None:

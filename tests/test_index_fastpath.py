@@ -1,8 +1,8 @@
 """The msgspec fast path of `nia index` gives exactly the rows of the precise checker.
 
 Every label is run both ways: ``parse_one(fast=True)`` (msgspec, falling back
-to common.labels on anything it does not accept) and ``parse_one(fast=False)``
-(common.labels only). Whole manifests are compared too, with the fast path
+to common.delivery.labels on anything it does not accept) and ``parse_one(fast=False)``
+(common.delivery.labels only). Whole manifests are compared too, with the fast path
 switched off by patching it to always decline.
 """
 import copy
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from conftest import PUBLISHED_EXAMPLE_TEXT, make_label_dict, png_bytes
 
-import common.manifest as manifest
-from common.label_columns import frame_columns
-from common.manifest import build_index, parse_one, read_manifest
+import common.delivery.manifest as manifest
+from common.delivery.label_columns import frame_columns
+from common.delivery.manifest import build_index, parse_one, read_manifest
 
 CORPUS_DIR = Path(__file__).parent / "fixtures" / "labels"
 STEM = "NIA22EYE_S1_001_T1_S10_S_rgb_F_D_L_232"

@@ -16,7 +16,7 @@ import l2cs.run_valid_l2cs as run_valid_l2cs
 from l2cs.config import preset
 from l2cs.run_valid_l2cs import cli
 from l2cs.train import main as train_main
-from common.results import run_entry_point
+from common.cli.entry import run_entry_point
 from tests.l2cs_fakes import make_fake_crops
 
 REPO = Path(__file__).resolve().parents[1]

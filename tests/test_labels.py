@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import PUBLISHED_EXAMPLE_TEXT, make_label_dict
 
-from common.labels import (CONDITION, IMAGE, INST, POSTURE, SHAPE_OF_LABEL, LabelError, load_label,
+from common.delivery.labels import (CONDITION, IMAGE, INST, POSTURE, SHAPE_OF_LABEL, LabelError, load_label,
                            load_video_label, parse_label, parse_video_label)
 
 CORPUS = Path(__file__).parent / "fixtures" / "labels"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from common.results import write_results
+from common.verdicts.results import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import common.manifest as manifest
+import common.delivery.manifest as manifest
 from tests.conftest import change_gaze_point
 from common.cli import main
-from common.manifest import (INDEX_SCHEMA, NO_JSON, NO_PNG, ManifestError, build_index, read_manifest,
+from common.delivery.manifest import (INDEX_SCHEMA, NO_JSON, NO_PNG, ManifestError, build_index, read_manifest,
                              write_manifest)
 
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import common.manifest as manifest
+import common.delivery.manifest as manifest
 from common.cli import main
-from common.manifest import build_index, read_manifest, write_manifest
-from common.png_header import PNG_SIGNATURE, read_png_header
+from common.delivery.manifest import build_index, read_manifest, write_manifest
+from common.delivery.png_header import PNG_SIGNATURE, read_png_header
 from tests.conftest import png_bytes
 
 SIZE = (1100, 400)  # holds the fixture labels (x 865..1055, y 280..303)

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import common.manifest as manifest
+import common.delivery.manifest as manifest
 from tests.conftest import change_gaze_point
-from common.manifest import build_index, read_manifest, write_manifest
-from common.splits import NO_SUBJECT, SUBJECT_MISMATCH, _person_problems, _units, assignment_sha256
-from common.stats import synthetic_tracks
+from common.delivery.manifest import build_index, read_manifest, write_manifest
+from common.delivery.splits import NO_SUBJECT, SUBJECT_MISMATCH, _person_problems, _units, assignment_sha256
+from common.delivery.stats import synthetic_tracks
 
 SCHEMA = pa.schema([("key", pa.string()), ("value", pa.int64())])
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from common.masks import Ellipse, EyeShapes, class_map, ellipse_mask, polygon_mask
+from common.targets.masks import Ellipse, EyeShapes, class_map, ellipse_mask, polygon_mask
 
 
 def _reference_polygon(vertices: np.ndarray, width: int, height: int) -> np.ndarray:

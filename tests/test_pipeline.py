@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main as nia
-from common.engine.inputs import resolve_crops
-from common.results import RunError
+from common.cli.prepared_input import resolve_crops
+from common.verdicts.results import RunError
 
 
 @pytest.fixture(scope="module")

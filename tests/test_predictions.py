@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common.predictions import (
+from common.verdicts.submissions import (
     ExpectedNames,
     PredictionFileError,
     find_segmentation_predictions,

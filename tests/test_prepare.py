@@ -4,8 +4,8 @@ import zipfile
 
 import pytest
 
-import common.prepare as prep
-from common.prepare import PrepareError, prepare
+import common.delivery.prepare as prep
+from common.delivery.prepare import PrepareError, prepare
 
 SOURCE = "01.데이터/1.Training/원천데이터"
 

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 
 from common.cli import main
 from common.metrics import ConfusionMatrix, angular_errors_deg, confusion_matrix, mean_ci, war
-from common.provenance import collect_provenance
-from common.results import EXIT_FAIL, exit_code_for, write_results
+from common.verdicts.provenance import collect_provenance
+from common.verdicts.results import EXIT_FAIL, exit_code_for, write_results
 
 RNG_SEED = 0
 STATES = ["F", "S", "D", "A", "N"]

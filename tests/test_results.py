@@ -8,20 +8,20 @@ import click
 import pandas as pd
 import pytest
 
-from common import provenance
-from common.provenance import collect_provenance, sha256_file
-from common.results import (
+from common.cli.entry import run_entry_point
+from common.verdicts import provenance
+from common.verdicts.provenance import collect_provenance, sha256_file
+from common.verdicts.results import (
     EXIT_ERROR,
     EXIT_FAIL,
     EXIT_PASS,
     RunError,
     clear_results,
     exit_code_for,
-    run_entry_point,
     verdict_line,
     write_results,
 )
-from common.verdict import SKIP_REASONS, skip_kind, skips_by_kind
+from common.verdicts.thresholds import SKIP_REASONS, skip_kind, skips_by_kind
 
 GAZE_ROWS = pd.DataFrame({
     "name": ["a_eyes", "b_eyes"], "subject": ["001", "002"], "inst": ["S", "T"],
@@ -66,7 +66,7 @@ def test_failing_result_exits_1(tmp_path):
         ({"metric": "mae"}, ValueError, "expected 'mean_angular_error_deg'"),
         ({"n_skipped": 3}, ValueError, "sums to 1"),
         ({"n_in_split": 4}, ValueError, "2 scored \\+ 1 skipped = 3 samples; the split has 4"),
-        ({"skipped": {"lost": 1}}, ValueError, "skip reason 'lost' is not in common.verdict.SKIP_REASONS"),
+        ({"skipped": {"lost": 1}}, ValueError, "skip reason 'lost' is not in common.verdicts.thresholds.SKIP_REASONS"),
         ({"per_sample": pd.concat([GAZE_ROWS, GAZE_ROWS.iloc[[0]]]), "n_in_split": 4}, ValueError,
          "per_sample name 'a_eyes' occurs 2 times"),
         ({"per_sample": GAZE_ROWS.drop(columns=["error_deg"])}, ValueError, "lacks columns error_deg"),

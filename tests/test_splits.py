@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.manifest import build_index, read_manifest
-from common.splits import SplitError, assignment_sha256, make_splits, read_lists, splits_from_lists
+from common.delivery.manifest import build_index, read_manifest
+from common.delivery.splits import SplitError, assignment_sha256, make_splits, read_lists, splits_from_lists
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.manifest import build_index, read_manifest, write_manifest
-from common.stats import compute_stats, published
-from common.tracks import PATTERNS, SyntheticTrack, classify_track, synthetic_reason
+from common.delivery.manifest import build_index, read_manifest
+from common.delivery.stats import compute_stats, published
+from common.delivery.synthetic_tracks import PATTERNS, SyntheticTrack, classify_track, synthetic_reason
 
 
 def test_constant_point():
@@ -126,7 +126,7 @@ def test_cli_stats_saves_files(flagged_manifest, tmp_path):
 
 
 def test_error_paths_fold_indices_and_survive_unbalanced_brackets():
-    from common.stats import _error_path
+    from common.delivery.stats import _error_path
 
     assert _error_path("a.json: Annotations.annotations[3].points[0]: bad") == "Annotations.annotations[].points[]"
     # a file name with a stray '[' used to loop forever here (regression)

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.filenames import parse_name
-from common.labels import load_label, load_video_label
+from common.delivery.filenames import parse_name
+from common.delivery.labels import load_label, load_video_label
 from common.synth import SynthConfig, SynthError, build_dataset, write_sized_profile
 from common.synth.scene import DEVICE_FOLDERS
 from common.synth.writer import LABEL_DIR, SOURCE_DIR

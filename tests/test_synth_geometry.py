@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common.gaze import derive_gaze
-from common.geometry import angular_difference_deg, backproject, pitchyaw_deg_to_vector
-from common.masks import EYE_REGION, IRIS, class_map
-from common.profiles import load_profiles
+from common.targets.gaze import derive_gaze
+from common.targets.geometry import angular_difference_deg, backproject, pitchyaw_deg_to_vector
+from common.targets.masks import EYE_REGION, IRIS, class_map
+from common.targets.profiles import load_profiles
 from common.synth import render_clip, write_sized_profile
 from common.synth.labels import mask_shapes, shapes_by_label as _shapes
 from common.synth.face import IRIS_RADIUS_MM, Camera, HeadPose, frame_geometry

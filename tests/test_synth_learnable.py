@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from common.crops import crop_box, cut_and_resize
-from common.geometry import angular_difference_deg, pitchyaw_deg_to_vector
-from common.profiles import load_profiles
+from common.targets.crops import crop_box, cut_and_resize
+from common.targets.geometry import angular_difference_deg, pitchyaw_deg_to_vector
+from common.targets.profiles import load_profiles
 from common.synth import render_clip, write_sized_profile
 from common.synth.labels import shapes_by_label as _shapes
 from common.synth.scene import make_subject, make_videos

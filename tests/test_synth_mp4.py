@@ -15,7 +15,7 @@ from common.synth import SynthConfig, build_dataset
 from common.synth.mp4 import (Mp4Error, find_box, iter_boxes, media_timescale, retime, sample_durations,
                               sync_samples, vfr_durations, write_mp4)
 from common.synth.writer import SOURCE_DIR
-from common.video import count_frames, read_frames
+from common.targets.video import count_frames, read_frames
 
 CONFIG = SynthConfig(subjects=1, seed=7, videos_per_subject=2, frames_per_video=16, size=(160, 90))
 needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,

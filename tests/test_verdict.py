@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from common.verdict import load_thresholds, threshold_for
+from common.verdicts.thresholds import load_thresholds, threshold_for
 
 
 def test_packaged_thresholds_hold_the_official_numbers():

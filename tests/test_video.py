@@ -1,4 +1,4 @@
-"""Exact-frame decoding (common.video) on constant- and variable-frame-rate mp4s.
+"""Exact-frame decoding (common.targets.video) on constant- and variable-frame-rate mp4s.
 
 Every frame carries its own index as 8 bits: a row of 16x16 blocks (white =
 1) over a row of their complements, which survives lossy coding; a frame is
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from common.synth.mp4 import sample_durations, sync_samples, write_mp4
-from common.video import VideoError, VideoInfo, count_frames, probe, read_frames
+from common.targets.video import VideoError, VideoInfo, count_frames, probe, read_frames
 
 W, H, N = 128, 96, 48
 FPS = 30.0

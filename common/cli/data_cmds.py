@@ -33,7 +33,7 @@ def prepare(src: Path, dest: Path, keep_merged: bool) -> None:
     Example:
         nia prepare /media/usb/NIA_eye /data/nia
     """
-    from common.prepare import PrepareError, prepare as run
+    from common.delivery.prepare import PrepareError, prepare as run
 
     try:
         result = run(src, dest, keep_merged=keep_merged, progress=True)
@@ -61,7 +61,7 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     Example:
         nia index /data/nia --out build/manifest.parquet
     """
-    from common.manifest import ManifestError, build_index
+    from common.delivery.manifest import ManifestError, build_index
 
     try:
         r = build_index(root, out, workers=workers or None, reuse=not full, progress=True)
@@ -97,8 +97,8 @@ def stats(manifest: Path, out: Path | None) -> None:
     Example:
         nia stats build/manifest.parquet --out build/stats
     """
-    from common.manifest import ManifestError, read_manifest
-    from common.stats import compute_stats, format_flags, format_table
+    from common.delivery.manifest import ManifestError, read_manifest
+    from common.delivery.stats import compute_stats, format_flags, format_table
 
     try:
         df, _ = read_manifest(manifest)
@@ -149,8 +149,8 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         nia split build/manifest.parquet --seed 0
         nia split build/manifest.parquet --from-list official_lists/
     """
-    from common.manifest import ManifestError, read_manifest, write_manifest
-    from common.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists, write_summary
+    from common.delivery.manifest import ManifestError, read_manifest, write_manifest
+    from common.delivery.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists, write_summary
 
     if from_list and (ratios or counts):
         raise click.UsageError("--from-list cannot be combined with --ratios or --counts")

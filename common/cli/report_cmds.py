@@ -38,7 +38,7 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
         nia report build/results/l2cs build/results/rit build/results/dfer --out build/report
     """
     from common.report.merge import build_report, clear_report, load_result_dir, write_report
-    from common.results import RunError, verdict_line
+    from common.verdicts.results import RunError, verdict_line
 
     clear_report(out_dir)  # a report that cannot be built leaves none behind to be filed
     try:

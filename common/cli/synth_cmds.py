@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from common.cli.targets_cmds import parse_wxh
-from common.filenames import DEVICES
+from common.delivery.filenames import DEVICES
 
 
 def _devices(text: str) -> tuple[str, ...]:

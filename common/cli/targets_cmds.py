@@ -25,7 +25,7 @@ def _size(value: str) -> tuple[int, int]:
 
 
 def _read_manifest(path: str):
-    from common.manifest import ManifestError, read_manifest
+    from common.delivery.manifest import ManifestError, read_manifest
 
     try:
         return read_manifest(path)
@@ -34,8 +34,8 @@ def _read_manifest(path: str):
 
 
 def _load_profiles(explicit: str | None, root: Path):
-    from common.gaze import resolve_profile_path
-    from common.profiles import ProfileError, load_profiles
+    from common.targets.gaze import resolve_profile_path
+    from common.targets.profiles import ProfileError, load_profiles
 
     path, why = resolve_profile_path(explicit, root)
     try:
@@ -47,7 +47,7 @@ def _load_profiles(explicit: str | None, root: Path):
 
 
 def _derive(df, profiles, method: str):
-    from common.gaze import add_gaze_columns
+    from common.targets.gaze import add_gaze_columns
 
     merged, result = add_gaze_columns(df, profiles, method)
     click.echo(f"gaze ({method}): derived for {result.n_derived} of {len(df)} rows", err=True)
@@ -80,7 +80,7 @@ def gaze_command(manifest: str, out: str | None, profile: str | None, method: st
     Example:
         nia gaze build/manifest.parquet --method normal --out build/manifest_normal.parquet
     """
-    from common.manifest import ManifestError, write_manifest
+    from common.delivery.manifest import ManifestError, write_manifest
 
     df, root = _read_manifest(manifest)
     profiles = _load_profiles(profile, root)
@@ -124,9 +124,9 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
         nia crops build/manifest.parquet build/crops --workers 8
         nia crops build/manifest.parquet build/crops_all --split-column none
     """
-    from common.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
-    from common.manifest import default_workers
-    from common.provenance import sha256_file
+    from common.targets.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
+    from common.delivery.manifest import default_workers
+    from common.verdicts.provenance import sha256_file
 
     split = None if split_column.lower() == "none" else split_column
     options = CropOptions(eyes_size=_size(eyes_size), eye_size=_size(eye_size), margin=margin)

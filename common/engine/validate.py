@@ -7,8 +7,9 @@ read predictions made elsewhere, how to turn predictions into per-sample
 rows, and its metric. `run_validation` does the rest in the same order for
 all three: resolve `--data`, read the split, predict (weights xor
 predictions), merge the skip counts, score, collect provenance, write
-`metrics.json` + `per_sample.csv`. Exit codes and the verdict line come
-from `common.results.run_entry_point`.
+`metrics.json` + `per_sample.csv`. The shared click options are
+`common.cli.entry.validation_options`; exit codes and the verdict line come
+from `common.cli.entry.run_entry_point`.
 """
 from __future__ import annotations
 
@@ -16,19 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import click
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
 
-from common.crop_rows import CropRows
-from common.crops import CROP_INDEX_NAME
-from common.engine.device import DEVICE_CHOICES, pick_device
-from common.engine.inputs import resolve_crops
-from common.provenance import collect_provenance, utc_now
+from common.targets.crop_rows import CropRows
+from common.targets.crops import CROP_INDEX_NAME
+from common.engine.device import pick_device
+from common.verdicts.provenance import collect_provenance, utc_now
 from common.engine.inference import Outputs
-from common.results import ALLOW_PARTIAL_HELP, RunError, clear_results, write_results
+from common.verdicts.results import RunError, clear_results, write_results
 
 
 @dataclass(frozen=True)
@@ -67,37 +66,8 @@ class ValidationTask:
     predict_from_file: Callable[[CropRows, Path], Predicted]
     per_sample: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]  # the scored rows, per-sample CSV layout
     score: Callable[[pd.DataFrame], tuple[float, tuple[float, float] | None]]  # value, 95 % CI
-    resolve_data: Callable[[Path, Path], Path] = resolve_crops    # --data -> the folder with the index
+    resolve_data: Callable[[Path, Path], Path]                    # (--data, work dir) -> the folder with the index
     index_name: str = CROP_INDEX_NAME
-
-
-def validation_options(weights_help: str, predictions_help: str) -> Callable[[Callable], Callable]:
-    """The shared click options, in the order `--help` shows them."""
-    def decorate(function: Callable) -> Callable:
-        options = [
-            click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-                         help="a prepared dataset (folder with index.parquet), a manifest .parquet "
-                              "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); "
-                              "the last two are prepared into --work-dir first"),
-            click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                         help=weights_help),
-            click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-                         help="folder for metrics.json and per_sample.csv"),
-            click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                         help="where a manifest or dataset root is prepared  [default: OUT/prepared]"),
-            click.option("--split", default="test", help="split to score"),
-            click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
-                         help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning"),
-            click.option("--batch-size", type=click.IntRange(min=1), default=64, help="items per batch"),
-            click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes"),
-            click.option("--predictions", type=click.Path(exists=True, path_type=Path), default=None,
-                         help=predictions_help),
-            click.option("--allow-partial", is_flag=True, default=False, help=ALLOW_PARTIAL_HELP),
-        ]
-        for option in reversed(options):
-            function = option(function)
-        return function
-    return decorate
 
 
 def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from common.metrics.angular import angular_errors_deg
-from common.results import SCHEMA_VERSION
-from common.verdict import ERROR, PARTIAL, SKIP_REASONS, SUBMISSION, Threshold, decide, passed_of, skips_by_kind
+from common.verdicts.results import SCHEMA_VERSION
+from common.verdicts.thresholds import ERROR, PARTIAL, SKIP_REASONS, SUBMISSION, Threshold, decide, passed_of, skips_by_kind
 
 #: |recomputed - reported| above this marks a value as inconsistent.
 RECOMPUTE_TOLERANCE = 1e-6
@@ -83,7 +83,7 @@ def _rule_problems(result: dict[str, Any], rule: Threshold) -> list[str]:
 
 
 def _coverage_problems(result: dict[str, Any], skipped: dict[str, Any]) -> list[str]:
-    problems = [f"skip reason {k!r} is not in the suite's vocabulary (common.verdict.SKIP_REASONS)"
+    problems = [f"skip reason {k!r} is not in the suite's vocabulary (common.verdicts.thresholds.SKIP_REASONS)"
                 for k in skipped if k not in SKIP_REASONS]
     n_samples, n_skipped, n_in_split = (result.get(k) for k in ("n_samples", "n_skipped", "n_in_split"))
     total = sum(int(v) for v in skipped.values())

@@ -1,6 +1,6 @@
 """Read result folders and merge them into one report dict (report.json).
 
-A result folder holds ``metrics.json`` (from ``common.results.write_results``)
+A result folder holds ``metrics.json`` (from ``common.verdicts.results.write_results``)
 and ``per_sample.csv``. Nothing in metrics.json is taken on trust: the
 headline is recomputed from the per-sample file, the verdict from the value,
 the skip counts and the suite's own thresholds, and the folder is checked
@@ -22,10 +22,10 @@ import pandas as pd
 from common import __version__
 from common.metrics.classification import confusion_matrix, recall_per_class, uar, war
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
-from common.provenance import code_version, utc_now
+from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
 from common.report.checks import number as _number
-from common.results import (
+from common.verdicts.results import (
     EXIT_ERROR,
     METRICS_FILE,
     PER_SAMPLE_FILE,
@@ -34,7 +34,7 @@ from common.results import (
     sha256_fresh,
     to_jsonable,
 )
-from common.verdict import FAIL, PASS, TESTS, Threshold, load_thresholds, passed_of
+from common.verdicts.thresholds import FAIL, PASS, TESTS, Threshold, load_thresholds, passed_of
 
 #: Report files `nia report` writes (and removes first, so a failed report leaves none behind).
 REPORT_FILES = ("report.json", "report.md", "report.html")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from common.results import rule_of
+from common.verdicts.results import rule_of
 
 VERDICT_HEADER = ["test", "metric", "value", "95 % CI", "threshold", "official", "verdict", "n", "skipped", "consistent"]
 _PROVENANCE_KEYS = (

@@ -6,8 +6,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from common.geometry import vector_to_pitchyaw_deg
-from common.profiles import ProfileSet
+from common.targets.geometry import vector_to_pitchyaw_deg
+from common.targets.profiles import ProfileSet
 from common.synth.dynamics import make_track
 from common.synth.face import Camera, frame_geometry, place_head
 from common.synth.labels import frame_label

@@ -1,9 +1,9 @@
 """3D head and eyes in front of a device, projected into the delivered image.
 
-Everything is placed in the device's screen frame (``common.profiles``: x to
+Everything is placed in the device's screen frame (``common.targets.profiles``: x to
 the observer's right, y down, z from the screen towards the observer, mm) and
 moved into the camera frame with the same profile the gaze derivation uses,
-so a label derived by ``common.gaze`` (``geometric``) reproduces the gaze the
+so a label derived by ``common.targets.gaze`` (``geometric``) reproduces the gaze the
 frame was drawn with. Head frame: x to the subject's right, y down, z forward
 (out of the face, towards the screen); the eyeball centres sit at
 (+-ipd/2, 0, 0). Each eye turns to the target: iris centre = eyeball centre +
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.geometry import backproject, project, rotation_matrix_deg, vector_to_pitchyaw_deg
-from common.profiles import DeviceProfile
+from common.targets.geometry import backproject, project, rotation_matrix_deg, vector_to_pitchyaw_deg
+from common.targets.profiles import DeviceProfile
 from common.synth.scene import DISTANCE_CM, Subject
 
 EYEBALL_RADIUS_MM = 12.0
@@ -56,7 +56,7 @@ class HeadPose:
 def facing_angles_deg(direction: np.ndarray) -> tuple[float, float]:
     """(pitch, yaw) of a head whose forward axis points along a screen-frame ``direction``.
 
-    The gaze angles of ``direction`` (``common.geometry``) with pitch negated:
+    The gaze angles of ``direction`` (``common.targets.geometry``) with pitch negated:
     head pitch is positive face down.
     """
     pitch, yaw = vector_to_pitchyaw_deg(direction)
@@ -214,7 +214,7 @@ def frame_geometry(camera: Camera, subject: Subject, base: HeadPose, point_px: n
         eyes[name] = EyeGeometry(eyeball_cam, iris_cam, gaze_cam, np.array(ellipse[:2]), affine, ellipse,
                                  camera.pixels(pose.points(lid)))
     mid_px = (eyes["right"].center_px + eyes["left"].center_px) / 2.0
-    ray = backproject(mid_px[0], mid_px[1], 1.0, camera.matrix)  # as common.gaze inverts it
+    ray = backproject(mid_px[0], mid_px[1], 1.0, camera.matrix)  # as common.targets.gaze inverts it
     distance_mm = float(ray @ ((eyes["right"].iris_mm + eyes["left"].iris_mm) / 2.0))
     eyes_mid = (eyes["right"].eyeball_mm + eyes["left"].eyeball_mm) / 2.0
     target = camera.to_camera(target_screen)

@@ -4,7 +4,7 @@ Frame labels follow the published example exactly (``{"Annotations": {...}}``
 with ``pose`` and ``distance`` inside). Choices where the real data is silent
 (docs/synthetic.md): ellipse ``points`` are the corners (cx -/+ rx, cy -/+ ry)
 of the unrotated box, as in the published example; ``rotate`` is in degrees
-(``common.masks`` convention); coordinates are rounded to 0.01 px,
+(``common.targets.masks`` convention); coordinates are rounded to 0.01 px,
 ``distance.*`` to 0.001 cm; a closed eye keeps its iris and centre labels and
 its eyelid polygon collapses onto the lower lid (zero area).
 """
@@ -65,8 +65,8 @@ def shapes_by_label(label: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def mask_shapes(label: dict[str, Any]) -> list:
-    """Both eyes of a frame label as ``common.masks.EyeShapes`` (right, left), for class maps."""
-    from common.masks import EyeShapes
+    """Both eyes of a frame label as ``common.targets.masks.EyeShapes`` (right, left), for class maps."""
+    from common.targets.masks import EyeShapes
 
     shapes = shapes_by_label(label)
     eyes = []

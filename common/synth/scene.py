@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.filenames import PREFIX
+from common.delivery.filenames import PREFIX
 
 SITE, ATTEMPT = "S1", "T1"
 

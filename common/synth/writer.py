@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from common.profiles import DEFAULT_PROFILE_PATH, PROFILE_FILE_NAME, ProfileSet, load_profiles
+from common.targets.profiles import DEFAULT_PROFILE_PATH, PROFILE_FILE_NAME, ProfileSet, load_profiles
 from common.synth.clip import render_clip
 from common.synth.labels import video_label
 from common.synth.mp4 import Mp4Error, vfr_durations, write_mp4

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import click
 
-from common.crops import CROP_INDEX_NAME
-from common.results import RunError
+from common.targets.crops import CROP_INDEX_NAME
+from common.verdicts.results import RunError
 
 
 def _run_nia(args: list[str]) -> None:

@@ -13,7 +13,7 @@ absent and ``nia stats`` counts such labels. Numbers must be finite; radii
 must be > 0 and distances >= 0.
 
 This is the reference checker. ``nia index`` first tries a C fast path
-(:mod:`common.label_columns`) and comes here only for labels that path
+(:mod:`common.delivery.label_columns`) and comes here only for labels that path
 declines, so every error message is made here.
 """
 from __future__ import annotations

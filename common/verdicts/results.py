@@ -19,18 +19,16 @@ import json
 import math
 import os
 import shutil
-import sys
-import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from common.atomic import write_text_atomic
-from common.provenance import sha256_file, utc_now
-from common.verdict import (
+from common.verdicts.provenance import sha256_file, utc_now
+from common.verdicts.thresholds import (
     ERROR,
     FAIL,
     PARTIAL,
@@ -95,7 +93,7 @@ def write_results(
     must be the test's metric name in thresholds.json (``mean_angular_error_deg``,
     ``miou``, ``war``). Coverage: ``n_in_split`` is the number of samples in
     the scored split; each is a row of ``per_sample`` (names unique) or is
-    counted in ``skipped`` under a reason of ``common.verdict.SKIP_REASONS``,
+    counted in ``skipped`` under a reason of ``common.verdicts.thresholds.SKIP_REASONS``,
     so ``len(per_sample) + n_skipped == n_in_split`` and ``n_skipped ==
     sum(skipped.values())``. Any skip caused by the submission makes the
     verdict ERROR (value not recorded), or PARTIAL with ``allow_partial``;
@@ -171,13 +169,6 @@ def sha256_fresh(path: Path | str) -> str:
     return digest.hexdigest()
 
 
-def allow_partial_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The shared ``--allow-partial`` click flag (passes ``allow_partial: bool``)."""
-    import click
-
-    return click.option("--allow-partial", is_flag=True, default=False, help=ALLOW_PARTIAL_HELP)(function)
-
-
 def _finite_interval(ci95: tuple[float, float] | None) -> list[float] | None:
     if ci95 is None or not all(math.isfinite(float(v)) for v in ci95):
         return None
@@ -249,43 +240,6 @@ def _is_submission(reason: str) -> bool:
         return False
 
 
-def run_entry_point(main_fn: Callable[..., Any]) -> None:
-    """Run an entry point and exit with the suite's exit codes; never returns.
-
-    ``main_fn`` is a plain function or a click command (run with
-    ``standalone_mode=False`` so that a ClickException exits 2, not click's 1).
-    If it returns a metrics dict, its verdict line is printed (on stderr as
-    ``error: ...`` for an ERROR verdict) and the exit code follows it; an int
-    is used as the exit code; None means 0. Any exception becomes one line on
-    stderr and exit 2 (``NIA_DEBUG=1`` adds the traceback).
-    """
-    import click
-
-    try:
-        if isinstance(main_fn, click.BaseCommand):
-            outcome = main_fn.main(standalone_mode=False)
-        else:
-            outcome = main_fn()
-    except SystemExit:
-        raise
-    except click.exceptions.Abort:
-        _fail("aborted")
-    except click.ClickException as exc:
-        _fail(exc.format_message())
-    except (RunError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError) as exc:
-        _fail(str(exc) or type(exc).__name__, exc)
-    except KeyboardInterrupt:
-        _fail("interrupted")
-    except Exception as exc:  # noqa: BLE001 - a crash must exit 2, not Python's 1 (= FAIL)
-        _fail(f"internal error: {type(exc).__name__}: {exc} (NIA_DEBUG=1 shows the traceback)", exc)
-    if isinstance(outcome, dict):
-        if outcome.get("verdict") == ERROR:
-            _fail(verdict_line(outcome))
-        print(verdict_line(outcome))
-        sys.exit(exit_code_for(outcome))
-    sys.exit(int(outcome or 0))
-
-
 def to_jsonable(value: Any) -> Any:
     """numpy scalars/arrays -> Python, NaN/inf -> None, paths -> str, tuples -> lists."""
     if isinstance(value, dict):
@@ -330,11 +284,3 @@ def _check_arguments(
                          "expected each sample scored once")
     if ci95 is not None and len(ci95) != 2:
         raise ValueError(f"ci95 is {ci95!r}; expected (low, high) or None")
-
-
-def _fail(message: str, exc: BaseException | None = None) -> None:
-    if exc is not None and os.environ.get("NIA_DEBUG"):
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    print(f"error: {' '.join(message.split())}", file=sys.stderr)
-    sys.exit(EXIT_ERROR)
-

@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from common.results import RunError
+from common.verdicts.results import RunError
 
 #: How many names of each list go into metrics.json (the counts are always complete).
 MAX_LISTED_NAMES = 20

@@ -16,7 +16,7 @@ transformed with it land where the resized image shows them.
 A box less than half inside its frame is not cut (``crop_outside_image``):
 that crop would be mostly black padding, scored as if it were an eye.
 
-Resume (:mod:`common.crop_resume`): a crop is kept only when its three files
+Resume (:mod:`common.targets.crop_resume`): a crop is kept only when its three files
 exist and the fingerprint of its inputs (the manifest row's fields, its
 split, the PNG's size and mtime, the crop options, the writer's version)
 is the one recorded when they were written; anything else is written again.
@@ -37,11 +37,11 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_path
-from common.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
+from common.targets.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
                                 known_values, row_fingerprint_text)
-from common.masks import CLASS_NAMES, EyeShapes, class_map
+from common.targets.masks import CLASS_NAMES, EyeShapes, class_map
 from common.parallel import map_chunks
-from common.png_header import read_png_header
+from common.delivery.png_header import read_png_header
 
 CROP_NAMES = ("eyes", "r_eye", "l_eye")
 CROP_INDEX_NAME = "index.parquet"
@@ -427,7 +427,7 @@ def run_chunks(chunks: Iterator[list[dict]], n_rows: int, job: _Job, workers: in
 
 
 def _check_of(error: str) -> str:
-    """``file: check: message`` -> ``check`` (common.image_checks)."""
+    """``file: check: message`` -> ``check`` (common.delivery.image_checks)."""
     parts = error.split(": ", 2)
     return parts[1] if len(parts) == 3 else error
 
@@ -470,7 +470,7 @@ def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFram
 def _record_chunks(df: pd.DataFrame, split_column: str | None, size: int,
                    known: pd.DataFrame | None = None) -> Iterator[list[dict]]:
     """The rows as lists of plain dicts (nulls as None), ``size`` at a time, built lazily, each with
-    the recorded fingerprint of its crops (``known``: :func:`common.crop_resume.known_table`)."""
+    the recorded fingerprint of its crops (``known``: :func:`common.targets.crop_resume.known_table`)."""
     columns = [c for c in _ROW_FIELDS if c in df.columns]
     for start in range(0, len(df), size):
         part = df.iloc[start:start + size]

@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from common.crops import CROP_INDEX_NAME
+from common.targets.crops import CROP_INDEX_NAME
 
 
 @dataclass(frozen=True)

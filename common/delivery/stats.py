@@ -4,10 +4,10 @@ Shares are measured over valid frames (``kind == "frame"`` and ``valid``);
 frame and video counts per display/image type over all frame/video rows.
 Quality flags: invalid rows by JSON path, unpaired and duplicate files,
 name/JSON mismatches by field, synthetic-looking eye-tracker tracks (per
-video, :mod:`common.tracks`), head pose outside a physical range, gaze points
+video, :mod:`common.delivery.synthetic_tracks`), head pose outside a physical range, gaze points
 off the 1920x1080 screen, valid labels with a missing iris or eyelid, images
 invalid by check (damaged PNG, not the delivery's size, labels outside the
-image: :mod:`common.image_checks`) and the PNG sizes of every display and
+image: :mod:`common.delivery.image_checks`) and the PNG sizes of every display and
 image type (the last two only for manifests that have the PNG header columns).
 
 A manifest has millions of rows and about 80 columns: every function here
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.tracks import classify_track
+from common.delivery.synthetic_tracks import classify_track
 
 # physical head-pose range (degrees). pose.head is documented as relative and
 # uncalibrated (x3600 in the builder's scripts), so values past this are flagged.
@@ -102,7 +102,7 @@ def image_flags(df: pd.DataFrame) -> dict[str, Any]:
         return {}  # indexed before nia index read PNG headers
     errors = df["image_error"][df["image_error"].fillna("") != ""]
     sizes = df[["device", "image_type", "inst", "image", "png_width", "png_height"]][df["png_width"].notna()]
-    # the groups of common.image_checks: the name's display and type, else the JSON's
+    # the groups of common.delivery.image_checks: the name's display and type, else the JSON's
     group = (sizes["device"].fillna(sizes["inst"]).fillna("?") + "/"
              + sizes["image_type"].fillna(sizes["image"]).fillna("?"))
     size = sizes["png_width"].astype(str) + "x" + sizes["png_height"].astype(str)

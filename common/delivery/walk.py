@@ -13,7 +13,7 @@ not entered, and counted too.
 
 Written for millions of files: one ``os.scandir`` per folder and no stat
 call (the file type comes from the directory entry; sizes and mtimes are
-taken later, in parallel, by :mod:`common.manifest`'s workers), plain
+taken later, in parallel, by :mod:`common.delivery.manifest`'s workers), plain
 strings and column lists (no per-file objects). Everything after the walk
 lists files in row order (stems sorted once, :func:`sorted_stems`), so that
 the workers' results line up with the manifest rows as they arrive: no

@@ -6,7 +6,7 @@ Per ``kind == "video"`` row of the manifest (docs/architecture.md, "Clip dataset
   name's state field (``label_source`` ``json``/``name``); where both exist
   and disagree, ``label_mismatch`` says so (``name D, json F``) and the JSON wins.
 - **split**: the manifest's ``split`` column, as ``nia split`` wrote it.
-- **n_frames**: counted by reading the stream (:func:`common.video.probe`),
+- **n_frames**: counted by reading the stream (:func:`common.targets.video.probe`),
   never from the container header.
 - **region** ``x0, y0, x1, y1`` (pixels, x1/y1 exclusive): the square the
   model sees. From labels (``region_source`` ``labels``): over the valid
@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import atomic_path, write_text_atomic
-from common.filenames import STATES
+from common.delivery.filenames import STATES
 from common.parallel import map_chunks
 
 CLIP_INDEX_NAME = "index.parquet"
@@ -170,7 +170,7 @@ def decoder_name() -> str:
 
 def probe_videos(items: list[tuple[str, int, int]], root: str) -> list[dict[str, Any]]:
     """Probe records (the cache's lines) for ``(video_path, size, mtime_ns)`` items under ``root``."""
-    from common.video import VideoError, probe
+    from common.targets.video import VideoError, probe
 
     decoder = decoder_name()
     records = []

@@ -5,12 +5,12 @@
 What the structs cannot say (one spelling of ``annotations``, ``pose`` and
 ``distance`` in exactly one place, no duplicate shape, the person id) is
 checked here in a few lines. A label that fails *anything* returns ``None``
-and the caller runs the precise checker (:func:`common.labels.parse_label`),
+and the caller runs the precise checker (:func:`common.delivery.labels.parse_label`),
 which accepts or rejects it with the usual file / JSON path / message. The
 fast path is therefore only ever stricter than the slow one, never looser;
 ``tests/test_index_fastpath.py`` checks that both give identical rows.
 
-Column order is ``common.manifest.LABEL_FIELDS`` followed by the mismatch text;
+Column order is ``common.delivery.manifest.LABEL_FIELDS`` followed by the mismatch text;
 eyelids are lists of (x, y) points (the batch builder flattens them in one go).
 """
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from common.filenames import (DEVICES, OLD_POSTURE, POSTURES, PREFIX, STATES, TYPES, NiaName, name_mismatches,
+from common.delivery.filenames import (DEVICES, OLD_POSTURE, POSTURES, PREFIX, STATES, TYPES, NiaName, name_mismatches,
                               stem_of)
-from common.labels import CONDITION, IMAGE, INST, POSTURE, LabelIdentity
+from common.delivery.labels import CONDITION, IMAGE, INST, POSTURE, LabelIdentity
 
 _BOM = b"\xef\xbb\xbf"
 # a NIA stem with plain ASCII fields (no '.', which stem_of could strip): the
-# overwhelming case; anything else goes to common.filenames.parse_name
+# overwhelming case; anything else goes to common.delivery.filenames.parse_name
 _FREE = r"[^_./\\]*"  # a field kept verbatim
 NAME_PATTERN = (rf"{PREFIX}_(?P<site>{_FREE})_(?P<subject>[0-9]+)_(?P<attempt>{_FREE})"
                 rf"_(?P<scenario>{_FREE})_(?P<device>{'|'.join(DEVICES)})_(?P<image_type>{'|'.join(TYPES)})"
@@ -115,7 +115,7 @@ def _one(inside, outside):
 
 
 def fast_mismatch(stem: str, name: str, inst: str, image: str, condition: str, posture: str, metaid: str) -> str:
-    """``;``-joined name/JSON disagreements, as :func:`common.filenames.name_mismatches` words them."""
+    """``;``-joined name/JSON disagreements, as :func:`common.delivery.filenames.name_mismatches` words them."""
     m = _NAME_RE.fullmatch(stem)
     if m is None:
         return None  # type: ignore[return-value]  # caller falls back to the precise path

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 TOLERANCE_PX = 2.0
 SIZE_CHECK = "image size"
 BOUNDS_CHECK = "labels outside image"
-CHECKS = ("PNG file", SIZE_CHECK, BOUNDS_CHECK)  # "PNG file": common.png_header
+CHECKS = ("PNG file", SIZE_CHECK, BOUNDS_CHECK)  # "PNG file": common.delivery.png_header
 _SLICE = 1 << 14  # rows per step of the bounds check: its temporary arrays stay under 20 MB
 # (shape name, column(s)): polygons are flattened [x0, y0, x1, y1, ...]; points are (x, y) column pairs
 POLYGONS = (("r_eyelid", "r_eyelid"), ("l_eyelid", "l_eyelid"))

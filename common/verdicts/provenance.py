@@ -59,7 +59,7 @@ def code_version() -> str:
     from_env = os.environ.get("NIA_CODE_VERSION", "").strip()
     if from_env:
         return from_env
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / ".git").exists():
         try:
             out = subprocess.run(

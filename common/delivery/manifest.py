@@ -1,16 +1,16 @@
 """`nia index`: walk a tree, pair files by stem, parse labels in parallel, write the manifest.
 
-Built for 2.5 million labels. The walk and pairing (:mod:`common.index_walk`)
+Built for 2.5 million labels. The walk and pairing (:mod:`common.delivery.walk`)
 make the sample columns; worker processes get chunks of paths, in row order,
 and send back one Arrow record batch per chunk (no per-row objects cross the
 process boundary), which becomes part of the manifest as it arrives, with no
 lookup and no copy. Each frame label goes through the fast path
-(:mod:`common.label_columns`, msgspec in C); only a label the fast path does
-not accept is re-checked by :func:`common.labels.parse_label`, so errors read
+(:mod:`common.delivery.label_columns`, msgspec in C); only a label the fast path does
+not accept is re-checked by :func:`common.delivery.labels.parse_label`, so errors read
 exactly as before. NIA name fields come from one vectorised regex over all
-stems. Each PNG's header is read by the same workers (:mod:`common.png_header`:
+stems. Each PNG's header is read by the same workers (:mod:`common.delivery.png_header`:
 33 bytes at the start, 12 at the end, no decode) for ``png_width`` and
-``png_height``; then :mod:`common.image_checks` marks, over whole columns, an
+``png_height``; then :mod:`common.delivery.image_checks` marks, over whole columns, an
 image that is not the delivery's size or whose labels reach outside it.
 Re-indexing reuses the label columns of every JSON whose (size, mtime_ns)
 did not change, and the header of every PNG whose (size, mtime_ns) did not
@@ -42,13 +42,13 @@ from tqdm import tqdm
 from common import __version__
 from common.atomic import atomic_path
 from common.cores import available_cores
-from common.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
-from common.image_checks import CHECKS, image_errors
-from common.index_walk import (NO_JSON, NO_PNG, Found, Rows, WalkError, all_files, label_files, pair, sorted_stems,
+from common.delivery.filenames import PREFIX, FileNameError, name_mismatches, parse_name, try_parse_name
+from common.delivery.image_checks import CHECKS, image_errors
+from common.delivery.walk import (NO_JSON, NO_PNG, Found, Rows, WalkError, all_files, label_files, pair, sorted_stems,
                                walk)
-from common.label_columns import NAME_PATTERN, frame_columns
-from common.labels import LabelError, decode_json, parse_label, parse_video_label
-from common.png_header import read_png_header
+from common.delivery.label_columns import NAME_PATTERN, frame_columns
+from common.delivery.labels import LabelError, decode_json, parse_label, parse_video_label
+from common.delivery.png_header import read_png_header
 
 ROOT_KEY = b"nia.root"
 ROW_GROUP = 1 << 20  # rows per parquet row group: pyarrow's default, so chunked and whole writes are alike
@@ -72,7 +72,7 @@ _LABEL_BATCH = pa.schema([("json_path", _S), ("json_size", _I), ("json_mtime_ns"
 _POLYGONS = {i + 3 for i, (name, _) in enumerate(LABEL_FIELDS) if name.endswith("_eyelid")}
 _SEP = "\0"  # between the paths of one job: the one character no path holds
 _STAT_BATCH = pa.schema([("path", _S), ("size", _I), ("mtime_ns", _I)])
-# what a header worker sends back per chunk of PNGs (common.png_header)
+# what a header worker sends back per chunk of PNGs (common.delivery.png_header)
 _PNG_BATCH = pa.schema([("path", _S), ("size", _I), ("mtime_ns", _I), ("width", _I), ("height", _I),
                         ("png_error", _S)])
 NAME_FIELDS = ("site", "subject", "attempt", "scenario", "device", "image_type", "state", "posture_code", "direction")
@@ -262,7 +262,7 @@ def _video_values(video) -> tuple:
 
 
 def parse_slow(data: bytes, rel: str, is_video: bool) -> tuple:
-    """Label columns, mismatch and label error of one JSON by the precise checker (common.labels)."""
+    """Label columns, mismatch and label error of one JSON by the precise checker (common.delivery.labels)."""
     stem = os.path.splitext(rel.rsplit("/", 1)[-1])[0]
     try:
         obj = decode_json(data, rel)
@@ -312,7 +312,7 @@ def _parse_batch(job: tuple[str, str, list[bool], bool]) -> pa.RecordBatch:
 
 
 def _png_batch(job: tuple[str, str]) -> pa.RecordBatch:
-    """Size, mtime_ns, width, height and header error of PNG files (common.png_header)."""
+    """Size, mtime_ns, width, height and header error of PNG files (common.delivery.png_header)."""
     base, joined = job
     rels = joined.split(_SEP)
     columns = [rels, *zip(*(read_png_header(base + rel, rel) for rel in rels))]
@@ -407,7 +407,7 @@ def name_columns(stems: list[str]) -> dict[str, pa.Array]:
     """``video_stem``, the NIA name fields and ``frame`` of every stem (null where it does not parse).
 
     One vectorised regex does the common names; the few it does not match go
-    through :func:`common.filenames.try_parse_name`, the reference.
+    through :func:`common.delivery.filenames.try_parse_name`, the reference.
     """
     arr = pa.array(stems, type=_S)
     parts = pc.extract_regex(arr, f"^{NAME_PATTERN}$")
@@ -593,7 +593,7 @@ def _assemble(cols: dict[str, pa.Array], pairing_error: pa.Array, png: pa.Table,
     """The manifest table from row-aligned parts: sample columns, PNG headers, label columns; validity and error.
 
     ``error`` is the first of: the label's error, the pairing error, the
-    image's error (:func:`common.image_checks.image_errors`, also kept on its
+    image's error (:func:`common.delivery.image_checks.image_errors`, also kept on its
     own in ``image_error``).
     """
     cols = cols | {"png_size": png.column("size"), "png_mtime_ns": png.column("mtime_ns"),

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from common.filenames import DEVICES as DEVICE_CODES
-from common.geometry import intrinsics_from_hfov, rotation_matrix_deg
+from common.delivery.filenames import DEVICES as DEVICE_CODES
+from common.targets.geometry import intrinsics_from_hfov, rotation_matrix_deg
 
 PROFILE_FILE_NAME = "device_profiles.json"  # the bundled file, and a dataset root's own profile
-DEFAULT_PROFILE_PATH = Path(__file__).parent / "data" / PROFILE_FILE_NAME
+DEFAULT_PROFILE_PATH = Path(__file__).resolve().parents[1] / "data" / PROFILE_FILE_NAME
 DIRECTION_CODES = ("T", "L", "R")
 
 

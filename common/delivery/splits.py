@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common.filenames import stem_of
+from common.delivery.filenames import stem_of
 
 SPLITS = ("train", "val", "test")
 FRAME_RATIOS = (80.5, 9.8, 9.8)

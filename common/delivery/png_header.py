@@ -10,7 +10,7 @@ of one open and two small reads. Damage inside the image data is only seen
 by a decoder (``nia crops`` names such files).
 
 Errors read ``{file}: PNG file: {what}`` (the file, then the check), like the
-label errors of :mod:`common.labels`.
+label errors of :mod:`common.delivery.labels`.
 """
 from __future__ import annotations
 

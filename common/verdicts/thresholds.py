@@ -29,7 +29,7 @@ DATA, SUBMISSION = "data", "submission"
 SKIP_KINDS = (DATA, SUBMISSION)
 
 #: The one vocabulary of skip reasons: reason -> (kind, meaning). A test that
-#: needs a new reason adds it here; ``common.results.write_results`` refuses
+#: needs a new reason adds it here; ``common.verdicts.results.write_results`` refuses
 #: any other. Extra predictions (for names outside the split) skip no sample
 #: of the split: they are listed with the predictions' alignment, not here.
 SKIP_REASONS: dict[str, tuple[str, str]] = {
@@ -159,7 +159,7 @@ def threshold_from_entry(test: str, entry: dict[str, Any], source: Path | str) -
 def skip_kind(reason: str) -> str:
     """``data`` or ``submission``; ValueError for a reason outside the vocabulary."""
     if reason not in SKIP_REASONS:
-        raise ValueError(f"skip reason {reason!r} is not in common.verdict.SKIP_REASONS; "
+        raise ValueError(f"skip reason {reason!r} is not in common.verdicts.thresholds.SKIP_REASONS; "
                          f"expected one of {', '.join(SKIP_REASONS)}")
     return SKIP_REASONS[reason][0]
 

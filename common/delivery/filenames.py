@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.labels import LabelIdentity
+from common.delivery.labels import LabelIdentity
 
 PREFIX = "NIA22EYE"
 DEVICES = ("S", "T", "L", "V", "M")

@@ -1,0 +1,104 @@
+"""The one place where every command's outcome becomes an exit code and a line.
+
+Exit codes of every command and entry point: 0 = PASS (or done), 1 = the
+metric misses the threshold (FAIL), 2 = no verdict / could not run (bad
+input, missing file, crash), with a one-line reason on stderr. Library code
+raises plain exceptions (`RunError`, `ValueError`, `FileNotFoundError`, ...);
+only this module turns them into messages, so no command exits 1 for an
+error that is not a FAIL.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from common.engine.device import DEVICE_CHOICES
+
+from common.verdicts.results import ALLOW_PARTIAL_HELP, EXIT_ERROR, RunError, exit_code_for, verdict_line
+from common.verdicts.thresholds import ERROR
+
+
+def run_entry_point(main_fn: Callable[..., Any]) -> None:
+    """Run an entry point and exit with the suite's exit codes; never returns.
+
+    ``main_fn`` is a plain function or a click command (run with
+    ``standalone_mode=False`` so that a ClickException exits 2, not click's 1).
+    If it returns a metrics dict, its verdict line is printed (on stderr as
+    ``error: ...`` for an ERROR verdict) and the exit code follows it; an int
+    is used as the exit code; None means 0. Any exception becomes one line on
+    stderr and exit 2 (``NIA_DEBUG=1`` adds the traceback).
+    """
+    try:
+        if isinstance(main_fn, click.BaseCommand):
+            outcome = main_fn.main(standalone_mode=False)
+        else:
+            outcome = main_fn()
+    except SystemExit:
+        raise
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except (RunError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError) as exc:
+        _fail(str(exc) or type(exc).__name__, exc)
+    except KeyboardInterrupt:
+        _fail("interrupted")
+    except Exception as exc:  # noqa: BLE001 - a crash must exit 2, not Python's 1 (= FAIL)
+        _fail(f"internal error: {type(exc).__name__}: {exc} (NIA_DEBUG=1 shows the traceback)", exc)
+    if isinstance(outcome, dict):
+        if outcome.get("verdict") == ERROR:
+            _fail(verdict_line(outcome))
+        print(verdict_line(outcome))
+        sys.exit(exit_code_for(outcome))
+    sys.exit(int(outcome or 0))
+
+
+def _fail(message: str, exc: BaseException | None = None) -> None:
+    if exc is not None and os.environ.get("NIA_DEBUG"):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(EXIT_ERROR)
+
+
+def validation_options(weights_help: str, predictions_help: str) -> Callable[[Callable], Callable]:
+    """The shared click options, in the order `--help` shows them."""
+    def decorate(function: Callable) -> Callable:
+        options = [
+            click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
+                         help="a prepared dataset (folder with index.parquet), a manifest .parquet "
+                              "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); "
+                              "the last two are prepared into --work-dir first"),
+            click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                         help=weights_help),
+            click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                         help="folder for metrics.json and per_sample.csv"),
+            click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                         help="where a manifest or dataset root is prepared  [default: OUT/prepared]"),
+            click.option("--split", default="test", help="split to score"),
+            click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
+                         help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning"),
+            click.option("--batch-size", type=click.IntRange(min=1), default=64, help="items per batch"),
+            click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes"),
+            click.option("--predictions", type=click.Path(exists=True, path_type=Path), default=None,
+                         help=predictions_help),
+            allow_partial_option,
+        ]
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return decorate
+
+
+allow_partial_option = click.option("--allow-partial", is_flag=True, default=False, help=ALLOW_PARTIAL_HELP)
+
+
+def nia() -> None:
+    """The `nia` console command: the click group under the suite's exit-code rule."""
+    from common.cli import main
+
+    run_entry_point(main)
