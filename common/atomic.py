@@ -15,7 +15,7 @@ import contextlib
 import os
 import secrets
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 
 def temp_path_for(target: Path, *, keep_suffix: bool = False) -> Path:
@@ -63,3 +63,15 @@ def write_text_atomic(target: str | os.PathLike, text: str, encoding: str = "utf
     """``Path(target).write_text(text, encoding)``, atomically (no newline translation on POSIX)."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding=encoding)
+
+
+def write_bytes_atomic(target: str | os.PathLike, data: bytes) -> None:
+    """``Path(target).write_bytes(data)``, atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_csv_atomic(target: str | os.PathLike, table: Any, **to_csv: Any) -> None:
+    """``table.to_csv(target, **to_csv)``, atomically (a kill never leaves a truncated CSV)."""
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, **to_csv)

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from common.nn.init import init_resnet_weights
+
 if TYPE_CHECKING:
     from dfer.config import DFERConfig
 
@@ -170,12 +172,7 @@ class SpatialFormer(nn.Module):
         self.pos_embedding = nn.Parameter(torch.randn(1, num_tokens, dim))
         self.spatial_transformer = Transformer(dim, depth, heads, dim // heads, dim * 2, dropout)
         self.num_features = width * 8
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_resnet_weights(self)
 
     def _make_layer(self, planes: int, stride: int) -> nn.Sequential:
         first = BasicBlock(self.inplanes, planes, stride)

@@ -16,7 +16,7 @@ weights file says how to rebuild its model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 from common.engine.schedule import cosine_lr
@@ -66,17 +66,9 @@ class L2CSConfig(TrainConfig):
     seed: int = 0
     workers: int = 2
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "L2CSConfig":
-        """Rebuild from `to_dict()` output; unknown keys are an error naming them."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(known)}")
-        return cls(**data).validated()
-
     def validated(self) -> "L2CSConfig":
         """Self, after checking every choice; raises ValueError naming the field."""
+        super().validated()
         if self.arch not in ARCH_CHOICES:
             raise ValueError(f"config.arch: {self.arch!r}, expected one of {ARCH_CHOICES}")
         if self.bin_anchor not in BIN_ANCHORS:

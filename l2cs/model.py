@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from common.nn.init import init_resnet_weights
 from l2cs.config import L2CSConfig
 
 ARCH_LAYOUTS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
@@ -71,12 +72,7 @@ class L2CS(nn.Module):
         return nn.Sequential(*layers)
 
     def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_resnet_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) normalised images -> (N, num_features) pooled features."""

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import click
+from common.atomic import write_bytes_atomic, write_csv_atomic, write_text_atomic
 
 EXISTING = click.Path(exists=True, path_type=Path)
 
@@ -111,14 +112,14 @@ def stats(manifest: Path, out: Path | None) -> None:
     prefix = "" if out else f"{manifest.stem}."
     out = out or manifest.parent
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / f"{prefix}stats.csv", index=False)
-    tracks.to_csv(out / f"{prefix}synthetic_tracks.csv", index=False)
+    write_csv_atomic(out / f"{prefix}stats.csv", table, index=False)
+    write_csv_atomic(out / f"{prefix}synthetic_tracks.csv", tracks, index=False)
     payload = {"composition": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
                "flags": flags}
-    (out / f"{prefix}stats.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text_atomic(out / f"{prefix}stats.json", json.dumps(payload, indent=2, ensure_ascii=False))
     from common.report.plots import composition_bars
 
-    (out / f"{prefix}stats.png").write_bytes(composition_bars(table))
+    write_bytes_atomic(out / f"{prefix}stats.png", composition_bars(table))
     click.echo(f"saved {out / f'{prefix}stats.csv'}, stats.json, stats.png (published vs measured), "
                "synthetic_tracks.csv")
 

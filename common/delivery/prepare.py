@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from common.atomic import atomic_path
+from common.atomic import atomic_path, write_text_atomic
 
 STATE_DIR = ".nia-prepare"
 _PART = re.compile(r"^(?P<base>.+\.zip)\.part(?P<n>\d+)$", re.IGNORECASE)
@@ -190,8 +190,8 @@ def prepare(src: Path, dest: Path, keep_merged: bool = False, progress: bool = F
         written, reused = extract(zip_path, out_dir, archive.name, progress)
         if zip_path.parent == state and not keep_merged:
             zip_path.unlink()
-        marker.write_text(json.dumps({"archive": archive.name, "parts": [p.name for p in archive.parts],
-                                      "bytes": archive.size, "files": written + reused}), encoding="utf-8")
+        write_text_atomic(marker, json.dumps({"archive": archive.name, "parts": [p.name for p in archive.parts],
+                                              "bytes": archive.size, "files": written + reused}))
         result.extracted.append(archive.name)
         result.n_files += written
         result.n_reused_files += reused

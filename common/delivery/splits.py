@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.atomic import write_csv_atomic, write_text_atomic
 from common.delivery.filenames import stem_of
 
 SPLITS = ("train", "val", "test")
@@ -223,10 +224,10 @@ def write_summary(df: pd.DataFrame, result: SplitResult, out: Path, **options) -
     summary = {"counts": result.counts, "n_units": result.n_units, "n_unassigned": result.n_unassigned,
                "unassigned": result.unassigned, "sha256": result.sha256, **options}
     paths = [out / "summary.json", out / "unassigned.csv"]
-    paths[0].write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_text_atomic(paths[0], json.dumps(summary, indent=1) + "\n")
     reasons = result.reasons if result.reasons is not None else pd.Series(None, index=df.index, dtype=object)
     listed = pd.DataFrame({"sample_id": df["sample_id"], "reason": reasons})[reasons.notna()]
-    listed.sort_values("sample_id").to_csv(paths[1], index=False)
+    write_csv_atomic(paths[1], listed.sort_values("sample_id"), index=False)
     return paths
 
 
@@ -237,6 +238,6 @@ def write_lists(df: pd.DataFrame, out: Path) -> list[Path]:
     for s in SPLITS:
         ids = sorted(df.loc[df["split"] == s, "sample_id"])
         path = out / f"{s}.txt"
-        path.write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+        write_text_atomic(path, "".join(f"{i}\n" for i in ids))
         paths.append(path)
     return paths

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -59,6 +59,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Rebuild from `to_dict()` output (e.g. a checkpoint's config); unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**data).validated()
+
+    def validated(self) -> Any:
+        """Self, after checking every field; a model's config adds its own checks (ValueError naming the field)."""
+        if self.batch_size < 1 or self.epochs < 1 or self.patience < 0 or self.workers < 0:
+            raise ValueError(f"config: batch_size {self.batch_size}, epochs {self.epochs} >= 1, patience "
+                             f"{self.patience}, workers {self.workers} >= 0 expected")
+        return self
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from common.verdicts.results import (
     to_jsonable,
 )
 from common.verdicts.thresholds import FAIL, PASS, TESTS, Threshold, load_thresholds, passed_of
+from common.atomic import write_text_atomic
 
 #: Report files `nia report` writes (and removes first, so a failed report leaves none behind).
 REPORT_FILES = ("report.json", "report.md", "report.html")
@@ -109,9 +110,9 @@ def write_report(report: dict[str, Any], result_dirs: list[ResultDir], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     clear_report(out)
     paths = {"json": out / "report.json", "md": out / "report.md", "html": out / "report.html"}
-    paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    paths["md"].write_text(render_markdown(report), encoding="utf-8")
-    paths["html"].write_text(render_html(report, {r.test: r for r in result_dirs}), encoding="utf-8")
+    write_text_atomic(paths["json"], json.dumps(report, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(paths["md"], render_markdown(report))
+    write_text_atomic(paths["html"], render_html(report, {r.test: r for r in result_dirs}))
     return paths
 
 

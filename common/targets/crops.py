@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from common.atomic import atomic_path
+from common.atomic import atomic_path, write_text_atomic
 from common.targets.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
                                 known_values, row_fingerprint_text)
 from common.targets.masks import CLASS_NAMES, EyeShapes, class_map
@@ -578,5 +578,5 @@ def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column:
         "options": options.as_dict(),
         "manifest_sha256": manifest_sha256,
     }
-    (out / SUMMARY_NAME).write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    write_text_atomic(out / SUMMARY_NAME, json.dumps(summary, indent=1))
     return summary

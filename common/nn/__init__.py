@@ -1,0 +1,1 @@
+"""Network building blocks that more than one test's model uses."""
