@@ -123,3 +123,22 @@ def test_fold_batchnorm_keeps_outputs() -> None:
         assert torch.allclose(b, a, rtol=1e-4, atol=1e-3)
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorm(L2CS(arch="resnet18", num_bins=90, base_width=8).train())
+
+
+def test_our_checkpoint_opens_without_any_unpickler(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10, item 8: our weights are tensors + JSON; reading them must not reach pickle or torch.load at all."""
+    import pickle
+
+    config = preset("demo", base_width=8)
+    model = build_model(config)
+    save_checkpoint(tmp_path / "w.pt", {"model": model.state_dict(), "config": config.to_dict(), "epoch": 1}, FORMAT)
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("an unpickler was used to read our checkpoint")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    monkeypatch.setattr(pickle, "Unpickler", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    loaded, loaded_config, info = load_model(tmp_path / "w.pt")
+    assert loaded_config == config and info["weights_format"] == FORMAT
+    assert torch.equal(loaded.fc_pitch.weight, model.fc_pitch.weight)
