@@ -134,6 +134,34 @@ def write_tree(root: Path, n_subjects: int = 2, videos_per_subject: int = 2, fra
     return tree
 
 
+def edit_label(tree: NiaTree, stem: str, change) -> None:
+    """Apply ``change(annotations_dict)`` to the label JSON of frame ``stem`` and write it back."""
+    path = next(tree.root.rglob(f"{stem}.json"))
+    label = json.loads(path.read_text(encoding="utf-8"))
+    change(label["Annotations"])
+    path.write_text(json.dumps(label), encoding="utf-8")
+
+
+def indexed(tree: NiaTree, folder: Path) -> Path:
+    """``nia index`` of the tree into ``folder/m.parquet`` (one worker); returns the manifest path."""
+    from common.delivery.manifest import build_index
+
+    out = folder / "m.parquet"
+    build_index(tree.root, out, workers=1)
+    return out
+
+
+def nia_ok(*args: str):
+    """Run ``nia ARGS`` in-process (click's CliRunner); assert it exits 0 and return the result."""
+    from click.testing import CliRunner
+
+    from common.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
 @pytest.fixture
 def label_dict():
     """A factory: ``label_dict(**overrides)`` (same as make_label_dict)."""

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from common.cli import main
 from common.delivery.manifest import build_index, read_manifest
 from common.delivery.splits import SplitError, assignment_sha256, make_splits, read_lists, splits_from_lists
+from tests.conftest import edit_label, indexed, nia_ok
 
 
 @pytest.fixture
@@ -73,21 +74,12 @@ def test_cli_split_writes_lists_and_prints_hash(manifest, tmp_path):
     assert res.exit_code == 2 and "expected three comma-separated numbers" in res.output
 
 
-def _set_metaid(tree, stem: str, metaid: str) -> None:
-    path = next(tree.root.rglob(f"{stem}.json"))
-    label = json.loads(path.read_text(encoding="utf-8"))
-    label["Annotations"]["metaid"] = metaid
-    path.write_text(json.dumps(label), encoding="utf-8")
-
-
 @pytest.fixture
 def leaky(nia_tree, tmp_path):
     """10 people; one frame of person 001's first video says metaid 002 in its JSON (issue 10, item 7)."""
     tree = nia_tree(10, videos_per_subject=2, frames_per_video=4)
-    _set_metaid(tree, tree.frames[1], "002")
-    out = tmp_path / "m.parquet"
-    build_index(tree.root, out, workers=1)
-    return out, tree
+    edit_label(tree, tree.frames[1], lambda ann: ann.update(metaid="002"))
+    return indexed(tree, tmp_path), tree
 
 
 def test_units_are_the_file_names_subject_and_a_disagreeing_row_is_not_assigned(leaky):
@@ -125,8 +117,7 @@ def test_consistent_data_keeps_its_split(manifest):
 
 def test_cli_split_prints_and_stores_the_unassigned_rows(leaky, tmp_path):
     out, tree = leaky
-    res = CliRunner().invoke(main, ["split", str(out), "--out", str(tmp_path / "s")])
-    assert res.exit_code == 0, res.output
+    res = nia_ok("split", out, "--out", tmp_path / "s")
     assert "unassigned: subject: file name and JSON metaid disagree: 1" in res.output
     summary = json.loads((tmp_path / "s" / "summary.json").read_text(encoding="utf-8"))
     assert summary["unassigned"] == {"subject: file name and JSON metaid disagree": 1}

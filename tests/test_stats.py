@@ -5,12 +5,11 @@ import re
 import cv2
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from common.cli import main
 from common.delivery.manifest import build_index, read_manifest
 from common.delivery.stats import compute_stats, published
 from common.delivery.synthetic_tracks import PATTERNS, SyntheticTrack, classify_track, synthetic_reason
+from tests.conftest import edit_label, indexed, nia_ok
 
 
 def test_constant_point():
@@ -72,20 +71,18 @@ def flagged_manifest(nia_tree, tmp_path):
     """One subject, 2 videos x 6 frames; video 0 gets a constant point, frame 1 a bad head
     pose and no l_iris, frame 2 a mismatching state."""
     tree = nia_tree(1, videos_per_subject=2, frames_per_video=6)
-    for i, stem in enumerate(tree.frames[:6]):
-        path = next(tree.root.rglob(f"{stem}.json"))
-        label = json.loads(path.read_text(encoding="utf-8"))
-        ann = label["Annotations"]
+
+    def flag(i: int, ann: dict) -> None:
         ann["pose"]["point"] = [640, 360]
         if i == 1:
             ann["pose"]["head"] = [0, 200.0, 0]
             ann["annotations"] = [s for s in ann["annotations"] if s["label"] != "l_iris"]
         if i == 2:
             ann["condition"] = "S"
-        path.write_text(json.dumps(label), encoding="utf-8")
-    out = tmp_path / "m.parquet"
-    build_index(tree.root, out, workers=1)
-    return out, tree
+
+    for i, stem in enumerate(tree.frames[:6]):
+        edit_label(tree, stem, lambda ann, i=i: flag(i, ann))
+    return indexed(tree, tmp_path), tree
 
 
 def test_quality_flags(flagged_manifest):
@@ -115,8 +112,7 @@ def test_invalid_rows_are_counted_by_path(flagged_manifest):
 
 def test_cli_stats_saves_files(flagged_manifest, tmp_path):
     out, _ = flagged_manifest
-    res = CliRunner().invoke(main, ["stats", str(out), "--out", str(tmp_path / "st")])
-    assert res.exit_code == 0, res.output
+    res = nia_ok("stats", out, "--out", tmp_path / "st")
     assert "state %    F               24.97        41.67" in res.output
     saved = json.loads((tmp_path / "st" / "stats.json").read_text(encoding="utf-8"))
     assert saved["flags"]["synthetic_track_videos"] == 1
