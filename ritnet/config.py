@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ritnet.model import DOWNSAMPLING
+from ritnet.model import DOWNSAMPLING, INIT_CHOICES
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class RITConfig:
 
     channels: int = 32               # block width; 32 is the published network, smaller only for demo
     dropout: float = 0.2             # the reference's
+    init: str = "reference"          # weight initialisation, one of INIT_CHOICES (ritnet.model.DenseNet2D)
     input_width: int = 160           # per-eye crop fed to the network (multiples of 16)
     input_height: int = 96
     num_classes: int = 3             # NIA class maps: background, eye region, iris
@@ -55,6 +56,8 @@ class RITConfig:
         """Self, after checking every field; raises ValueError naming the field."""
         if self.channels < 1:
             raise ValueError(f"config.channels: {self.channels}, expected >= 1")
+        if self.init not in INIT_CHOICES:
+            raise ValueError(f"config.init: {self.init!r}, expected one of {INIT_CHOICES}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"config.dropout: {self.dropout}, expected 0 <= dropout < 1")
         for name in ("input_width", "input_height"):

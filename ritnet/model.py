@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DOWNSAMPLING = 16  # four 2x2 poolings: input height and width must be multiples of this
+INIT_CHOICES = ("reference", "torch")
 
 
 def _dropout(p: float) -> nn.Module:
@@ -93,14 +94,25 @@ class DenseNet2D(nn.Module):
         dropout: dropout probability after each 3x3 convolution and before
             the output convolution (0.2 published; 0 removes the layers,
             which have no parameters, so state_dicts stay compatible).
+        init: "reference" draws the weights as the reference does (conv
+            weights N(0, 2 / (k * k * out_channels)), i.e. scaled by fan-out);
+            "torch" keeps PyTorch's default (scaled by fan-in). The reference's
+            1x1 convolutions reduce 64-96 channels to 32 at a fan-out scale, so
+            each up block multiplies the activations' spread and the initial
+            class scores have a standard deviation of ~430 at width 32 (~130
+            at width 8; ~0.1 with "torch"): the softmax starts saturated and
+            learning starts slowly. `official` keeps the reference's; the
+            demo takes "torch" (docs/ritnet.md has the measurement).
     """
 
     def __init__(self, *, in_channels: int = 1, num_classes: int = 3, channels: int = 32,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, init: str = "reference") -> None:
         super().__init__()
         if in_channels < 1 or num_classes < 2 or channels < 1 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"DenseNet2D: in_channels >= 1, num_classes >= 2, channels >= 1 and 0 <= dropout < 1 "
                              f"expected, got {in_channels}, {num_classes}, {channels}, {dropout}")
+        if init not in INIT_CHOICES:
+            raise ValueError(f"DenseNet2D: init {init!r}, expected one of {INIT_CHOICES}")
         self.in_channels, self.num_classes, self.channels = in_channels, num_classes, channels
         self.down_block1 = DownBlock(in_channels, channels, pool=False, dropout=dropout)
         self.down_block2 = DownBlock(channels, channels, pool=True, dropout=dropout)
@@ -113,7 +125,8 @@ class DenseNet2D(nn.Module):
         self.up_block4 = UpBlock(channels, channels, channels, dropout=dropout)
         self.dropout1 = _dropout(dropout)
         self.out_conv1 = nn.Conv2d(channels, num_classes, kernel_size=1)
-        self._init_weights()
+        if init == "reference":
+            self._init_weights()
 
     def _init_weights(self) -> None:
         """The reference's initialisation: conv weights N(0, 2 / (k * k * out_channels)), zero biases, BN (1, 0)."""

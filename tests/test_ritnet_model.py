@@ -82,7 +82,20 @@ def test_up_block_puts_the_upsampled_input_before_the_skip() -> None:
     assert torch.equal(out, torch.full((1, 1, 2, 2), 5.0))
 
 
+def test_reference_initialisation_and_its_saturated_start() -> None:
+    torch.manual_seed(0)
+    model = DenseNet2D(channels=8)
+    # N(0, 2 / (k * k * out_channels)): 3x3 conv to 8 channels -> std sqrt(2 / 72)
+    assert model.down_block2.conv22.weight.std().item() == pytest.approx((2 / 72) ** 0.5, rel=0.1)
+    assert not model.up_block3.conv21.bias.any()
+    x = torch.randn(2, 1, 96, 160) * 0.5
+    assert model(x).std().item() > 50                                   # softmax saturated at the start
+    assert DenseNet2D(channels=8, init="torch")(x).std().item() < 1     # PyTorch's fan-in default
+
+
 def test_bad_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="init 'xavier', expected one of"):
+        DenseNet2D(init="xavier")
     with pytest.raises(ValueError, match="0 <= dropout < 1"):
         DenseNet2D(dropout=1.0)
     with pytest.raises(ValueError, match="num_classes >= 2"):
