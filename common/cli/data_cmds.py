@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -19,31 +20,70 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
         raise click.BadParameter(f"expected three comma-separated numbers, got {text!r}", param_hint=option) from None
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``4G``, ``512M``, ``100K``, ``0`` -> bytes (binary units); click.BadParameter otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise click.BadParameter(f"expected a size such as 4G, 512M or 0, got {text!r}")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+
+
+def _size_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    return parse_size(value)
+
+
 @click.command()
 @click.argument("src", type=EXISTING)
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--keep-merged", is_flag=True, help="Keep merged zips in DEST/.nia-prepare (default: delete once extracted).")
-def prepare(src: Path, dest: Path, keep_merged: bool) -> None:
+@click.option("--max-ratio", type=click.FloatRange(min=1.0), default=100.0, show_default=True,
+              help="Refuse an archive, or a member over 1 MiB, that expands more than this many times "
+                   "(a decompression bomb; real deliveries: PNG and mp4 about 1, JSON about 6).")
+@click.option("--max-member-size", default="4G", show_default=True, callback=_size_option,
+              help="Refuse an archive with a member larger than this.")
+@click.option("--min-free", default="1G", show_default=True, callback=_size_option,
+              help="Refuse an archive whose files would leave less than this free on DEST's file system.")
+def prepare(src: Path, dest: Path, keep_merged: bool, max_ratio: float, max_member_size: int, min_free: int) -> None:
     """Merge zip parts and extract an AI Hub delivery SRC into DEST.
 
     Parts x.zip.part0..N are joined in numeric order; an empty or truncated
-    merge is refused. Member names are decoded as UTF-8 or CP949; members that
-    would escape DEST are refused. A rerun skips finished archives.
+    merge is refused. Member names are decoded as UTF-8 or CP949; an archive
+    with a member that would escape DEST, a likely decompression bomb or not
+    enough free space is refused before anything of it is written; a damaged
+    member (bad CRC) is named. A refused archive is listed on stderr and the
+    others are prepared; the run then exits 2. A rerun skips finished archives.
 
     \b
     Example:
         nia prepare /media/usb/NIA_eye /data/nia
     """
-    from common.delivery.prepare import PrepareError, prepare as run
+    from common.delivery.prepare import Limits, PrepareError, prepare as run
 
+    limits = Limits(max_ratio=max_ratio, max_member_bytes=max_member_size, min_free_bytes=min_free)
     try:
-        result = run(src, dest, keep_merged=keep_merged, progress=True)
+        result = run(src, dest, keep_merged=keep_merged, progress=True, limits=limits)
     except (PrepareError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"extracted {len(result.extracted)} archive(s) ({result.n_files} files written, "
                f"{result.n_reused_files} already complete); skipped {len(result.skipped)} finished archive(s)")
     if result.ignored:
         click.echo(f"ignored {len(result.ignored)} non-archive file(s) in SRC, e.g. {result.ignored[0]}")
+    for archive, names in result.duplicates.items():
+        click.echo(f"warning: {archive}: {len(names)} duplicate member name(s) extracted once (the first copy), "
+                   f"e.g. {names[0]!r}", err=True)
+    for archive, names in result.links.items():
+        click.echo(f"warning: {archive}: {len(names)} symlink member(s) not extracted, e.g. {names[0]!r}", err=True)
+    for reason in result.refused.values():
+        click.echo(f"refused: {reason}", err=True)
+    if result.stopped:
+        raise click.ClickException(f"stopped: {result.stopped}")
+    if result.refused:
+        n = len(result.refused)
+        raise click.ClickException(f"{n} archive(s) refused (named above), {len(result.extracted)} extracted, "
+                                   f"{len(result.skipped)} already done; fix them and run again")
 
 
 @click.command()
