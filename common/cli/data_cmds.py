@@ -65,7 +65,7 @@ def prepare(src: Path, dest: Path, keep_merged: bool, max_ratio: float, max_memb
     limits = Limits(max_ratio=max_ratio, max_member_bytes=max_member_size, min_free_bytes=min_free)
     try:
         result = run(src, dest, keep_merged=keep_merged, progress=True, limits=limits)
-    except (PrepareError, OSError) as exc:
+    except PrepareError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"extracted {len(result.extracted)} archive(s) ({result.n_files} files written, "
                f"{result.n_reused_files} already complete); skipped {len(result.skipped)} finished archive(s)")
@@ -88,8 +88,9 @@ def prepare(src: Path, dest: Path, keep_merged: bool, max_ratio: float, max_memb
 
 @click.command()
 @click.argument("root", type=EXISTING)
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Manifest to write (.parquet).")
-@click.option("--workers", type=int, default=0, show_default="all cores", help="Parser processes.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Manifest to write (.parquet).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default="0: all cores", help="Parser processes.")
 @click.option("--full", is_flag=True, help="Re-parse every label instead of reusing unchanged rows of OUT.")
 def index(root: Path, out: Path, workers: int, full: bool) -> None:
     """Index the extracted tree ROOT into a manifest (one row per sample).
@@ -102,8 +103,10 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     Example:
         nia index /data/nia --out build/manifest.parquet
     """
+    from common.atomic import check_output_file
     from common.delivery.manifest import ManifestError, build_index
 
+    check_output_file(out)  # before the walk: a read-only or wrong --out fails in its first second
     try:
         r = build_index(root, out, workers=workers or None, reuse=not full, progress=True)
     except ManifestError as exc:
@@ -125,11 +128,23 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
         click.echo(f"ignored suite files: {r.n_suite_files} (device_profiles.json at the root, .nia* folders)")
     if r.n_hidden_dirs:
         click.echo(f"skipped hidden folders: {r.n_hidden_dirs}")
+    if r.repeated_dirs:
+        click.echo(f"folders reached again through a symlink, not entered twice: {len(r.repeated_dirs)}, "
+                   f"e.g. {r.repeated_dirs[0]}")
+    if r.invalid_examples:
+        click.echo(f"invalid rows: {r.n_invalid} (every one is named in the error column of {out}), e.g.:")
+        for text in r.invalid_examples:
+            click.echo(f"  {text}")
+    for text in r.unreadable_dirs:
+        click.echo(f"unreadable: {root / text}", err=True)
+    if r.unreadable_dirs:
+        raise click.ClickException(f"{len(r.unreadable_dirs)} folder(s) could not be listed (named above): "
+                                   f"their files are not in {out}; fix them and run again (unchanged rows are reused)")
 
 
 @click.command()
 @click.argument("manifest", type=EXISTING)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for stats.csv, stats.json, stats.png, synthetic_tracks.csv (default: beside MANIFEST).")
 def stats(manifest: Path, out: Path | None) -> None:
     """Compare the manifest with the published composition and flag quality problems.
@@ -138,9 +153,12 @@ def stats(manifest: Path, out: Path | None) -> None:
     Example:
         nia stats build/manifest.parquet --out build/stats
     """
+    from common.atomic import check_writable_folder
     from common.delivery.manifest import ManifestError, read_manifest
     from common.delivery.stats import compute_stats, format_flags, format_table
 
+    prefix = "" if out else f"{manifest.stem}."
+    out = check_writable_folder(out or manifest.parent)  # before the work: a read-only --out fails at once
     try:
         df, _ = read_manifest(manifest)
     except ManifestError as exc:
@@ -149,9 +167,6 @@ def stats(manifest: Path, out: Path | None) -> None:
     click.echo(format_table(table))
     click.echo("")
     click.echo(format_flags(flags))
-    prefix = "" if out else f"{manifest.stem}."
-    out = out or manifest.parent
-    out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out / f"{prefix}stats.csv", table, index=False)
     write_csv_atomic(out / f"{prefix}synthetic_tracks.csv", tracks, index=False)
     payload = {"composition": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
@@ -173,7 +188,7 @@ def stats(manifest: Path, out: Path | None) -> None:
               help="Unit kept whole in one split.")
 @click.option("--from-list", "from_list", type=EXISTING, multiple=True,
               help="Official lists: a folder of train/val/test.txt or the files (one name per line).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for train/val/test.txt (default: MANIFEST's folder/splits).")
 def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by: str,
           from_list: tuple[Path, ...], out: Path | None) -> None:
@@ -190,6 +205,7 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         nia split build/manifest.parquet --seed 0
         nia split build/manifest.parquet --from-list official_lists/
     """
+    from common.atomic import check_output_file, check_writable_folder
     from common.delivery.manifest import ManifestError, read_manifest, write_manifest
     from common.delivery.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists, write_summary
 
@@ -204,11 +220,13 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         else:
             result = make_splits(df, seed, _numbers(ratios, float, "--ratios"), _numbers(counts, int, "--counts"), by)
         df["split"] = result.split
-        write_manifest(df, manifest, root)
         out = out or manifest.parent / "splits"
-        paths = write_lists(df, out)
+        check_writable_folder(out)
+        check_output_file(manifest)
+        paths = write_lists(df, out)  # the lists first, the manifest last: a failed write leaves it as it was
         options = {"from_list": [str(p) for p in from_list]} if from_list else {"seed": seed, "by": by}
         write_summary(df, result, out, **options)
+        write_manifest(df, manifest, root)
     except (ManifestError, SplitError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(", ".join(f"{k} {v}" for k, v in result.counts.items())
