@@ -277,6 +277,8 @@ def parse_slow(data: bytes, rel: str, is_video: bool) -> tuple:
         return (*_frame_values(label), _mismatch_of(stem, label), "")
     except LabelError as exc:
         return (*_EMPTY_LABEL, "", str(exc))
+    except Exception as exc:  # noqa: BLE001 - one hostile file must not stop an index of millions
+        return (*_EMPTY_LABEL, "", f"{rel}: $: could not be checked ({type(exc).__name__}: {exc})")
 
 
 def parse_one(root: str, rel: str, is_video: bool, fast: bool = True) -> tuple:
