@@ -16,8 +16,8 @@
   ``max_ratio`` times its compressed size, is refused as a likely
   decompression bomb; an archive whose files would leave less than
   ``min_free_bytes`` free on DEST's file system is refused before extraction.
-* A member whose data is damaged (bad CRC, bad deflate stream) is named and
-  not written; the archive's other members are extracted and the archive is
+* A member whose data is damaged (bad CRC, bad deflate stream), or whose
+  folder is a file, is named and not written; the archive's other members are extracted and the archive is
   reported as refused, so a rerun tries it again.
 * One refused archive does not stop the run: every other archive is
   prepared, and the refused ones are listed (:attr:`PrepareResult.refused`).
@@ -343,7 +343,14 @@ def extract(zip_path: Path, dest: Path, archive: str, progress: bool = False, *,
             if _complete(m):
                 reused += 1  # written by an interrupted run: files only appear once complete
                 continue
-            m.target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                m.target.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError) as exc:
+                damaged.append(f"{m.name!r} (its folder {exc.filename} is a file)")
+                continue
+            if m.target.is_dir():
+                damaged.append(f"{m.name!r} ({m.target} is a folder)")
+                continue
             try:
                 with _staged(m.target, partial) as tmp, z.open(m.info) as src, open(tmp, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)
@@ -352,7 +359,7 @@ def extract(zip_path: Path, dest: Path, archive: str, progress: bool = False, *,
                 continue
             written += 1
     if damaged:
-        more = f" and {len(damaged) - 1} more damaged member(s)" if len(damaged) > 1 else ""
+        more = f" and {len(damaged) - 1} more member(s)" if len(damaged) > 1 else ""
         raise PrepareError(f"{archive}: member {damaged[0]}{more} not extracted (the archive's other "
                            f"{written + reused} file(s) are); refusing the archive")
     return written, reused, plan
