@@ -311,11 +311,11 @@ def predictions_csv(names: list[str], pitch: list[float], yaw: list[float]) -> s
 
 
 PREDICTIONS = _cases("predictions", "stderr / metrics.json", [
-    ("pred_missing_row", "one test crop not predicted", ["ERROR", "missing_prediction"], 2),
+    ("pred_missing_row", "one test crop not predicted", ["no verdict", "missing_prediction 1"], 2),
     ("pred_extra_row", "a name outside the split", [], 0),
-    ("pred_duplicated", "one crop predicted twice", ["ERROR", "duplicated_prediction"], 2),
-    ("pred_nan", "pitch NaN", ["ERROR", "nonfinite_prediction"], 2),
-    ("pred_inf", "yaw inf", ["ERROR", "nonfinite_prediction"], 2),
+    ("pred_duplicated", "one crop predicted twice", ["no verdict", "duplicated_prediction 1"], 2),
+    ("pred_nan", "pitch NaN", ["no verdict", "nonfinite_prediction 1"], 2),
+    ("pred_inf", "yaw inf", ["no verdict", "nonfinite_prediction 1"], 2),
     ("pred_escaping_names", "names ../../../etc/passwd, /abs/x, C:\\x", [], 0),
     ("pred_missing_column", "no yaw column", ["{file}", "yaw"], 2),
     ("pred_not_a_number", "pitch 'abc'", ["{file}", "pitch"], 2),
@@ -350,7 +350,7 @@ WEIGHTS = _cases("weights", "stderr", [
     ("weights_empty", "0-byte file", ["{file}"], 2),
     ("weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
     ("weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
-    ("weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not an original L2CS-Net"], 2),
+    ("weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "nor an original L2CS-Net state_dict"], 2),
     ("weights_wrong_shapes", "our checkpoint of another width", ["{file}"], 2),
     ("weights_pickle_runs_code", "a pickle whose loading runs os.system", ["{file}", "weights_only"], 2),
 ])
