@@ -60,12 +60,24 @@ def atomic_path(target: str | os.PathLike, *, keep_suffix: bool = False,
         yield tmp
         os.replace(tmp, target)
     except BaseException as exc:  # also KeyboardInterrupt: no temporary file is left behind
+        full = isinstance(exc, Exception) and not isinstance(exc, OSError) and _disk_full(target.parent)
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and exc.errno and exc.filename in (None, str(tmp), tmp):
             # a full disk or a read-only folder names the file the user asked for, not the temporary one
             raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        if full:  # a writer library's own error (safetensors, OpenCV) on a full disk: say so, naming the file
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
         raise
+
+
+def _disk_full(folder: Path) -> bool:
+    """No room left for one more block in ``folder``'s file system."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < max(st.f_bsize, 4096)
 
 
 def write_text_atomic(target: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:

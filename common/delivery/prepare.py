@@ -49,7 +49,7 @@ from typing import Iterator
 
 from tqdm import tqdm
 
-from common.atomic import atomic_path, temp_path_for, write_text_atomic
+from common.atomic import atomic_path, check_writable_folder, temp_path_for, write_text_atomic
 
 STATE_DIR = ".nia-prepare"
 PARTIAL_DIR = "partial"
@@ -387,8 +387,9 @@ def prepare(src: Path, dest: Path, keep_merged: bool = False, progress: bool = F
     if dest.exists() and not dest.is_dir():
         raise PrepareError(f"{dest}: DEST exists and is not a folder")
     result = PrepareResult(ignored=ignored, refused=dict(refused))
+    check_writable_folder(dest)  # a read-only DEST fails here, naming it
     state = dest / STATE_DIR
-    state.mkdir(parents=True, exist_ok=True)
+    state.mkdir(exist_ok=True)
     _clear_leftovers(state)
     for archive in archives:
         marker = _marker(dest, archive)
