@@ -400,11 +400,11 @@ def by_id(cases: list[Case]) -> dict[str, Case]:
 
 
 def markdown_table() -> str:
-    """The README table: area, case, input -> the line's contents -> exit code."""
-    lines = ["| area | case | input | the one line holds | exit |", "|---|---|---|---|---|"]
+    """The README table: area, case, input -> where the line is and what it holds -> exit code."""
+    lines = ["| area | case | input | the line is in | it holds | exit |", "|---|---|---|---|---|---|"]
     for c in ALL:
-        shown = " ... ".join(f"`{part}`" for part in c.line) if c.line else "(nothing: handled)"
-        lines.append(f"| {c.area} | `{c.id}` | {c.input} | {shown} | {c.code} |")
+        shown = " ... ".join(f"`{part}`" for part in c.line) if c.line else "(no line: handled)"
+        lines.append(f"| {c.area} | `{c.id}` | {c.input} | {c.where} | {shown} | {c.code} |")
     return "\n".join(lines)
 
 
