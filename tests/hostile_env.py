@@ -15,7 +15,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,11 +173,6 @@ def kill_hard(process: subprocess.Popen) -> list[int]:
     process.send_signal(signal.SIGKILL)
     process.wait()
     return workers
-
-
-def python(*args: str) -> list[str]:
-    """This interpreter, running ``args`` (``-m common ...``, a script), with the repository first on the path."""
-    return [sys.executable, *args]
 
 
 def env() -> dict[str, str]:

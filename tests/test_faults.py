@@ -24,7 +24,7 @@ import pytest
 from common.atomic import TEMP_NAME
 from tests.conftest import write_tree
 from tests.hostile_corpus import coded_frames, write_parts, zip_bytes
-from tests.hostile_env import REPO, alive, env, kill_hard, run_click, run_nia, wait_for
+from tests.hostile_env import REPO, alive, env, kill_hard, run_nia, wait_for
 
 pytestmark = pytest.mark.slow
 

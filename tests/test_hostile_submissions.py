@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from common.metrics.angular import REFERENCE_COS_CLAMP
-from tests.hostile_corpus import MARKER_NAME, PREDICTIONS, WEIGHTS, Case, RunsCode, by_id, pickle_that_runs_code, predictions_csv
+from tests.hostile_corpus import MARKER_NAME, PREDICTIONS, WEIGHTS, Case, RunsCode, pickle_that_runs_code, predictions_csv
 from tests.hostile_env import Outcome, assert_one_error, run_click
 from tests.l2cs_fakes import make_fake_crops
 
