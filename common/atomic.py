@@ -126,16 +126,18 @@ def check_output_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> int:
-    """Remove the temporary files that a killed writer left in ``folder`` (names of :func:`temp_path_for`).
+def remove_stale_temps(folder: str | os.PathLike, target_name: str | None = None) -> int:
+    """Remove the temporary files that a killed writer left in ``folder`` (names of :func:`temp_path_for`),
+    only those of ``target_name`` when given.
 
-    For a rerun of the command that owns ``folder``; another run writing into
-    it at the same time would lose its temporary files. Returns how many.
+    For a rerun of the command that owns ``folder`` (or the target); another
+    run writing it at the same time would lose its temporary files. Returns how many.
     """
     removed = 0
+    prefix = f".{target_name}." if target_name else "."
     with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(".") and TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+            if entry.name.startswith(prefix) and TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
                 removed += 1

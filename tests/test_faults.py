@@ -125,8 +125,12 @@ def test_index_killed_mid_parse(tmp_path: Path) -> None:
     assert_no_worker_left(workers)
     assert manifest.read_bytes() == previous  # the earlier manifest, whole
     assert temp_leftovers(tmp_path) == []
+    from common.atomic import temp_path_for
+
+    temp_path_for(manifest).write_bytes(b"PAR1 half")  # what a kill while writing the manifest would leave
     rerun = run_nia("index", root, "--out", manifest, "--workers", "2")
     assert rerun.code == 0 and "1 labels parsed" in rerun.out  # only the changed label is parsed again
+    assert temp_leftovers(tmp_path) == []
     from common.delivery.manifest import read_manifest
 
     pd.testing.assert_frame_equal(read_manifest(manifest)[0], read_manifest(reference)[0])

@@ -103,10 +103,11 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     Example:
         nia index /data/nia --out build/manifest.parquet
     """
-    from common.atomic import check_output_file
+    from common.atomic import check_output_file, remove_stale_temps
     from common.delivery.manifest import ManifestError, build_index
 
     check_output_file(out)  # before the walk: a read-only or wrong --out fails in its first second
+    remove_stale_temps(out.parent, out.name)  # what a run killed while writing OUT left
     try:
         r = build_index(root, out, workers=workers or None, reuse=not full, progress=True)
     except ManifestError as exc:
