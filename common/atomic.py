@@ -12,10 +12,16 @@ fixes the name (``temp=``, for torch.save) gives that up.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any, Iterator
+
+
+# what temp_path_for makes: .NAME.PID.HEX8.tmp or .STEM.PID.HEX8.tmp.SUFFIX
+TEMP_NAME = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp(\.[^.]+)?$")
 
 
 def temp_path_for(target: Path, *, keep_suffix: bool = False) -> Path:
@@ -53,10 +59,25 @@ def atomic_path(target: str | os.PathLike, *, keep_suffix: bool = False,
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:  # also KeyboardInterrupt: no temporary file is left behind
+    except BaseException as exc:  # also KeyboardInterrupt: no temporary file is left behind
+        full = isinstance(exc, Exception) and not isinstance(exc, OSError) and _disk_full(target.parent)
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno and exc.filename in (None, str(tmp), tmp):
+            # a full disk or a read-only folder names the file the user asked for, not the temporary one
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
+        if full:  # a writer library's own error (safetensors, OpenCV) on a full disk: say so, naming the file
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
         raise
+
+
+def _disk_full(folder: Path) -> bool:
+    """No room left for one more block in ``folder``'s file system."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < max(st.f_bsize, 4096)
 
 
 def write_text_atomic(target: str | os.PathLike, text: str, encoding: str = "utf-8") -> None:
@@ -75,3 +96,49 @@ def write_csv_atomic(target: str | os.PathLike, table: Any, **to_csv: Any) -> No
     """``table.to_csv(target, **to_csv)``, atomically (a kill never leaves a truncated CSV)."""
     with atomic_path(target) as tmp:
         table.to_csv(tmp, **to_csv)
+
+
+def check_writable_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that a file can be made in it, before any work is done.
+
+    Raises an OSError naming the folder (read-only, no permission, a file in
+    the way), so a command fails in its first second instead of after hours.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = temp_path_for(folder / "write-check")
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write in this folder ({exc.strerror})", str(folder)) from None
+    return folder
+
+
+def check_output_file(path: str | os.PathLike) -> Path:
+    """``path`` can be written as a file: not a folder, and its folder writable (see check_writable_folder)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give the path of a file to write", str(path))
+    check_writable_folder(path.parent)
+    return path
+
+
+def remove_stale_temps(folder: str | os.PathLike, target_name: str | None = None) -> int:
+    """Remove the temporary files that a killed writer left in ``folder`` (names of :func:`temp_path_for`),
+    only those of ``target_name`` when given.
+
+    For a rerun of the command that owns ``folder`` (or the target); another
+    run writing it at the same time would lose its temporary files. Returns how many.
+    """
+    removed = 0
+    prefix = f".{target_name}." if target_name else "."
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(prefix) and TEMP_NAME.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                removed += 1
+    return removed

@@ -1,5 +1,6 @@
 """nia prepare: numeric part order, refused merges, name encodings, escapes, resume."""
 import io
+import re
 import zipfile
 
 import pytest
@@ -55,32 +56,32 @@ def test_parts_merge_in_numeric_order_into_the_korean_layout(tmp_path):
 def test_missing_part_is_named(tmp_path):
     paths = write_parts(tmp_path / "src", "a.zip", zip_bytes({"x": b"1" * 100}), 4)
     next(p for p in paths if p.name.endswith("part2")).unlink()
-    with pytest.raises(PrepareError, match=r"a.zip: part\(s\) .part2 missing"):
-        prepare(tmp_path / "src", tmp_path / "dest")
+    refused = prepare(tmp_path / "src", tmp_path / "dest").refused
+    assert list(refused) == ["a.zip"] and re.match(r"a.zip: part\(s\) .part2 missing", refused["a.zip"])
 
 
 def test_truncated_merge_is_refused_naming_the_parts(tmp_path):
     paths = write_parts(tmp_path / "src", "a.zip", zip_bytes({"x": b"123" * 500}), 3)
     last = next(p for p in paths if p.name.endswith("part2"))
     last.write_bytes(last.read_bytes()[:-30])
-    with pytest.raises(PrepareError, match=r"a.zip: not a complete zip .*a.zip.part0 .*a.zip.part2"):
-        prepare(tmp_path / "src", tmp_path / "dest")
+    refused = prepare(tmp_path / "src", tmp_path / "dest").refused
+    assert re.match(r"a.zip: not a complete zip .*a.zip.part0 .*a.zip.part2", refused["a.zip"])
+    assert not list((tmp_path / "dest" / ".nia-prepare").glob("*.zip"))  # the refused merge is removed
 
 
 def test_empty_merge_is_refused(tmp_path):
     (tmp_path / "src").mkdir()
     for i in range(2):
         (tmp_path / "src" / f"a.zip.part{i}").write_bytes(b"")
-    with pytest.raises(PrepareError, match=r"a.zip: merged archive is empty \(0 bytes\)"):
-        prepare(tmp_path / "src", tmp_path / "dest")
+    refused = prepare(tmp_path / "src", tmp_path / "dest").refused
+    assert re.match(r"a.zip: merged archive is empty \(0 bytes\)", refused["a.zip"])
 
 
 @pytest.mark.parametrize("evil", ["../escape.txt", "ok/../../escape.txt", "/abs/escape.txt"])
 def test_entries_escaping_dest_are_refused(tmp_path, evil):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a.zip").write_bytes(zip_bytes({"fine.txt": b"1", evil: b"2"}))
-    with pytest.raises(PrepareError, match="outside DEST"):
-        prepare(tmp_path / "src", tmp_path / "dest")
+    assert "outside DEST" in prepare(tmp_path / "src", tmp_path / "dest").refused["a.zip"]
     assert not (tmp_path / "escape.txt").exists()
     assert not (tmp_path / "dest" / "fine.txt").exists()  # checked before anything is written
 

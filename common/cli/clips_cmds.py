@@ -48,7 +48,7 @@ def clips_command(manifest: str, out: str, min_frames: int, face_scale: float, f
     try:
         summary = write_clip_dataset(df, root, Path(out), options=options, workers=workers or default_workers(),
                                      chunk_size=chunk_size, manifest_sha256=sha256_file(manifest), progress=True)
-    except (ClipIndexError, OSError) as exc:
+    except ClipIndexError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"clips: {summary['usable']} usable of {summary['videos']} videos "
                f"({summary['videos_probed']} read, {summary['videos_reused']} unchanged since the last run)", err=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -19,37 +20,77 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple | None:
         raise click.BadParameter(f"expected three comma-separated numbers, got {text!r}", param_hint=option) from None
 
 
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """``4G``, ``512M``, ``100K``, ``0`` -> bytes (binary units); click.BadParameter otherwise."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise click.BadParameter(f"expected a size such as 4G, 512M or 0, got {text!r}")
+    return int(float(match[1]) * _SIZE_UNITS[match[2].upper()])
+
+
+def _size_option(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    return parse_size(value)
+
+
 @click.command()
 @click.argument("src", type=EXISTING)
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("dest", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--keep-merged", is_flag=True, help="Keep merged zips in DEST/.nia-prepare (default: delete once extracted).")
-def prepare(src: Path, dest: Path, keep_merged: bool) -> None:
+@click.option("--max-ratio", type=click.FloatRange(min=1.0), default=100.0, show_default=True,
+              help="Refuse an archive, or a member over 1 MiB, that expands more than this many times "
+                   "(a decompression bomb; real deliveries: PNG and mp4 about 1, JSON about 6).")
+@click.option("--max-member-size", default="4G", show_default=True, callback=_size_option,
+              help="Refuse an archive with a member larger than this.")
+@click.option("--min-free", default="1G", show_default=True, callback=_size_option,
+              help="Refuse an archive whose files would leave less than this free on DEST's file system.")
+def prepare(src: Path, dest: Path, keep_merged: bool, max_ratio: float, max_member_size: int, min_free: int) -> None:
     """Merge zip parts and extract an AI Hub delivery SRC into DEST.
 
     Parts x.zip.part0..N are joined in numeric order; an empty or truncated
-    merge is refused. Member names are decoded as UTF-8 or CP949; members that
-    would escape DEST are refused. A rerun skips finished archives.
+    merge is refused. Member names are decoded as UTF-8 or CP949; an archive
+    with a member that would escape DEST, a likely decompression bomb or not
+    enough free space is refused before anything of it is written; a damaged
+    member (bad CRC) is named. A refused archive is listed on stderr and the
+    others are prepared; the run then exits 2. A rerun skips finished archives.
 
     \b
     Example:
         nia prepare /media/usb/NIA_eye /data/nia
     """
-    from common.delivery.prepare import PrepareError, prepare as run
+    from common.delivery.prepare import Limits, PrepareError, prepare as run
 
+    limits = Limits(max_ratio=max_ratio, max_member_bytes=max_member_size, min_free_bytes=min_free)
     try:
-        result = run(src, dest, keep_merged=keep_merged, progress=True)
-    except (PrepareError, OSError) as exc:
+        result = run(src, dest, keep_merged=keep_merged, progress=True, limits=limits)
+    except PrepareError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"extracted {len(result.extracted)} archive(s) ({result.n_files} files written, "
                f"{result.n_reused_files} already complete); skipped {len(result.skipped)} finished archive(s)")
     if result.ignored:
         click.echo(f"ignored {len(result.ignored)} non-archive file(s) in SRC, e.g. {result.ignored[0]}")
+    for archive, names in result.duplicates.items():
+        click.echo(f"warning: {archive}: {len(names)} duplicate member name(s) extracted once (the first copy), "
+                   f"e.g. {names[0]!r}", err=True)
+    for archive, names in result.links.items():
+        click.echo(f"warning: {archive}: {len(names)} symlink member(s) not extracted, e.g. {names[0]!r}", err=True)
+    for reason in result.refused.values():
+        click.echo(f"refused: {reason}", err=True)
+    if result.stopped:
+        raise click.ClickException(f"stopped: {result.stopped}")
+    if result.refused:
+        n = len(result.refused)
+        raise click.ClickException(f"{n} archive(s) refused (named above), {len(result.extracted)} extracted, "
+                                   f"{len(result.skipped)} already done; fix them and run again")
 
 
 @click.command()
 @click.argument("root", type=EXISTING)
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Manifest to write (.parquet).")
-@click.option("--workers", type=int, default=0, show_default="all cores", help="Parser processes.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Manifest to write (.parquet).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default="0: all cores", help="Parser processes.")
 @click.option("--full", is_flag=True, help="Re-parse every label instead of reusing unchanged rows of OUT.")
 def index(root: Path, out: Path, workers: int, full: bool) -> None:
     """Index the extracted tree ROOT into a manifest (one row per sample).
@@ -62,8 +103,11 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     Example:
         nia index /data/nia --out build/manifest.parquet
     """
+    from common.atomic import check_output_file, remove_stale_temps
     from common.delivery.manifest import ManifestError, build_index
 
+    check_output_file(out)  # before the walk: a read-only or wrong --out fails in its first second
+    remove_stale_temps(out.parent, out.name)  # what a run killed while writing OUT left
     try:
         r = build_index(root, out, workers=workers or None, reuse=not full, progress=True)
     except ManifestError as exc:
@@ -85,11 +129,23 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
         click.echo(f"ignored suite files: {r.n_suite_files} (device_profiles.json at the root, .nia* folders)")
     if r.n_hidden_dirs:
         click.echo(f"skipped hidden folders: {r.n_hidden_dirs}")
+    if r.repeated_dirs:
+        click.echo(f"folders reached again through a symlink, not entered twice: {len(r.repeated_dirs)}, "
+                   f"e.g. {r.repeated_dirs[0]}")
+    if r.invalid_examples:
+        click.echo(f"invalid rows: {r.n_invalid} (every one is named in the error column of {out}), e.g.:")
+        for text in r.invalid_examples:
+            click.echo(f"  {text}")
+    for text in r.unreadable_dirs:
+        click.echo(f"unreadable: {root / text}", err=True)
+    if r.unreadable_dirs:
+        raise click.ClickException(f"{len(r.unreadable_dirs)} folder(s) could not be listed (named above): "
+                                   f"their files are not in {out}; fix them and run again (unchanged rows are reused)")
 
 
 @click.command()
 @click.argument("manifest", type=EXISTING)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for stats.csv, stats.json, stats.png, synthetic_tracks.csv (default: beside MANIFEST).")
 def stats(manifest: Path, out: Path | None) -> None:
     """Compare the manifest with the published composition and flag quality problems.
@@ -98,9 +154,12 @@ def stats(manifest: Path, out: Path | None) -> None:
     Example:
         nia stats build/manifest.parquet --out build/stats
     """
+    from common.atomic import check_writable_folder
     from common.delivery.manifest import ManifestError, read_manifest
     from common.delivery.stats import compute_stats, format_flags, format_table
 
+    prefix = "" if out else f"{manifest.stem}."
+    out = check_writable_folder(out or manifest.parent)  # before the work: a read-only --out fails at once
     try:
         df, _ = read_manifest(manifest)
     except ManifestError as exc:
@@ -109,9 +168,6 @@ def stats(manifest: Path, out: Path | None) -> None:
     click.echo(format_table(table))
     click.echo("")
     click.echo(format_flags(flags))
-    prefix = "" if out else f"{manifest.stem}."
-    out = out or manifest.parent
-    out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out / f"{prefix}stats.csv", table, index=False)
     write_csv_atomic(out / f"{prefix}synthetic_tracks.csv", tracks, index=False)
     payload = {"composition": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
@@ -133,7 +189,7 @@ def stats(manifest: Path, out: Path | None) -> None:
               help="Unit kept whole in one split.")
 @click.option("--from-list", "from_list", type=EXISTING, multiple=True,
               help="Official lists: a folder of train/val/test.txt or the files (one name per line).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Folder for train/val/test.txt (default: MANIFEST's folder/splits).")
 def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by: str,
           from_list: tuple[Path, ...], out: Path | None) -> None:
@@ -150,6 +206,7 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         nia split build/manifest.parquet --seed 0
         nia split build/manifest.parquet --from-list official_lists/
     """
+    from common.atomic import check_output_file, check_writable_folder
     from common.delivery.manifest import ManifestError, read_manifest, write_manifest
     from common.delivery.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists, write_summary
 
@@ -164,11 +221,13 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         else:
             result = make_splits(df, seed, _numbers(ratios, float, "--ratios"), _numbers(counts, int, "--counts"), by)
         df["split"] = result.split
-        write_manifest(df, manifest, root)
         out = out or manifest.parent / "splits"
-        paths = write_lists(df, out)
+        check_writable_folder(out)
+        check_output_file(manifest)
+        paths = write_lists(df, out)  # the lists first, the manifest last: a failed write leaves it as it was
         options = {"from_list": [str(p) for p in from_list]} if from_list else {"seed": seed, "by": by}
         write_summary(df, result, out, **options)
+        write_manifest(df, manifest, root)
     except (ManifestError, SplitError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(", ".join(f"{k} {v}" for k, v in result.counts.items())

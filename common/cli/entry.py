@@ -44,7 +44,9 @@ def run_entry_point(main_fn: Callable[..., Any]) -> None:
         _fail("aborted")
     except click.ClickException as exc:
         _fail(exc.format_message())
-    except (RunError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, ValueError) as exc:
+    except OSError as exc:  # a missing, unreadable or unwritable file, a full disk: name the file
+        _fail(os_error_text(exc), exc)
+    except (RunError, ValueError) as exc:
         _fail(str(exc) or type(exc).__name__, exc)
     except KeyboardInterrupt:
         _fail("interrupted")
@@ -56,6 +58,14 @@ def run_entry_point(main_fn: Callable[..., Any]) -> None:
         print(verdict_line(outcome))
         sys.exit(exit_code_for(outcome))
     sys.exit(int(outcome or 0))
+
+
+def os_error_text(exc: OSError) -> str:
+    """``FILE: reason`` for an error the system raised about a file, else the error's own text."""
+    if exc.filename is None or not exc.strerror:
+        return str(exc) or type(exc).__name__
+    also = f" (-> {exc.filename2})" if exc.filename2 is not None else ""
+    return f"{exc.filename}{also}: {exc.strerror}"
 
 
 def _fail(message: str, exc: BaseException | None = None) -> None:

@@ -130,6 +130,8 @@ def decode_json(data: bytes, file: str) -> Any:
         raise LabelError(file, "$", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise LabelError(file, "$", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise LabelError(file, "$", "not a usable label: arrays or objects nested too deeply to parse") from None
 
 
 def read_json_file(path: str | Path) -> Any:

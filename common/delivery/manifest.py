@@ -49,6 +49,7 @@ from common.delivery.walk import (NO_JSON, NO_PNG, Found, Rows, WalkError, all_f
 from common.delivery.label_columns import NAME_PATTERN, frame_columns
 from common.delivery.labels import LabelError, decode_json, parse_label, parse_video_label
 from common.delivery.png_header import read_png_header
+from common.parallel import die_with_parent
 
 ROOT_KEY = b"nia.root"
 ROW_GROUP = 1 << 20  # rows per parquet row group: pyarrow's default, so chunked and whole writes are alike
@@ -112,8 +113,11 @@ class IndexResult:
     ignored_files: dict[str, int] = field(default_factory=dict)
     n_suite_files: int = 0  # device_profiles.json at the root, files under .nia* folders
     n_hidden_dirs: int = 0  # other folders starting with '.', not entered
+    repeated_dirs: list[str] = field(default_factory=list)  # folders reached again through a symlink, not re-entered
+    unreadable_dirs: list[str] = field(default_factory=list)  # folders that could not be listed: not in the manifest
     image_problems: dict[str, int] = field(default_factory=dict)  # rows with an image error, by check
     image_examples: list[str] = field(default_factory=list)  # the first image errors, in row order
+    invalid_examples: list[str] = field(default_factory=list)  # the first other errors (label, pairing), in row order
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage (walk, pair, parse, ...)
 
 
@@ -273,6 +277,8 @@ def parse_slow(data: bytes, rel: str, is_video: bool) -> tuple:
         return (*_frame_values(label), _mismatch_of(stem, label), "")
     except LabelError as exc:
         return (*_EMPTY_LABEL, "", str(exc))
+    except Exception as exc:  # noqa: BLE001 - one hostile file must not stop an index of millions
+        return (*_EMPTY_LABEL, "", f"{rel}: $: could not be checked ({type(exc).__name__}: {exc})")
 
 
 def parse_one(root: str, rel: str, is_video: bool, fast: bool = True) -> tuple:
@@ -337,6 +343,12 @@ def _stat_batch(job: tuple[str, str]) -> pa.RecordBatch:
                                       schema=_STAT_BATCH)
 
 
+def _init_worker(parent_pid: int) -> None:
+    """An index worker dies with its parent (a killed `nia index` leaves none behind); no cyclic GC."""
+    die_with_parent(parent_pid)
+    gc.disable()
+
+
 class Workers:
     """The worker processes of one index run (or none: then everything runs here, lazily, in order).
 
@@ -351,7 +363,7 @@ class Workers:
         self.pool = None
         if workers > 1:
             context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-            self.pool = context.Pool(workers, initializer=gc.disable)
+            self.pool = context.Pool(workers, initializer=_init_worker, initargs=(os.getpid(),))
 
     def _chunks(self, rels: list[str], *columns: list) -> list[tuple]:
         """Jobs of ``chunk`` files: the paths joined into one string, then the other columns.
@@ -721,6 +733,12 @@ def _image_problems(image_error: pa.ChunkedArray, n_examples: int = 10) -> tuple
     return {k: v for k, v in counts.items() if v}, errors[:n_examples]
 
 
+def _other_errors(error: pa.ChunkedArray, image_error: pa.ChunkedArray, n_examples: int = 10) -> list[str]:
+    """The first errors that are not an image's (those are listed with the image problems)."""
+    other = pc.and_(pc.not_equal(error, ""), pc.not_equal(error, image_error))
+    return pc.filter(error, other).slice(0, n_examples).to_pylist()
+
+
 def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chunk: int) -> IndexResult:
     clock = _Stages()
     pool = Workers(root, workers, chunk)  # forked before the walk: the workers share none of its memory
@@ -731,7 +749,8 @@ def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chu
             raise ManifestError(str(exc)) from None
         clock.done("walk")
         result = IndexResult(ignored_files=found.ignored, n_suite_files=found.n_suite_files,
-                             n_hidden_dirs=found.n_hidden_dirs)
+                             n_hidden_dirs=found.n_hidden_dirs, repeated_dirs=found.repeated_dirs,
+                             unreadable_dirs=found.unreadable)
         old = _previous(out, root) if reuse else None
         pending = _start(found, old, pool, clock)
         del found  # the last reference to the walk's strings
@@ -752,5 +771,6 @@ def _build(root: Path, out: Path, workers: int, reuse: bool, progress: bool, chu
     result.n_invalid = table.num_rows - (pc.sum(table.column("valid")).as_py() or 0)
     result.kinds = {k["values"]: k["counts"] for k in pc.value_counts(pending.cols["kind"]).to_pylist()}
     result.image_problems, result.image_examples = _image_problems(table.column("image_error"))
+    result.invalid_examples = _other_errors(table.column("error"), table.column("image_error"))
     result.seconds = clock.seconds
     return result

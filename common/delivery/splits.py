@@ -157,6 +157,9 @@ def make_splits(df: pd.DataFrame, seed: int = 0, ratios: tuple[float, ...] | Non
     sizes = np.column_stack([table.sum(axis=1).to_numpy(), table.to_numpy()]).astype(float)
     stratum_totals = sizes.sum(axis=0)
     if counts is not None:
+        if sum(counts) > stratum_totals[0]:
+            raise SplitError(f"--counts ask for {sum(counts)} {size_kind}s ({', '.join(f'{s} {c}' for s, c in zip(SPLITS, counts))}) "
+                             f"but the manifest has {int(stratum_totals[0])} assignable {size_kind}s")
         share = np.asarray(counts, dtype=float) / max(stratum_totals[0], 1.0)
         caps = np.asarray(counts, dtype=float)
     else:

@@ -6,6 +6,13 @@ video-level label; a lone JSON is ``label_only``, a lone PNG ``image_only``.
 Two files of the same type with the same stem: the first (by path) keeps the
 stem as ``sample_id``, the others become invalid ``{stem}#dup{k}`` rows.
 
+Folders: a directory symlink is followed after every real folder has been
+walked (so a file keeps its real path), and a folder reached a second time
+(a symlink loop, or a link to a folder already walked; same ``(st_dev,
+st_ino)``) is not entered again, but counted. A folder that cannot be listed (permissions)
+is named in ``Found.unreadable`` and the walk goes on; the root itself must
+be listable.
+
 Files the suite itself writes into a dataset root (``device_profiles.json``
 at the root, from ``nia synth``; anything under a ``.nia*`` folder) are not
 samples: they are counted, never listed. Other hidden folders (``.git``) are
@@ -50,6 +57,8 @@ class Found:
     ignored: dict[str, int] = field(default_factory=dict)  # other files, by extension
     n_suite_files: int = 0
     n_hidden_dirs: int = 0
+    repeated_dirs: list[str] = field(default_factory=list)  # "rel -> first rel": reached again, not entered
+    unreadable: list[str] = field(default_factory=list)  # "rel: reason": folders that could not be listed
 
 
 def _count_files(path: str) -> int:
@@ -67,19 +76,49 @@ def _split(name: str) -> tuple[str, str]:
     return os.path.splitext(name)
 
 
+def _first_visit(path: str, rel: str, entered: dict[tuple[int, int], str], found: Found) -> bool:
+    """Whether the folder at ``path`` is new to this walk (one stat per folder, none per file)."""
+    try:
+        st = os.stat(path)  # follows a symlink: its target's identity
+    except OSError as exc:
+        found.unreadable.append(f"{rel}: {exc.strerror}")
+        return False
+    key = (st.st_dev, st.st_ino)
+    if key in entered:
+        found.repeated_dirs.append(f"{rel} -> {entered[key]}")
+        return False
+    entered[key] = rel
+    return True
+
+
 def walk(root: str, progress: bool = False) -> Found:
     """Every PNG, JSON and mp4 under ``root``; everything else counted."""
     found = Found()
     by_kind = {"png": found.png, "json": found.json, "mp4": found.mp4}
     ignored = found.ignored
+    try:
+        st = os.stat(root)
+    except OSError as exc:
+        raise WalkError(f"{root}: cannot read the folder: {exc.strerror}") from None
+    entered = {(st.st_dev, st.st_ino): "."}  # folders by identity: a symlink loop is entered once
     stack = [(root, "")]
+    links: list[tuple[str, str]] = []  # symlinked folders, entered once the real ones are done
     bar = tqdm(desc="walk", unit=" files", disable=None if progress else True, file=sys.stderr)
-    while stack:
+    while stack or links:
+        if not stack:
+            links.sort(key=lambda link: link[1], reverse=True)
+            path, rel = links.pop()
+            if not _first_visit(path, rel[:-1], entered, found):
+                continue
+            stack.append((path, rel))
         path, rel = stack.pop()
         try:
             entries = list(os.scandir(path))
         except OSError as exc:
-            raise WalkError(f"{path}: cannot list the directory: {exc.strerror}") from None
+            if not rel:
+                raise WalkError(f"{path}: cannot list the directory: {exc.strerror}") from None
+            found.unreadable.append(f"{rel[:-1]}: {exc.strerror}")
+            continue
         for e in entries:
             name = e.name
             if e.is_dir():
@@ -87,7 +126,9 @@ def walk(root: str, progress: bool = False) -> Found:
                     found.n_suite_files += _count_files(e.path)
                 elif name.startswith("."):
                     found.n_hidden_dirs += 1
-                else:
+                elif e.is_symlink():
+                    links.append((e.path, f"{rel}{name}/"))
+                elif _first_visit(e.path, f"{rel}{name}", entered, found):
                     stack.append((e.path, f"{rel}{name}/"))
                 continue
             stem, ext = _split(name)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from common.parallel import die_with_parent
 from common.targets.profiles import DEFAULT_PROFILE_PATH, PROFILE_FILE_NAME, ProfileSet, load_profiles
 from common.synth.clip import render_clip
 from common.synth.labels import video_label
@@ -180,7 +182,7 @@ def build_dataset(out: str | Path, config: SynthConfig, workers: int = 1, progre
             results[index] = write_subject(out, config, index, profile_path)
             bar.update()
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(write_subject, out, config, i, profile_path): i for i in range(config.subjects)}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()

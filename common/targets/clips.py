@@ -46,7 +46,7 @@ from typing import Any, Iterator
 import numpy as np
 import pandas as pd
 
-from common.atomic import atomic_path, write_text_atomic
+from common.atomic import atomic_path, check_writable_folder, remove_stale_temps, write_text_atomic
 from common.delivery.filenames import STATES
 from common.parallel import map_chunks
 
@@ -394,7 +394,8 @@ def write_clip_dataset(df: pd.DataFrame, root: Path, out: Path, *, options: Clip
     if options.min_frames < 1:
         raise ClipIndexError(f"min_frames must be >= 1, got {options.min_frames}")
     root = Path(root).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out)
+    remove_stale_temps(out)  # what a killed run left
     videos = df[df["kind"] == "video"]
     records, counts = probe_all(videos, root, out, workers, chunk_size, progress)
     index = build_rows(df, records, options)

@@ -31,12 +31,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
 
-from common.atomic import atomic_path, write_text_atomic
+from common.atomic import atomic_path, check_writable_folder, remove_stale_temps, write_text_atomic
 from common.targets.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
                                 known_values, row_fingerprint_text)
 from common.targets.masks import CLASS_NAMES, EyeShapes, class_map
@@ -252,12 +252,26 @@ def read_frame(path: Path, image_type: str | None) -> np.ndarray | None:
     return image
 
 
-def _write_atomic(path: Path, write: Callable[[Path], bool]) -> None:
-    """``write(tmp)`` atomically; the temp name keeps the suffix because cv2.imwrite picks
-    the codec from it, and a False return (cv2 reports failure that way) raises OSError."""
-    with atomic_path(path, keep_suffix=True) as tmp:
-        if not write(tmp):
-            raise OSError(f"{path}: could not write {tmp.name}")
+def _write_atomic(path: Path, data: bytes) -> None:
+    """``data`` into ``path`` through a temporary name (common/atomic.py).
+
+    Images are encoded in memory (``cv2.imencode``) and written by Python, not
+    by ``cv2.imwrite``: OpenCV does not report a short write, so a full disk
+    left zero-byte PNGs under their final names; Python's write raises
+    ENOSPC, and the temporary file is removed.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+
+
+def _encoded(path: Path, image: np.ndarray, params: list[int] | tuple = ()) -> bytes:
+    import cv2
+
+    ok, buffer = cv2.imencode(path.suffix, image, list(params))
+    if not ok:
+        raise OSError(f"{path}: OpenCV could not encode the image")
+    return buffer.tobytes()
 
 
 def crop_paths(out: Path, split: str, crop: str, sample_id: str) -> dict[str, Path]:
@@ -327,10 +341,10 @@ def _write_crop(image: np.ndarray, row: dict, crop: str, box: CropBox, split: st
         "gaze": _gaze_json(row),
     }
     paths["json"].parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(paths["png"], lambda p: cv2.imwrite(str(p), classes))
-    _write_atomic(paths["json"], lambda p: p.write_text(json.dumps(label, indent=1), encoding="utf-8") > 0)
+    _write_atomic(paths["png"], _encoded(paths["png"], classes))
+    _write_atomic(paths["json"], json.dumps(label, indent=1).encode("utf-8"))
     quality = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
-    _write_atomic(paths["jpg"], lambda p: cv2.imwrite(str(p), pixels, quality))
+    _write_atomic(paths["jpg"], _encoded(paths["jpg"], pixels, quality))
 
 
 class _RowSkips:
@@ -542,6 +556,15 @@ def damaged_images(skipped: pd.DataFrame) -> list[dict]:
              "detail": r.reason.split(": ", 1)[1] if r.crop else r.reason} for r in rows.itertuples()]
 
 
+def remove_leftovers(out: Path) -> int:
+    """The temporary files a killed run left in OUT and its crop folders (a rerun starts clean)."""
+    removed = remove_stale_temps(out)
+    for split_dir in (d for d in out.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        for crop in CROP_NAMES:
+            removed += remove_stale_temps(split_dir / crop)
+    return removed
+
+
 def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column: str | None,
                        options: CropOptions, workers: int = 1, chunk_size: int = 64,
                        manifest_sha256: str = "", progress: bool = True) -> dict:
@@ -553,7 +576,8 @@ def write_crop_dataset(df: pd.DataFrame, root: Path, out: Path, *, split_column:
         raise ValueError(f"manifest has no column {split_column!r}: run nia split first "
                          "(or pass --split-column none to put every crop under all/)")
     rows_df, row_skips, invalid_images = select_rows(df, split_column)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out)
+    remove_leftovers(out)
     job = _Job(root=str(root), out=str(out), split_column=split_column, options=options)
     chunks = _record_chunks(rows_df, split_column, chunk_size, known_table(out, CROP_INDEX_NAME))
     result = run_chunks(chunks, len(rows_df), job, workers, progress)

@@ -1,0 +1,420 @@
+"""The hostile corpus: bad inputs made by code (no binary file is committed), with what each must give.
+
+A :class:`Case` says what the input is, the one line the suite must print
+about it (every string of ``line`` appears in that line; ``{file}`` is the
+input's name) and the exit code. The tests that feed each area's cases to the
+suite are ``tests/test_hostile_*.py``; ``python -m tests.hostile_corpus``
+prints the table of the README's "Reliability" section.
+
+Where a case is one file of a delivery (labels, media, trees, members of a
+zip), the run goes on with the rest: the line is where the suite records it
+(the manifest's ``error`` column, ``crops_skipped.csv``, the clip index's
+``error``, a ``refused:``/``warning:`` line of ``nia prepare``) and the exit
+code is that of the run over the whole delivery.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import stat
+import struct
+import warnings
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    area: str
+    input: str                       # what the hostile input is
+    line: tuple[str, ...]            # strings the one line must hold ({file}: the input's name)
+    code: int                        # exit code of the command (of the run over the delivery)
+    make: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    where: str = "stderr"            # where the line is: stderr, or the file/column that records it
+
+    def expected(self, file: str = "") -> list[str]:
+        return [part.replace("{file}", file) for part in self.line]
+
+
+def _cases(area: str, where: str, rows: list[tuple]) -> list[Case]:
+    return [Case(row[0], area, row[1], tuple(row[2]), row[3], row[4] if len(row) > 4 else None, where)
+            for row in rows]
+
+
+# --- labels: one frame label of a delivery (nia index: the manifest's error column) ---------------------
+
+def _edit(path: list, value: Any) -> Callable[[dict], bytes]:
+    """A label with the value at ``path`` (keys and indices under the root) set, or deleted when ``value``
+    is _DELETE; NaN and infinities are written as JSON's NaN / Infinity tokens."""
+    def make(label: dict) -> bytes:
+        node = label
+        for key in path[:-1]:
+            node = node[key]
+        if value is _DELETE:
+            del node[path[-1]]
+        else:
+            node[path[-1]] = value
+        return json.dumps(label).encode()
+    return make
+
+
+_DELETE = object()
+_A = "Annotations"
+
+
+def _text(data: bytes) -> Callable[[dict], bytes]:
+    return lambda label: data
+
+
+def _cut(label: dict) -> bytes:
+    data = json.dumps(label).encode()
+    return data[:len(data) // 2]
+
+
+LABELS = _cases("labels", "manifest error column", [
+    ("label_empty", "0-byte JSON", ["{file}", "$", "not valid JSON"], 0, _text(b"")),
+    ("label_truncated", "JSON cut in the middle", ["{file}", "$", "not valid JSON"], 0, _cut),
+    ("label_malformed", "text that is no JSON", ["{file}", "$", "not valid JSON"], 0, _text(b"{broken: yes")),
+    ("label_not_utf8", "CP949 bytes, not UTF-8", ["{file}", "$", "not UTF-8 text"], 0,
+     _text('{"Annotations": "눈"}'.encode("cp949"))),
+    ("label_array_root", "a JSON array, not an object", ["{file}", "expected an object"], 0, _text(b"[1, 2, 3]")),
+    ("label_nesting_bomb", "100,000 nested arrays", ["{file}", "$"], 0, _text(b"[" * 100_000 + b"]" * 100_000)),
+    ("label_missing_pose", "no pose section", ["{file}", "Annotations.pose", "required field is missing"], 0,
+     _edit([_A, "pose"], _DELETE)),
+    ("label_missing_metaid", "no metaid", ["{file}", "Annotations.metaid", "required field is missing"], 0,
+     _edit([_A, "metaid"], _DELETE)),
+    ("label_wrong_type_head", "pose.head a string", ["{file}", "Annotations.pose.head", "expected an array of 3 numbers"],
+     0, _edit([_A, "pose", "head"], "up")),
+    ("label_bool_distance", "distance.cam true", ["{file}", "Annotations.distance.cam", "expected a number"], 0,
+     _edit([_A, "distance", "cam"], True)),
+    ("label_unknown_inst", "inst X", ["{file}", "Annotations.inst", "expected one of"], 0, _edit([_A, "inst"], "X")),
+    ("label_unknown_shape", "a shape labelled nose",
+     ["{file}", "Annotations.annotations[0].label", "expected one of"], 0, _edit([_A, "annotations", 0, "label"], "nose")),
+    ("label_nan", "pose.head[1] NaN", ["{file}", "Annotations.pose.head[1]", "finite"], 0,
+     _edit([_A, "pose", "head", 1], math.nan)),
+    ("label_inf", "pose.point[0] Infinity", ["{file}", "Annotations.pose.point[0]", "finite"], 0,
+     _edit([_A, "pose", "point", 0], math.inf)),
+    ("label_huge_integer", "an integer of 400 digits", ["{file}", "Annotations.distance.cam", "too large"], 0,
+     _edit([_A, "distance", "cam"], 10 ** 400)),
+    ("label_zero_radius", "iris rx 0", ["{file}", "Annotations.annotations[0].rx", "radius > 0"], 0,
+     _edit([_A, "annotations", 0, "rx"], 0)),
+    ("label_two_point_eyelid", "eyelid polygon of 2 points", ["{file}", "Annotations.annotations[2].points", "point"],
+     0, _edit([_A, "annotations", 2, "points"], [[1, 2], [3, 4]])),
+    ("label_negative_distance", "distance.display -5", ["{file}", "Annotations.distance.display", ">= 0"], 0,
+     _edit([_A, "distance", "display"], -5)),
+    ("label_outside_image", "iris centre at x = 5000 on a 1920 px image", ["{file}", "labels outside image"], 0,
+     _edit([_A, "annotations", 0, "cx"], 5000.0)),
+])
+
+
+# --- media: a PNG of a frame (nia index: image_error; nia crops: crops_skipped.csv) ------------------------
+
+def png(width: int, height: int, value: int = 90, idat: bytes | None = None) -> bytes:
+    """An 8-bit RGB PNG; ``idat`` replaces the compressed pixel data (for damaged files)."""
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    row = b"\x00" + bytes([value]) * (3 * width)
+    data = idat if idat is not None else zlib.compress(row * height, 6)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+FRAME = (1920, 1080)
+
+PNGS = _cases("media", "manifest image_error / crops_skipped.csv", [
+    ("png_empty", "0-byte PNG", ["{file}", "PNG file", "empty"], 0, lambda good: b""),
+    ("png_truncated", "PNG cut in half", ["{file}", "PNG file", "truncated"], 0, lambda good: good[:len(good) // 2]),
+    ("png_not_png", "text named .png", ["{file}", "PNG file", "not a PNG"], 0, lambda good: b"GIF89a, not a png" * 8),
+    ("png_wrong_size", "a 640x360 PNG among 1920x1080 ones", ["{file}", "image size", "640x360"], 0,
+     lambda good: png(640, 360)),
+    ("png_pixel_bomb", "IHDR of 60000x60000 (a pixel bomb), 1 kB of data", ["{file}", "image size", "60000x60000"], 0,
+     lambda good: png(60000, 60000, idat=zlib.compress(b"\0" * 1000))),
+    ("png_damaged_pixels", "sound header, pixel data that does not inflate",
+     ["unreadable image", "{file}", "could not decode"], 0, lambda good: png(*FRAME, idat=b"\x78\x9c" + b"\xff" * 200)),
+])
+
+
+# --- media: videos (nia clips: the clip index's reason and error) ------------------------------------------
+
+def coded_frames(n: int, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    """``n`` BGR frames with a moving bar (P-frames carry motion)."""
+    frames = []
+    for i in range(n):
+        frame = np.full((height, width, 3), 96, np.uint8)
+        x = (i * 3) % (width - 8)
+        frame[20:28, x:x + 8] = 220
+        frames.append(frame)
+    return frames
+
+
+def _mp4(n: int, durations: list[float] | None = None) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        from common.synth.mp4 import write_mp4
+
+        write_mp4(path, coded_frames(n), 30.0, frame_durations=durations)
+    return make
+
+
+def _mp4_cut(path: Path) -> None:
+    _mp4(24)(path)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * 0.6)])
+
+
+def _mp4_bytes(data: bytes) -> Callable[[Path], None]:
+    return lambda path: path.write_bytes(data)
+
+
+VIDEOS = _cases("media", "clip index: reason, error", [
+    ("mp4_empty", "0-byte mp4", ["unreadable", "{file}"], 0, _mp4_bytes(b"")),
+    ("mp4_truncated", "mp4 cut at 60 %", ["unreadable", "{file}"], 0, _mp4_cut),
+    ("mp4_not_mp4", "text named .mp4", ["unreadable", "{file}"], 0, _mp4_bytes(b"this is not a video\n" * 50)),
+    ("mp4_short", "8 frames (16 needed)", ["too_short"], 0, _mp4(8)),
+    ("mp4_vfr", "variable frame rate, 20 frames (30 then 10 fps)", ["usable, 20 frames"], 0,
+     _mp4(20, [1.0] * 10 + [3.0] * 10)),
+])
+
+
+# --- deliveries (nia prepare SRC DEST, each case alone in SRC beside a good archive) --------------------------
+
+def zip_bytes(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", method) as z:
+        warnings.simplefilter("ignore")  # "Duplicate name": on purpose
+        for name, data in members:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def zip_raw_names(members: dict[bytes, bytes]) -> bytes:
+    """Names as raw bytes with the UTF-8 flag clear (old Korean tools' CP949): ASCII stand-ins of the same
+    length are written, then swapped for the raw bytes in both headers."""
+    stand_ins = {f"{i}".rjust(len(raw), "Q").encode(): raw for i, raw in enumerate(members)}
+    data = zip_bytes([(s.decode(), members[raw]) for s, raw in stand_ins.items()])
+    for s, raw in stand_ins.items():
+        data = data.replace(s, raw)
+    return data
+
+
+def zip_with_symlink(name: str, target: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("ok/kept.json", b"{}")
+        info = zipfile.ZipInfo(name)
+        info.create_system = 3
+        info.external_attr = (stat.S_IFLNK | 0o777) << 16
+        z.writestr(info, target)
+    return buf.getvalue()
+
+
+def bad_crc_zip() -> bytes:
+    data = bytearray(zip_bytes([("ok/first.json", b"fine"), ("ok/damaged.json", b"hello world " * 100)]))
+    at = data.index(b"ok/damaged.json") + len("ok/damaged.json") + 5  # inside its compressed data
+    data[at] ^= 0xFF
+    return bytes(data)
+
+
+def write_parts(folder: Path, name: str, data: bytes, n: int) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    size = -(-len(data) // n)
+    paths = []
+    for i in range(n):
+        path = folder / f"{name}.part{i}"
+        path.write_bytes(data[i * size:(i + 1) * size])
+        paths.append(path)
+    return paths
+
+
+def _single(name: str, data: bytes | Callable[[], bytes]) -> Callable[[Path], None]:
+    def make(src: Path) -> None:
+        (src / name).write_bytes(data() if callable(data) else data)
+    return make
+
+
+def _parts_then(edit: Callable[[list[Path]], None]) -> Callable[[Path], None]:
+    def make(src: Path) -> None:
+        edit(write_parts(src, "bad.zip", zip_bytes([(f"p/{i}.json", b"x" * 300) for i in range(20)]), 3))
+    return make
+
+
+def _both_forms(src: Path) -> None:
+    data = zip_bytes([("p/a.json", b"1")])
+    (src / "bad.zip").write_bytes(data)
+    write_parts(src, "bad.zip", data, 2)
+
+
+def _many_small_zeros() -> bytes:
+    return zip_bytes([(f"z/{i:04d}.bin", b"\0" * 10_000) for i in range(400)])
+
+
+GOOD_ARCHIVE = ("good.zip", [("g/a.json", b'{"a": 1}'), ("g/b.png", b"\x89PNG fake" * 20)])
+
+DELIVERIES = _cases("deliveries", "nia prepare stderr", [
+    ("zip_merge_empty", "parts of 0 bytes", ["refused: bad.zip", "merged archive is empty"], 2,
+     _parts_then(lambda parts: [p.write_bytes(b"") for p in parts])),
+    ("zip_merge_truncated", "last part cut short", ["refused: bad.zip", "not a complete zip", "bad.zip.part2"], 2,
+     _parts_then(lambda parts: parts[-1].write_bytes(parts[-1].read_bytes()[:-40]))),
+    ("zip_part_missing", "part1 of 3 missing", ["refused: bad.zip", ".part1 missing"], 2,
+     _parts_then(lambda parts: parts[1].unlink())),
+    ("zip_merged_and_parts", "bad.zip and bad.zip.partN both in SRC", ["refused: bad.zip", "keep one"], 2, _both_forms),
+    ("zip_not_a_zip", "text named .zip", ["refused: bad.zip", "not a complete zip"], 2,
+     _single("bad.zip", b"PK? no, just text\n" * 10)),
+    ("zip_member_dotdot", "member ../escape.txt", ["refused: bad.zip", "'../escape.txt'", "outside DEST"], 2,
+     _single("bad.zip", zip_bytes([("fine.txt", b"1"), ("../escape.txt", b"2")]))),
+    ("zip_member_absolute", "member /abs/escape.txt", ["refused: bad.zip", "'/abs/escape.txt'", "outside DEST"], 2,
+     _single("bad.zip", zip_bytes([("fine.txt", b"1"), ("/abs/escape.txt", b"2")]))),
+    ("zip_member_drive", "member C:\\escape.txt", ["refused: bad.zip", "outside DEST"], 2,
+     _single("bad.zip", zip_bytes([("C:\\escape.txt", b"2")]))),
+    ("zip_member_symlink", "a symlink member -> /etc/passwd", ["warning: bad.zip", "1 symlink member", "'ok/link'"], 0,
+     _single("bad.zip", zip_with_symlink("ok/link", "/etc/passwd"))),
+    ("zip_member_duplicate", "one name twice, other contents", ["warning: bad.zip", "1 duplicate member", "'d/a.json'"],
+     0, _single("bad.zip", lambda: zip_bytes([("d/a.json", b"first"), ("d/a.json", b"second")]))),
+    ("zip_bad_crc", "a member whose data fails its CRC", ["refused: bad.zip", "'ok/damaged.json'", "CRC"], 2,
+     _single("bad.zip", bad_crc_zip)),
+    ("zip_bomb_member", "50 MB of zeros in 50 kB", ["refused: bad.zip", "expands", "--max-ratio"], 2,
+     _single("bad.zip", lambda: zip_bytes([("z.bin", b"\0" * (50 << 20))]))),
+    ("zip_bomb_many_small", "400 members of 10 kB zeros", ["refused: bad.zip", "its members expand", "--max-ratio"], 2,
+     _single("bad.zip", _many_small_zeros)),
+    ("zip_file_vs_folder", "member x as a file and x/y under it", ["refused: bad.zip", "'x/y.json'", "is a file"], 2,
+     _single("bad.zip", lambda: zip_bytes([("x", b"file"), ("x/y.json", b"{}")]))),
+    ("zip_cp949_names", "member names in CP949, UTF-8 flag clear", [], 0,
+     _single("bad.zip", lambda: zip_raw_names({"원천데이터/눈.png".encode("cp949"): b"cp949"}))),
+])
+
+
+# --- trees (nia index ROOT) -----------------------------------------------------------------------------------
+
+TREES = _cases("trees", "nia index stdout/stderr", [
+    ("tree_symlink_loop", "a folder symlink to its parent", ["reached again through a symlink", "loop -> ."], 0),
+    ("tree_symlink_twice", "a folder symlink to a folder of the tree", ["reached again through a symlink"], 0),
+    ("tree_unreadable_folder", "a folder that cannot be listed", ["unreadable: {file}", "Permission denied"], 2),
+    ("tree_names_with_spaces", "files and folders with spaces in their names", [], 0),
+    ("tree_dangling_symlink", "x.png -> a file that does not exist", ["{file}", "PNG file"], 0),
+    ("tree_root_is_a_file", "ROOT is a file", ["{file}", "not a directory"], 2),
+])
+
+
+# --- score-only predictions (l2cs/run_valid_l2cs.py --predictions) ---------------------------------------------
+
+def predictions_csv(names: list[str], pitch: list[float], yaw: list[float]) -> str:
+    lines = ["name,pitch,yaw"] + [f"{n},{p!r},{y!r}" for n, p, y in zip(names, pitch, yaw)]
+    return "\n".join(lines) + "\n"
+
+
+PREDICTIONS = _cases("predictions", "stderr / metrics.json", [
+    ("pred_missing_row", "one test crop not predicted", ["no verdict", "missing_prediction 1"], 2),
+    ("pred_extra_row", "a name outside the split", [], 0),
+    ("pred_duplicated", "one crop predicted twice", ["no verdict", "duplicated_prediction 1"], 2),
+    ("pred_nan", "pitch NaN", ["no verdict", "nonfinite_prediction 1"], 2),
+    ("pred_inf", "yaw inf", ["no verdict", "nonfinite_prediction 1"], 2),
+    ("pred_escaping_names", "names ../../../etc/passwd, /abs/x, C:\\x", [], 0),
+    ("pred_missing_column", "no yaw column", ["{file}", "yaw"], 2),
+    ("pred_not_a_number", "pitch 'abc'", ["{file}", "pitch"], 2),
+    ("pred_empty_file", "0-byte file", ["{file}"], 2),
+    ("pred_binary", "random bytes", ["{file}"], 2),
+])
+
+
+# --- weights (l2cs/run_valid_l2cs.py --weights) ---------------------------------------------------------------
+
+MARKER_NAME = "pwned.marker"
+
+
+class RunsCode:
+    """Unpickling this calls ``os.system`` to create a marker file: what a malicious checkpoint does."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def pickle_that_runs_code(path: Path, marker: Path) -> None:
+    """A torch.save file whose unpickling would run ``touch marker`` (a plain pickle reduce)."""
+    import torch
+
+    torch.save({"fc_yaw_gaze.weight": RunsCode(marker)}, path)
+
+
+WEIGHTS = _cases("weights", "stderr", [
+    ("weights_empty", "0-byte file", ["{file}"], 2),
+    ("weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
+    ("weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
+    ("weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "nor an original L2CS-Net state_dict"], 2),
+    ("weights_wrong_shapes", "our checkpoint of another width", ["{file}"], 2),
+    ("weights_pickle_runs_code", "a pickle whose loading runs os.system", ["{file}", "weights_only"], 2),
+])
+
+
+# --- outputs and options ------------------------------------------------------------------------------------------
+
+OUTPUTS = _cases("outputs", "stderr", [
+    ("out_index_read_only", "nia index --out in a read-only folder", ["{file}", "cannot write in this folder"], 2),
+    ("out_index_is_folder", "nia index --out DIR", ["'--out'", "is a directory"], 2),
+    ("out_stats_read_only", "nia stats --out read-only", ["{file}", "cannot write in this folder"], 2),
+    ("out_stats_is_file", "nia stats --out FILE", ["'--out'", "is a file"], 2),
+    ("out_split_read_only", "nia split --out read-only (manifest unchanged)", ["{file}", "cannot write in this folder"], 2),
+    ("out_split_manifest_read_only", "nia split, manifest in a read-only folder (lists unchanged)",
+     ["{file}", "cannot write in this folder"], 2),
+    ("out_crops_read_only", "nia crops OUT read-only", ["{file}", "cannot write in this folder"], 2),
+    ("out_crops_is_file", "nia crops OUT a file", ["'OUT'", "is a file"], 2),
+    ("out_clips_read_only", "nia clips OUT read-only", ["{file}", "cannot write in this folder"], 2),
+    ("out_prepare_dest_is_file", "nia prepare SRC FILE", ["'DEST'", "is a file"], 2),
+    ("out_prepare_dest_read_only", "nia prepare into a read-only DEST", ["{file}", "cannot write in this folder"], 2),
+    ("out_valid_read_only", "run_valid_l2cs.py --out read-only: no metrics.json", ["{file}", "Read-only"], 2),
+    ("out_valid_is_file", "run_valid_l2cs.py --out FILE", ["'--out'", "is a file"], 2),
+    ("out_train_read_only", "l2cs/train.py --out read-only", ["{file}", "Read-only"], 2),
+    ("full_crops", "nia crops on a full disk: no empty or partial crop under its name",
+     ["{file}", "No space left on device"], 2),
+    ("full_stats", "nia stats --out on a full disk", ["{file}", "No space left on device"], 2),
+    ("full_split", "nia split on a full disk: manifest unchanged", ["{file}", "No space left on device"], 2),
+    ("full_prepare", "nia prepare into a nearly full disk (free-space guard)", ["refused: good.zip", "free"], 2),
+    ("full_train", "l2cs/train.py --out on a full disk", ["{file}", "No space left on device"], 2),
+])
+
+OPTIONS = _cases("options", "stderr", [
+    ("opt_index_workers_negative", "nia index --workers -3", ["'--workers'", "-3"], 2),
+    ("opt_split_counts_over", "nia split --counts 1000,0,0 on 16 frames", ["--counts ask for 1000 frames", "16"], 2),
+    ("opt_split_ratios_negative", "nia split --ratios 80,-10,30", ["ratios", "non-negative"], 2),
+    ("opt_crops_workers_zero", "nia crops --workers 0", ["'--workers'", "0"], 2),
+    ("opt_prepare_ratio_below_one", "nia prepare --max-ratio 0.5", ["'--max-ratio'"], 2),
+    ("opt_prepare_size_garbage", "nia prepare --min-free lots", ["'--min-free'", "lots"], 2),
+    ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
+])
+
+ALL: list[Case] = LABELS + PNGS + VIDEOS + DELIVERIES + TREES + PREDICTIONS + WEIGHTS + OUTPUTS + OPTIONS
+
+
+def by_id(cases: list[Case]) -> dict[str, Case]:
+    return {c.id: c for c in cases}
+
+
+def markdown_table() -> str:
+    """The README table: area, case, input -> where the line is and what it holds -> exit code."""
+    lines = ["| area | case | input | the line is in | it holds | exit |", "|---|---|---|---|---|---|"]
+    for c in ALL:
+        shown = " ... ".join(f"`{part}`" for part in c.line) if c.line else "(no line: handled)"
+        lines.append(f"| {c.area} | `{c.id}` | {c.input} | {c.where} | {shown} | {c.code} |")
+    return "\n".join(lines)
+
+
+def counts() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in ALL:
+        out[c.area] = out.get(c.area, 0) + 1
+    return out
+
+
+if __name__ == "__main__":
+    print(markdown_table())
+    print(counts(), len(ALL))
