@@ -4,9 +4,11 @@ people's pickled files through torch's weights-only unpickler.
 Our checkpoint is one safetensors file (the `.pt` name is kept for
 familiarity: the bytes start with a JSON header, not a zip or a pickle).
 Its tensors are the model's state_dict under `model.` and the optimizer's
-per-parameter state under `optimizer.<i>.<name>`; its string metadata holds
-`format` (e.g. `nia-l2cs/2`) and `json`: the config, the training progress,
-the optimizer's hyper-parameters and anything else plain. Reading it parses
+per-parameter state under `optimizer.<i>.<name>`; its one metadata entry
+`nia` is a JSON object: `format` (e.g. `nia-l2cs/2`) and `state` (the
+config, the training progress, the optimizer's hyper-parameters and anything
+else plain). One entry, because safetensors writes several in a random
+order and the same training must give the same bytes. Reading it parses
 that JSON and maps raw tensor bytes: nothing in the file can run code.
 
 Pickled files (original repositories' checkpoints, torchvision weights, our
@@ -32,6 +34,7 @@ from common.atomic import atomic_path
 
 MODEL_PREFIX = "model."
 OPTIMIZER_PREFIX = "optimizer."
+METADATA_KEY = "nia"
 SAFETENSORS_HEADER_LIMIT = 100 * 2**20   # a larger JSON header is not a weights file of ours
 
 
@@ -57,7 +60,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any], format_tag: 
                     scalars.setdefault(str(param), {})[name] = value
         plain["optimizer_param_groups"] = state["optimizer"]["param_groups"]
         plain["optimizer_scalars"] = scalars
-    metadata = {"format": format_tag, "json": json.dumps(plain, allow_nan=True)}
+    # one metadata key: safetensors writes several in a random order, and the same training must give
+    # the same bytes (a weights hash is part of every report)
+    metadata = {METADATA_KEY: json.dumps({"format": format_tag, "state": plain}, allow_nan=True)}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
 
@@ -83,10 +88,11 @@ def read_checkpoint(path: str | os.PathLike, format_tags: tuple[str, ...]) -> di
         raise FileNotFoundError(f"{path}: weights file not found")
     if is_safetensors(path):
         tensors, metadata = _read_safetensors(path)
-        if metadata.get("format") not in format_tags:
-            raise ValueError(f"{path}: a safetensors file of format {metadata.get('format')!r}, "
+        header = _header(path, metadata)
+        if header.get("format") not in format_tags:
+            raise ValueError(f"{path}: a safetensors file of format {header.get('format')!r}, "
                              f"expected {' or '.join(format_tags)}")
-        return _decode(path, tensors, metadata)
+        return _decode(tensors, header)
     obj = load_pickled_weights(path)
     if not (isinstance(obj, dict) and obj.get("format") in format_tags and "model" in obj and "json" in obj):
         raise ValueError(f"{path}: not a {' or '.join(format_tags)} checkpoint")
@@ -118,11 +124,20 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     return tensors, metadata
 
 
-def _decode(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> dict[str, Any]:
+def _header(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
+    """The `nia` metadata entry: {"format": ..., "state": {...}}; ValueError naming the file if it is not one."""
     try:
-        state = json.loads(metadata["json"])
+        header = json.loads(metadata[METADATA_KEY])
     except (KeyError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: metadata 'json' missing or not JSON: {exc}") from exc
+        raise ValueError(f"{path}: safetensors metadata '{METADATA_KEY}' missing or not JSON ({exc}): "
+                         "not a checkpoint of this suite") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("state"), dict):
+        raise ValueError(f"{path}: safetensors metadata '{METADATA_KEY}' has no 'state' object")
+    return header
+
+
+def _decode(tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> dict[str, Any]:
+    state = dict(header["state"])
     state["model"] = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items() if k.startswith(MODEL_PREFIX)}
     groups = state.pop("optimizer_param_groups", None)
     scalars = state.pop("optimizer_scalars", {})

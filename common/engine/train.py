@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
-from common.atomic import write_text_atomic
+from common.atomic import check_writable_folder, write_text_atomic
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
 from common.engine.device import DeviceSetup, device_setup, seed_everything, set_cudnn_mode
@@ -243,6 +243,8 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
     config, metric = task.config, task.metric
     read_tags = task.read_tags or (task.format_tag,)
     device, rank, world_size = start_process(device_name)
+    if is_main_process():
+        check_writable_folder(out)  # a read-only or mistyped OUT fails now, not after the first epoch
     setup = device_setup(device, world_size, amp=config.amp, trains_batchnorm=task.trains_batchnorm)
     set_cudnn_mode(reproducible=False)
     seed_everything(config.seed)

@@ -26,6 +26,7 @@ from common.targets.crop_rows import CropRows
 from common.targets.crops import CROP_INDEX_NAME
 from common.engine.device import pick_device
 from common.verdicts.provenance import collect_provenance, utc_now
+from common.atomic import check_writable_folder
 from common.engine.inference import Outputs
 from common.verdicts.results import RunError, clear_results, write_results
 
@@ -78,6 +79,7 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     the split is scored or counted under a skip reason (`write_results`
     checks it); a skip caused by the submission gives no PASS.
     """
+    check_writable_folder(options.out)
     clear_results(options.out)
     if (options.weights is None) == (options.predictions is None):
         raise RunError("give exactly one of --weights (run the model) or --predictions (score only)")
