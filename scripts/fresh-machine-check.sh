@@ -10,8 +10,9 @@
 # that cloned the repo and has Docker). The repository is a fresh `git clone`
 # of HEAD (no .venv, no build/), bind-mounted at the same path as on the host,
 # because the containers that `make` starts through the socket mount host
-# paths. Privileged, because `make base-offline` runs debootstrap (chroot,
-# mounts) as it would as root on a real machine. The base images get their own
+# paths. With CAP_SYS_ADMIN (not --privileged, which a nested engine may
+# refuse), because `make base-offline` runs debootstrap (chroot, mounts) as it
+# would as root on a real machine. The base images get their own
 # name (nia-base:fresh), so that nothing built on the host before is reused.
 #
 # Output: the full log in WORK/fresh.log, the time on its last line.
@@ -46,7 +47,7 @@ args=("$@")
 ((${#args[@]})) || args=(validate-all)
 echo "fresh-machine-check: make ${args[*]} in a fresh clone of $(git rev-parse --short HEAD) on $IMAGE" >&2
 set +e
-docker run --rm --privileged --network host -v /var/run/docker.sock:/var/run/docker.sock \
+docker run --rm --cap-add SYS_ADMIN --security-opt apparmor=unconfined --network host -v /var/run/docker.sock:/var/run/docker.sock \
   -v "$WORK:$WORK" -w "$WORK/repo" -e DEBIAN_FRONTEND=noninteractive "$IMAGE" bash -c '
     set -e
     start=$(date +%s)
