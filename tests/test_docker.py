@@ -384,3 +384,29 @@ def test_base_offline_skips_an_existing_image() -> None:
                             env={**os.environ, "IMAGE": "nia-base:bookworm", "FORCE": "0"}, timeout=60)
     assert result.returncode == 0
     assert "nia-base:bookworm exists (FORCE=1 rebuilds it)" in result.stderr
+
+
+# ---- the CUDA base (needs the engine and `make base-cuda`)
+
+CUDA_BASE = "nia-base:bookworm-cuda"
+
+
+def test_cuda_base_installs_exactly_the_pinned_wheels_offline() -> None:
+    pins = [line.split("==")[0] for line in (REPO / "docker" / "requirements-cuda.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert pins[0] == "torch" and "torchvision" not in pins
+    text = (REPO / "docker" / "base-cuda.Dockerfile").read_text(encoding="utf-8")
+    assert "--no-index --no-deps" in text and "-r /tmp/wheels/requirements-cuda.txt" in text
+    assert "dpkg --purge python3-torchvision python3-torch" in text
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels" in makefile  # outside the clone: `make clean` keeps it
+
+
+@pytest.mark.skipif(not (_docker_answers() and _image_exists(CUDA_BASE)),
+                    reason=f"no Docker engine, or {CUDA_BASE} not built (make base-cuda)")
+def test_cuda_base_torch_reports_its_cuda_and_cudnn() -> None:
+    check = ("import importlib.util as u, torch; print(torch.__version__, torch.version.cuda, "
+             "torch.backends.cudnn.version(), torch.cuda.is_available(), u.find_spec('torchvision') is None)")
+    result = docker_run(CUDA_BASE, "python3", "-c", check)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1.13.1+cu117", "11.7", "8500", "False", "True"]
