@@ -276,7 +276,7 @@ $(foreach t,l2cs rit dfer,$(eval $(call test_targets,$(t))))
 # verdict table; exit 0 only when every test passed (1 a FAIL, 2 no verdict).
 # Each test's exit code and stderr are kept in build/results/.suite/ for the table.
 SUITE_DIR := $(BUILD)/results/.suite
-validate-all:  ## run the validations of TESTS (never stops at the first failure), one report, the verdict table
+validate-all: $(VENV)/.installed  ## run the validations of TESTS (never stops at the first failure), one report, the verdict table
 	@$(if $(WEIGHTS),echo "validate-all: WEIGHTS names one file; give WEIGHTS_DIR=DIR (with l2cs.pt, ritnet.pt, dfer.pt) or l2cs_WEIGHTS=... rit_WEIGHTS=... dfer_WEIGHTS=..." >&2; exit 2)
 	@$(if $(RESULTS),echo "validate-all: RESULTS is per test; the results go to $(BUILD)/results/<test>" >&2; exit 2)
 	@rm -rf $(SUITE_DIR) $(BUILD)/results/report && mkdir -p $(SUITE_DIR)

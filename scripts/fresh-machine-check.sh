@@ -40,6 +40,8 @@ if ! docker image inspect "$IMAGE" >/dev/null 2>&1; then
   echo "fresh-machine-check: made $IMAGE (Debian bookworm minbase)" >&2
 fi
 
+# nothing that an earlier check built may be reused
+docker rmi --force nia-base:fresh nia-base:fresh-cuda >/dev/null 2>&1 || true
 rm -rf "$WORK" && mkdir -p "$WORK"
 git clone --quiet --no-hardlinks "$PWD" "$WORK/repo"
 git -C "$WORK/repo" checkout --quiet "$(git rev-parse HEAD)"
