@@ -177,7 +177,7 @@ def test_validate_all_runs_every_test_files_one_report_and_prints_the_table(tmp_
     (tmp_path / "w" / "l2cs.pt").write_bytes(b"weights")
     build = tmp_path / "build"
     done = subprocess.run(
-        ["make", "--no-print-directory", "-o", "build-l2cs", "validate-all", "TESTS=rit l2cs",
+        ["make", "--no-print-directory", "-o", "build-l2cs", "-o", ".venv/.installed", "validate-all", "TESTS=rit l2cs",
          "rit_ENTRY=ritnet/not_landed.py", f"DATA={tmp_path / 'data'}", f"WEIGHTS_DIR={tmp_path / 'w'}",
          "GPU_FLAGS=", f"NIA={sys.executable} -m common", f"BUILD={build}"],
         cwd=REPO, env=fake_docker, capture_output=True, text=True, timeout=300)
