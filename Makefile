@@ -262,9 +262,10 @@ define docker_validate
 endef
 
 IMAGES_DIR ?= $(BUILD)/images
+# The tag is named (:latest when none is): `docker save NAME` would save every tag of NAME.
 define docker_save
 	@mkdir -p $(IMAGES_DIR)
-	docker save --output $(IMAGES_DIR)/$($(1)_IMAGE).tar.part $($(1)_IMAGE)
+	docker save --output $(IMAGES_DIR)/$($(1)_IMAGE).tar.part $($(1)_IMAGE)$(if $(findstring :,$($(1)_IMAGE)),,:latest)
 	mv $(IMAGES_DIR)/$($(1)_IMAGE).tar.part $(IMAGES_DIR)/$($(1)_IMAGE).tar
 endef
 
