@@ -14,6 +14,9 @@
 # refuse), because `make base-offline` runs debootstrap (chroot, mounts) as it
 # would as root on a real machine. The base images get their own
 # name (nia-base:fresh), so that nothing built on the host before is reused.
+# The host's own network setup comes along read-only, as a real machine on
+# this network has it: its extra CA certificates (a TLS-inspecting egress
+# proxy) and /etc/pip.conf, when present.
 #
 # Output: the full log in WORK/fresh.log, the time on its last line.
 # Environment: WORK (default /tmp/nia-fresh), IMAGE (nia-fresh:bookworm),
@@ -48,8 +51,11 @@ git -C "$WORK/repo" checkout --quiet "$(git rev-parse HEAD)"
 args=("$@")
 ((${#args[@]})) || args=(validate-all)
 echo "fresh-machine-check: make ${args[*]} in a fresh clone of $(git rev-parse --short HEAD) on $IMAGE" >&2
+network_setup=()
+[ -d /usr/local/share/ca-certificates ] && network_setup+=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
+[ -f /etc/pip.conf ] && network_setup+=(-v /etc/pip.conf:/etc/pip.conf:ro)
 set +e
-docker run --rm --cap-add SYS_ADMIN --security-opt apparmor=unconfined --network host -v /var/run/docker.sock:/var/run/docker.sock \
+docker run --rm "${network_setup[@]}" --cap-add SYS_ADMIN --security-opt apparmor=unconfined --network host -v /var/run/docker.sock:/var/run/docker.sock \
   -v "$WORK:$WORK" -w "$WORK/repo" -e DEBIAN_FRONTEND=noninteractive "$IMAGE" bash -c '
     set -e
     start=$(date +%s)
