@@ -1,21 +1,28 @@
 # nia-eye-validation: every target runs on Debian's python3 + a venv (.venv)
 # that adds pyarrow and this package. `make help` lists the targets.
+# The main command, on a fresh Debian 12 machine with Docker: `make validate-all`.
 SHELL := /bin/bash
 SYSTEM_PYTHON ?= /usr/bin/python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+NIA ?= $(VENV)/bin/nia
 BUILD ?= build
+# The acceptance tests `make build`, `validate-all` and `save` cover.
+TESTS ?= l2cs rit dfer
 
 .PHONY: help deps venv test test-gpu bench clean
 
 help:  ## list the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^([a-zA-Z0-9_%-]+:.*## |#: )' $(MAKEFILE_LIST) | sed -E 's/^#: ([^ ]+) +/\1:## /' \
+	  | awk -F':.*## ' '{printf "  %-28s %s\n", $$1, $$2}'
 
-deps:  ## install the Debian packages (torch 1.13.1, OpenCV 4.6.0, ...) if missing
-	@scripts/install-system-deps.sh
+deps:  ## install every Debian package the suite, its images and its tests use (if missing)
+	@scripts/install-system-deps.sh run image test
 
+# The venv needs only the runtime packages; `make test` and the image
+# targets add theirs (scripts/install-system-deps.sh GROUP..., idempotent).
 $(VENV)/.installed: pyproject.toml requirements-pypi.txt requirements-test.txt scripts/install-system-deps.sh
-	@scripts/install-system-deps.sh
+	@scripts/install-system-deps.sh run
 	$(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-pypi.txt
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -r requirements-test.txt
@@ -25,6 +32,7 @@ $(VENV)/.installed: pyproject.toml requirements-pypi.txt requirements-test.txt s
 venv: $(VENV)/.installed  ## make .venv (system site packages + pyarrow + this package)
 
 test: venv  ## run the test suite (CPU only)
+	@scripts/install-system-deps.sh test
 	$(PY) -m pytest -q
 
 test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the GPU validation speed
@@ -35,66 +43,126 @@ test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible
 bench: venv  ## run the benchmarks under bench/ and print their ratios
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
-clean:  ## remove build outputs (keeps .venv)
+clean:  ## remove build outputs (keeps .venv, the base images and the wheel cache)
 	rm -rf $(BUILD)
 
 # ---- Docker images: one docker/Dockerfile for the three tests, parametrised
 # by the per-test values below (README "Images"). Nothing is pulled: the
-# default base is built here from Debian packages (`make base-offline`);
-# with a registry, BASE_IMAGE=$(OFFICIAL_BASE_IMAGE) gives the CUDA stack.
+# default base is built here from Debian packages (`make base-offline`), the
+# CUDA one from Debian packages plus PyPI's torch wheels (`make base-cuda`);
+# with a registry, BASE_IMAGE=$(OFFICIAL_BASE_IMAGE) gives the official stack.
 OFFICIAL_BASE_IMAGE := pytorch/pytorch:1.13.1-cuda11.6-cudnn8-runtime
-BASE_IMAGE ?= nia-base:bookworm
+CPU_BASE_IMAGE ?= nia-base:bookworm
+CUDA_BASE_IMAGE ?= nia-base:bookworm-cuda
+BASE_IMAGE ?= $(if $(filter 1,$(CUDA)),$(CUDA_BASE_IMAGE),$(CPU_BASE_IMAGE))
+# the target that makes BASE_IMAGE here (none for a base from a registry)
+BASE_TARGET := $(if $(filter $(CPU_BASE_IMAGE),$(BASE_IMAGE)),base-offline,$(if $(filter $(CUDA_BASE_IMAGE),$(BASE_IMAGE)),base-cuda))
 CODE_VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+CODE_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 GPU_FLAGS ?= $(shell nvidia-smi >/dev/null 2>&1 && echo --gpus all)
 NIA_UID := 1000
+# The image build context is the repository: the wheels and the weights to
+# bake must be under build/ whatever BUILD says (docker/Dockerfile copies them).
+WHEELS_DIR ?= build/wheels
+BAKE_DIR ?= build/bake
 # Wheels for the PyPI-only packages (and, for a base other than ours, the
 # OpenCV/pandas/... pins of docker/requirements-base.txt), per base Python.
-PYTHONS ?= $(if $(filter nia-base:%,$(BASE_IMAGE)),3.11,3.10)
-WHEEL_SET ?= $(if $(filter nia-base:%,$(BASE_IMAGE)),pypi,full)
-PIP_DOWNLOAD = $(SYSTEM_PYTHON) -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+OUR_BASE := $(filter nia-base:%,$(BASE_IMAGE))
+PYTHONS ?= $(if $(OUR_BASE),3.11,3.10)
+WHEEL_SET ?= $(if $(OUR_BASE),pypi,full)
+PIP_DOWNLOAD = $(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
 	--platform manylinux2014_x86_64 --python-version $* --dest $(@D)
-# Per-test values: source folder, entry script, weights file name in /weights.
-l2cs_IMAGE := nia_demo_l2cs
-l2cs_DIR := l2cs
-l2cs_ENTRY := l2cs/run_valid_l2cs.py
-l2cs_WEIGHTS := l2cs.pt
-rit_IMAGE := nia_demo_rit
-rit_DIR := ritnet
-rit_ENTRY := ritnet/test.py
-rit_WEIGHTS := ritnet.pt
-dfer_IMAGE := nia_demo_dfer
-dfer_DIR := dfer
-dfer_ENTRY := dfer/valid_nia.py
-dfer_WEIGHTS := dfer.pt
-# Demo inputs for `make validate-*` when DATA / WEIGHTS are not given: the
-# recipe measured in docs/synthetic.md ("Demo recipe"): many subjects, short
-# clips, 640x360 frames (the generator writes the matching camera profile).
+# The CUDA base: PyPI's torch 1.13.1 (CUDA 11.7 runtime and cuDNN 8.5 come as
+# its nvidia-* wheels), fetched once into a cache outside the clone.
+WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels
+CUDA_WHEELS := $(WHEEL_CACHE)/cuda-py3.11
+
+# ---- per-test values: the image, its source folder and entry script, the
+# weights file it reads in /weights, and the demo inputs used when DATA /
+# WEIGHTS are not given (data folder; training command writing best.pt).
 DEMO_SUBJECTS ?= 30
 DEMO_SYNTH_ARGS ?= --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
 DEMO_CROPS := $(BUILD)/crops
-DEMO_L2CS_WEIGHTS := $(BUILD)/weights/l2cs_demo.pt
+DEMO_CLIPS := $(BUILD)/clips
+# dfer's synthetic clip dataset: its own synth run (arguments still to be
+# fixed by the dfer work), then index, split and `nia clips`.
+DFER_SYNTH_ARGS ?= --subjects 30 --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
+
+l2cs_IMAGE := nia_demo_l2cs
+l2cs_DIR := l2cs
+l2cs_ENTRY := l2cs/run_valid_l2cs.py
+l2cs_WEIGHTS_FILE := l2cs.pt
+l2cs_DEMO_DATA := $(DEMO_CROPS)
+l2cs_TRAIN := l2cs/train.py
+l2cs_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
+
+rit_IMAGE := nia_demo_rit
+rit_DIR := ritnet
+rit_ENTRY := ritnet/test.py
+rit_WEIGHTS_FILE := ritnet.pt
+rit_DEMO_DATA := $(DEMO_CROPS)
+rit_TRAIN := ritnet/train.py
+rit_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
+
+dfer_IMAGE := nia_demo_dfer
+dfer_DIR := dfer
+dfer_ENTRY := dfer/valid_nia.py
+dfer_WEIGHTS_FILE := dfer.pt
+dfer_DEMO_DATA := $(DEMO_CLIPS)
+dfer_TRAIN := dfer/train.py
+dfer_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
+
 # Demo training on a fixed thread count and CPU kernel level: float sums
 # depend on how the work is split, and training amplifies that (1 thread
 # gives 9.24 deg where 2 give 8.69), so this makes the default verdict the
 # same number on any x86-64 machine, whatever its core count.
 DEMO_TRAIN_ENV ?= OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
-NIA := $(VENV)/bin/nia
 
-.PHONY: base-offline wheels demo-data demo-weights-l2cs build-l2cs validate-l2cs save-l2cs
+# The inputs of test $(1): DATA, else $(1)_DATA, else the demo data;
+# WEIGHTS (one test only), else $(1)_WEIGHTS, else WEIGHTS_DIR/<its file>,
+# else the demo weights (trained here). *_given: the user named them.
+data_for = $(or $(DATA),$($(1)_DATA),$($(1)_DEMO_DATA))
+weights_given = $(or $(WEIGHTS),$($(1)_WEIGHTS),$(if $(WEIGHTS_DIR),$(WEIGHTS_DIR)/$($(1)_WEIGHTS_FILE)))
+weights_for = $(or $(call weights_given,$(1)),$(BUILD)/weights/$(1)_demo.pt)
+demo_data_target = $(if $(filter $(DEMO_CLIPS),$(1)),$(DEMO_CLIPS)/index.parquet,$(DEMO_CROPS)/index.parquet)
 
-base-offline:  ## build the base image nia-base:bookworm from Debian packages, no registry (FORCE=1 rebuilds)
-	@IMAGE=nia-base:bookworm CACHE_DIR=$(BUILD)/base docker/base-offline.sh
+.PHONY: base-offline base-cuda cuda-wheels wheels demo-data demo-weights build validate-all save load
 
-wheels: $(foreach v,$(PYTHONS),$(BUILD)/wheels/py$(v)/.$(WHEEL_SET))  ## fetch the wheels the images install offline (PYTHONS="3.11 3.10")
+base-offline:  ## build the CPU base image nia-base:bookworm from Debian packages, no registry (FORCE=1 rebuilds)
+	@scripts/install-system-deps.sh image
+	@IMAGE=$(CPU_BASE_IMAGE) CACHE_DIR=$(BUILD)/base docker/base-offline.sh
 
-$(BUILD)/wheels/py%/.pypi: requirements-pypi.txt
+$(CUDA_WHEELS)/.fetched: docker/requirements-cuda.txt | $(VENV)/.installed
 	@mkdir -p $(@D)
-	$(PIP_DOWNLOAD) -r requirements-pypi.txt
+	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
+	  --platform manylinux1_x86_64 --platform manylinux2014_x86_64 --python-version 3.11 \
+	  --dest $(@D) -r docker/requirements-cuda.txt
 	@touch $@
 
-$(BUILD)/wheels/py%/.full: requirements-pypi.txt docker/requirements-base.txt
+cuda-wheels: $(CUDA_WHEELS)/.fetched  ## fetch torch 1.13.1 + its CUDA 11.7/cuDNN 8.5 wheels into WHEEL_CACHE (~/.cache/nia-wheels)
+
+base-cuda: base-offline cuda-wheels  ## build nia-base:bookworm-cuda: the Debian base + PyPI's CUDA torch, from local wheels (FORCE=1 rebuilds)
+	@if [ "$(FORCE)" != 1 ] && docker image inspect $(CUDA_BASE_IMAGE) >/dev/null 2>&1; then \
+	  echo "[base-cuda] $(CUDA_BASE_IMAGE) exists (FORCE=1 rebuilds it)" >&2; \
+	else \
+	  cp docker/requirements-cuda.txt $(CUDA_WHEELS)/ && \
+	  docker build --file docker/base-cuda.Dockerfile --tag $(CUDA_BASE_IMAGE) \
+	    --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) $(CUDA_WHEELS); \
+	fi
+
+wheels: $(foreach v,$(PYTHONS),$(WHEELS_DIR)/py$(v)/.$(WHEEL_SET))  ## fetch the wheels the images install offline (PYTHONS="3.11 3.10")
+
+# The image installs requirements-pypi.txt less its host-only lines.
+$(WHEELS_DIR)/py%/.pypi: requirements-pypi.txt | $(VENV)/.installed
 	@mkdir -p $(@D)
-	$(PIP_DOWNLOAD) -r requirements-pypi.txt $$(awk '!/^#/ && NF { print $$2 }' docker/requirements-base.txt)
+	grep -v host-only requirements-pypi.txt >$(@D)/requirements-image.txt
+	$(PIP_DOWNLOAD) -r $(@D)/requirements-image.txt
+	@touch $@
+
+$(WHEELS_DIR)/py%/.full: requirements-pypi.txt docker/requirements-base.txt | $(VENV)/.installed
+	@mkdir -p $(@D)
+	grep -v host-only requirements-pypi.txt >$(@D)/requirements-image.txt
+	$(PIP_DOWNLOAD) -r $(@D)/requirements-image.txt $$(awk '!/^#/ && NF { print $$2 }' docker/requirements-base.txt)
 	@touch $@
 
 $(DEMO_CROPS)/index.parquet: | $(VENV)/.installed
@@ -104,24 +172,70 @@ $(DEMO_CROPS)/index.parquet: | $(VENV)/.installed
 	$(NIA) split $(BUILD)/manifest.parquet
 	$(NIA) crops $(BUILD)/manifest.parquet $(DEMO_CROPS)
 
-demo-data: $(DEMO_CROPS)/index.parquet  ## synthetic dataset and its crops (build/crops), the demo input
+$(DEMO_CLIPS)/index.parquet: | $(VENV)/.installed
+	rm -rf $(BUILD)/synth_dfer $(DEMO_CLIPS)
+	$(NIA) synth $(BUILD)/synth_dfer $(DFER_SYNTH_ARGS)
+	$(NIA) index $(BUILD)/synth_dfer --out $(BUILD)/manifest_dfer.parquet
+	$(NIA) split $(BUILD)/manifest_dfer.parquet
+	$(NIA) clips $(BUILD)/manifest_dfer.parquet $(DEMO_CLIPS)
 
-$(DEMO_L2CS_WEIGHTS): $(DEMO_CROPS)/index.parquet
-	$(DEMO_TRAIN_ENV) $(PY) l2cs/train.py --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
-	@mkdir -p $(@D)
-	cp $(BUILD)/train/l2cs_demo/best.pt $@
+demo-data: $(sort $(foreach t,$(TESTS),$(call demo_data_target,$($(t)_DEMO_DATA))))  ## the synthetic datasets of TESTS: crops (build/crops) and clips (build/clips)
 
-demo-weights-l2cs: $(DEMO_L2CS_WEIGHTS)  ## train the demo L2CS-Net weights on the synthetic crops
+demo-weights: $(foreach t,$(TESTS),demo-weights-$(t))  ## train the demo weights of TESTS on the synthetic data (build/weights/*_demo.pt)
 
-# $(1) = test key (l2cs, rit, dfer)
-define docker_build
-	docker build --file docker/Dockerfile --tag $($(1)_IMAGE) \
-	  --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg TEST_DIR=$($(1)_DIR) \
-	  --build-arg ENTRY=$($(1)_ENTRY) --build-arg WEIGHTS_FILE=$($(1)_WEIGHTS) \
-	  --build-arg IMAGE_TITLE=$($(1)_IMAGE) --build-arg NIA_CODE_VERSION=$(CODE_VERSION) .
+build: $(foreach t,$(TESTS),build-$(t))  ## build the images of TESTS (nia_demo_l2cs, nia_demo_rit, nia_demo_dfer)
+
+# One test's targets; $(1) = l2cs, rit or dfer. A test whose entry point
+# (or, for its demo weights, training script) has not landed stops with one
+# line naming the missing file, exit 2.
+#: build-l2cs|rit|dfer      build one image (BASE_IMAGE=... or CUDA=1; BAKE=1 bakes WEIGHTS or the demo weights in)
+#: validate-l2cs|rit|dfer   run one image on DATA with WEIGHTS (demo ones by default) into RESULTS (build/results/<test>)
+#: demo-weights-l2cs|rit|dfer  train one test's demo weights on the synthetic data
+#: save-l2cs|rit|dfer       write IMAGES_DIR/nia_demo_<test>.tar (no SHA256SUMS: `make save` writes it)
+define test_targets
+.PHONY: entry-$(1) build-$(1) validate-$(1) save-$(1) demo-weights-$(1)
+
+entry-$(1):
+	@test -f $($(1)_ENTRY) || { echo "$($(1)_ENTRY) not found: the $(1) entry point is not in this checkout yet, so nothing of $(1) can be built or run" >&2; exit 2; }
+
+$(BUILD)/weights/$(1)_demo.pt: | $(call demo_data_target,$($(1)_DEMO_DATA))
+	@test -f $($(1)_TRAIN) || { echo "$($(1)_TRAIN) not found: the $(1) training script is not in this checkout yet, so no $(1) demo weights" >&2; exit 2; }
+	$(DEMO_TRAIN_ENV) $(PY) $($(1)_TRAIN) $($(1)_DEMO_TRAIN_ARGS)
+	@mkdir -p $$(@D)
+	cp $(BUILD)/train/$(1)_demo/best.pt $$@
+
+demo-weights-$(1): $(BUILD)/weights/$(1)_demo.pt
+
+build-$(1): entry-$(1) $(BASE_TARGET) wheels $(if $(filter 1,$(BAKE)),$(if $(call weights_given,$(1)),,$(BUILD)/weights/$(1)_demo.pt))
+	$(call docker_build,$(1))
+
+validate-$(1): entry-$(1) build-$(1) $(if $(DATA)$($(1)_DATA),,$(call demo_data_target,$($(1)_DEMO_DATA))) $(if $(call weights_given,$(1)),,$(BUILD)/weights/$(1)_demo.pt)
+	$(call docker_validate,$(1),$(call data_for,$(1)),$(call weights_for,$(1)),$(or $(RESULTS),$(BUILD)/results/$(1)))
+
+save-$(1): build-$(1)
+	$(call docker_save,$(1))
 endef
 
-# $(1) = test key. Mounts DATA and the folder of WEIGHTS read-only; RESULTS
+# $(1) = test key. The weights to bake (BAKE=1) or none go to
+# build/bake/<dir>/ with a BAKED line that the image's --self-check reads.
+define docker_build
+	@rm -rf $(BAKE_DIR)/$($(1)_DIR) && mkdir -p $(BAKE_DIR)/$($(1)_DIR)
+	@if [ "$(BAKE)" = 1 ]; then \
+	  cp $(call weights_for,$(1)) $(BAKE_DIR)/$($(1)_DIR)/$($(1)_WEIGHTS_FILE) && \
+	  echo "$($(1)_WEIGHTS_FILE) $$$$(sha256sum <$(BAKE_DIR)/$($(1)_DIR)/$($(1)_WEIGHTS_FILE) | cut -d' ' -f1)" \
+	    >$(BAKE_DIR)/$($(1)_DIR)/BAKED; \
+	else echo none >$(BAKE_DIR)/$($(1)_DIR)/BAKED; fi
+	docker build --file docker/Dockerfile --tag $($(1)_IMAGE) \
+	  --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg TEST_DIR=$($(1)_DIR) \
+	  --build-arg ENTRY=$($(1)_ENTRY) --build-arg WEIGHTS_FILE=$($(1)_WEIGHTS_FILE) \
+	  --build-arg IMAGE_TITLE=$($(1)_IMAGE) --build-arg NIA_CODE_VERSION=$(CODE_VERSION) \
+	  --build-arg NIA_CODE_REVISION=$(CODE_REVISION) \
+	  --build-arg BASE_DIGEST="$$$$(docker image inspect --format '{{.Id}}' $(BASE_IMAGE) 2>/dev/null || echo unknown)" \
+	  --build-arg BAKED_WEIGHTS="$$$$(cat $(BAKE_DIR)/$($(1)_DIR)/BAKED)" .
+endef
+
+# $(1) = test key, $(2) data, $(3) weights file, $(4) results folder.
+# Mounts the data and the folder of the weights read-only; the results folder
 # gets the results, owned by the caller (as root: by the image's user), and
 # the filed report (RESULTS/report/report.html|md|json), on FAIL too. Only
 # this run's results are filed: the results and report of an earlier run are
@@ -134,33 +248,54 @@ ifndef RUN_ID
 RUN_ID := $(shell date -u +%Y%m%dT%H%M%SZ-$$(od -An -N4 -tx4 /dev/urandom | tr -d ' '))
 endif
 define docker_validate
-	@mkdir -p $(RESULTS)
-	@rm -rf $(RESULTS)/metrics.json $(RESULTS)/per_sample.csv $(RESULTS)/overlays $(RESULTS)/report
-	@if [ "$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(RESULTS); fi
-	docker run --rm $(GPU_FLAGS) $$([ "$$(id -u)" = 0 ] || echo --user "$$(id -u):$$(id -g)") \
-	  --volume $(abspath $(DATA)):/data:ro \
-	  --volume $(abspath $(dir $(WEIGHTS))):/weights:ro --env NIA_WEIGHTS=$(notdir $(WEIGHTS)) \
-	  --env NIA_RUN_ID=$(RUN_ID) --volume $(abspath $(RESULTS)):/results \
+	@mkdir -p $(4)
+	@rm -rf $(4)/metrics.json $(4)/per_sample.csv $(4)/overlays $(4)/report
+	@if [ "$$$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(4); fi
+	docker run --rm $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
+	  --volume $(abspath $(2)):/data:ro \
+	  --volume $(abspath $(dir $(3))):/weights:ro --env NIA_WEIGHTS=$(notdir $(3)) \
+	  --env NIA_RUN_ID=$(RUN_ID) --volume $(abspath $(4)):/results \
 	  $($(1)_IMAGE) $(ARGS); \
-	status=$$?; \
-	if [ -f $(RESULTS)/metrics.json ]; then $(NIA) report $(RESULTS) --out $(RESULTS)/report --run-id $(RUN_ID) || true; fi; \
-	exit $$status
+	status=$$$$?; \
+	if [ -f $(4)/metrics.json ]; then $(NIA) report $(4) --out $(4)/report --run-id $(RUN_ID) || true; fi; \
+	exit $$$$status
 endef
 
+IMAGES_DIR ?= $(BUILD)/images
+# The tag is named (:latest when none is): `docker save NAME` would save every tag of NAME.
 define docker_save
-	@mkdir -p $(BUILD)/images
-	docker save --output $(BUILD)/images/$($(1)_IMAGE).tar.part $($(1)_IMAGE)
-	mv $(BUILD)/images/$($(1)_IMAGE).tar.part $(BUILD)/images/$($(1)_IMAGE).tar
+	@mkdir -p $(IMAGES_DIR)
+	docker save --output $(IMAGES_DIR)/$($(1)_IMAGE).tar.part $($(1)_IMAGE)$(if $(findstring :,$($(1)_IMAGE)),,:latest)
+	mv $(IMAGES_DIR)/$($(1)_IMAGE).tar.part $(IMAGES_DIR)/$($(1)_IMAGE).tar
 endef
 
-build-l2cs: $(if $(filter nia-base:%,$(BASE_IMAGE)),base-offline) wheels  ## build the image nia_demo_l2cs (BASE_IMAGE=... for another base)
-	$(call docker_build,l2cs)
+# Defined after docker_build/docker_validate/docker_save, which they call.
+$(foreach t,l2cs rit dfer,$(eval $(call test_targets,$(t))))
 
-validate-l2cs: DATA ?= $(DEMO_CROPS)
-validate-l2cs: WEIGHTS ?= $(DEMO_L2CS_WEIGHTS)
-validate-l2cs: RESULTS ?= $(BUILD)/results/l2cs
-validate-l2cs: build-l2cs $(if $(DATA),,$(DEMO_CROPS)/index.parquet) $(if $(WEIGHTS),,$(DEMO_L2CS_WEIGHTS))  ## run nia_demo_l2cs on DATA with WEIGHTS (demo ones by default) into RESULTS
-	$(call docker_validate,l2cs)
+# Runs every test of TESTS even when one fails or cannot run, then files ONE
+# report of the results this run wrote (build/results/report) and prints the
+# verdict table; exit 0 only when every test passed (1 a FAIL, 2 no verdict).
+# Each test's exit code and stderr are kept in build/results/.suite/ for the table.
+SUITE_DIR := $(BUILD)/results/.suite
+validate-all: $(VENV)/.installed  ## run the validations of TESTS (never stops at the first failure), one report, the verdict table
+	@$(if $(WEIGHTS),echo "validate-all: WEIGHTS names one file; give WEIGHTS_DIR=DIR (with l2cs.pt, ritnet.pt, dfer.pt) or l2cs_WEIGHTS=... rit_WEIGHTS=... dfer_WEIGHTS=..." >&2; exit 2)
+	@$(if $(RESULTS),echo "validate-all: RESULTS is per test; the results go to $(BUILD)/results/<test>" >&2; exit 2)
+	@rm -rf $(SUITE_DIR) $(BUILD)/results/report && mkdir -p $(SUITE_DIR)
+	@for t in $(TESTS); do \
+	  rm -rf $(BUILD)/results/$$t/metrics.json $(BUILD)/results/$$t/per_sample.csv $(BUILD)/results/$$t/report; \
+	  echo "== validate-$$t" >&2; \
+	  $(MAKE) --no-print-directory validate-$$t RUN_ID=$(RUN_ID) 2> >(tee $(SUITE_DIR)/$$t.stderr >&2); \
+	  echo $$? >$(SUITE_DIR)/$$t.exit; \
+	done; \
+	ran=$$(for t in $(TESTS); do [ -f $(BUILD)/results/$$t/metrics.json ] && echo $(BUILD)/results/$$t; done); \
+	if [ -n "$$ran" ]; then $(NIA) report $$ran --out $(BUILD)/results/report --run-id $(RUN_ID) >/dev/null || true; fi; \
+	$(NIA) suite table $(BUILD)/results --tests "$(TESTS)"
 
-save-l2cs: build-l2cs  ## write the image to build/images/nia_demo_l2cs.tar (docker load -i)
-	$(call docker_save,l2cs)
+save: $(foreach t,$(TESTS),save-$(t))  ## write IMAGES_DIR/nia_demo_<test>.tar for TESTS (default build/images) + SHA256SUMS
+	cd $(IMAGES_DIR) && sha256sum $(foreach t,$(TESTS),$($(t)_IMAGE).tar) >SHA256SUMS.part && mv SHA256SUMS.part SHA256SUMS
+	@cat $(IMAGES_DIR)/SHA256SUMS
+
+load:  ## check IMAGES_DIR/SHA256SUMS, then docker load every image it lists
+	cd $(IMAGES_DIR) && sha256sum --check --strict SHA256SUMS
+	@cd $(IMAGES_DIR) && for tar in $$(awk '{ sub(/^\*/, "", $$2); print $$2 }' SHA256SUMS); do \
+	  echo "docker load --input $(IMAGES_DIR)/$$tar"; docker load --input $$tar || exit 1; done

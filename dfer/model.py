@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from common.nn.init import init_resnet_weights
+from common.nn.resnet import BasicBlock, conv1x1
 
 if TYPE_CHECKING:
     from dfer.config import DFERConfig
@@ -56,28 +57,6 @@ def stage_output_size(input_size: int, stride2_layers: int) -> int:
     for _ in range(stride2_layers):
         size = (size - 1) // 2 + 1
     return size
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block (two 3x3 convolutions), torchvision's parameter names."""
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, kernel_size=1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(planes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
 
 
 class Residual(nn.Module):
@@ -175,7 +154,10 @@ class SpatialFormer(nn.Module):
         init_resnet_weights(self)
 
     def _make_layer(self, planes: int, stride: int) -> nn.Sequential:
-        first = BasicBlock(self.inplanes, planes, stride)
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(conv1x1(self.inplanes, planes, stride), nn.BatchNorm2d(planes))
+        first = BasicBlock(self.inplanes, planes, stride, downsample)
         self.inplanes = planes
         return nn.Sequential(first, BasicBlock(planes, planes))
 

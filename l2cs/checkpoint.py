@@ -29,11 +29,11 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from torchvision.models.resnet import Bottleneck
 
 from common.engine.checkpoint import (load_pickled_weights, load_state_strict, read_our_weights,
                                       strip_module_prefix)
 from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
+from common.nn.resnet import Bottleneck
 from l2cs.config import BIN_PRESETS, L2CSConfig
 from l2cs.model import ARCH_LAYOUTS, L2CS, build_model
 

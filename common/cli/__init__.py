@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from common import __version__
-from common.cli import clips_cmds, data_cmds, report_cmds, synth_cmds, targets_cmds
+from common.cli import clips_cmds, data_cmds, report_cmds, suite_cmds, synth_cmds, targets_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -28,6 +28,6 @@ def main() -> None:
     """
 
 
-for _module in (data_cmds, targets_cmds, clips_cmds, synth_cmds, report_cmds):
+for _module in (data_cmds, targets_cmds, clips_cmds, synth_cmds, report_cmds, suite_cmds):
     for _command in _module.COMMANDS:
         main.add_command(_command)

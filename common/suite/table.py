@@ -1,0 +1,89 @@
+"""The verdict table a suite run ends with, and its exit code.
+
+A test either has a verdict in the merged report (report.json of `nia
+report`, which recomputes every verdict) or it has none, with the reason it
+could not run (its entry point is missing, its container died, ...). Exit
+code: 2 when any test of the run has no PASS/FAIL verdict, else 1 when any
+failed, else 0, the suite's rule (0 PASS, 1 FAIL, 2 could not run).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common.verdicts.results import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
+from common.verdicts.thresholds import FAIL, PASS, load_thresholds
+
+NO_RESULT = "NO RESULT"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one test's run ended: its exit code and, when it wrote no result, why (one line)."""
+
+    test: str
+    exit_code: int
+    reason: str = ""
+
+
+def last_reason(stderr: str) -> str:
+    """The last line that says why a run stopped: make's own 'make: *** ...' lines are skipped."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    own = [line for line in lines if not line.startswith(("make:", "make["))]
+    return (own or lines or [""])[-1]
+
+
+def read_outcomes(suite_dir: Path, tests: list[str]) -> dict[str, Outcome]:
+    """Outcomes recorded by `make validate-all`: SUITE_DIR/<test>.exit and <test>.stderr."""
+    outcomes = {}
+    for test in tests:
+        exit_file, stderr_file = suite_dir / f"{test}.exit", suite_dir / f"{test}.stderr"
+        code = int(exit_file.read_text().strip() or EXIT_ERROR) if exit_file.is_file() else EXIT_ERROR
+        stderr = stderr_file.read_text(encoding="utf-8", errors="replace") if stderr_file.is_file() else ""
+        outcomes[test] = Outcome(test, code, last_reason(stderr) if code else "")
+    return outcomes
+
+
+def read_report(report_dir: Path) -> dict[str, Any] | None:
+    """report.json of the merged report, or None when no test wrote a result."""
+    path = report_dir / "report.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def verdict_table(tests: list[str], outcomes: dict[str, Outcome],
+                  report: dict[str, Any] | None) -> tuple[list[str], int]:
+    """The table's lines and the run's exit code."""
+    entries = {entry["test"]: entry for entry in (report or {}).get("tests", [])}
+    rules = load_thresholds()
+    rows, codes = [], []
+    for test in tests:
+        entry = entries.get(test)
+        if entry is None:
+            outcome = outcomes.get(test, Outcome(test, EXIT_ERROR, "not run"))
+            reason = outcome.reason or f"exit {outcome.exit_code}, no metrics.json"
+            rows.append((test, NO_RESULT, reason, "", ""))
+            codes.append(EXIT_ERROR)
+            continue
+        rule = rules[test]
+        verdict = entry["verdict"]
+        value = rule.show(entry.get("value"))
+        if not entry.get("consistent", True):
+            value += " (inconsistent: see the report)"
+        rows.append((test, verdict, value, f"{rule.direction} {rule.show(rule.threshold, compact=True)}",
+                     rule.show(rule.official, compact=True)))
+        codes.append(EXIT_PASS if verdict == PASS else EXIT_FAIL if verdict == FAIL else EXIT_ERROR)
+    code = EXIT_ERROR if EXIT_ERROR in codes or not codes else EXIT_FAIL if EXIT_FAIL in codes else EXIT_PASS
+    header = ("test", "verdict", "value", "threshold", "official")
+    scored = [header, *(row for row in rows if row[1] != NO_RESULT)]
+    widths = [max(len(row[i]) for row in [header, *rows] if i < 2 or row in scored) for i in range(5)]
+    lines = []
+    for row in [header, *rows]:
+        if row[1] == NO_RESULT:
+            lines.append(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}")
+        else:
+            lines.append("  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths)).rstrip())
+    overall = {EXIT_PASS: "all PASS", EXIT_FAIL: "a test FAILED", EXIT_ERROR: "a test has no verdict"}[code]
+    lines.append(f"suite: {overall} (exit {code})")
+    return lines, code
