@@ -251,7 +251,7 @@ define docker_validate
 	@mkdir -p $(4)
 	@rm -rf $(4)/metrics.json $(4)/per_sample.csv $(4)/overlays $(4)/report
 	@if [ "$$$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(4); fi
-	docker run --rm $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
+	docker run --rm --network none --cap-drop ALL --security-opt no-new-privileges $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
 	  --volume $(abspath $(2)):/data:ro \
 	  --volume $(abspath $(dir $(3))):/weights:ro --env NIA_WEIGHTS=$(notdir $(3)) \
 	  --env NIA_RUN_ID=$(RUN_ID) --volume $(abspath $(4)):/results \
