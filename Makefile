@@ -128,9 +128,9 @@ demo_data_target = $(if $(filter $(DEMO_CLIPS),$(1)),$(DEMO_CLIPS)/index.parquet
 
 .PHONY: base-offline base-cuda cuda-wheels wheels demo-data demo-weights build validate-all save load
 
-base-offline:  ## build the CPU base image nia-base:bookworm from Debian packages, no registry (FORCE=1 rebuilds)
+base-offline:  ## build the CPU base image nia-base:bookworm from Debian packages, no registry (as root, else sudo; FORCE=1 rebuilds)
 	@scripts/install-system-deps.sh image
-	@IMAGE=$(CPU_BASE_IMAGE) CACHE_DIR=$(BUILD)/base docker/base-offline.sh
+	@$$([ "$$(id -u)" = 0 ] || echo sudo) env IMAGE=$(CPU_BASE_IMAGE) CACHE_DIR=$(BUILD)/base FORCE=$(FORCE) docker/base-offline.sh
 
 $(CUDA_WHEELS)/.fetched: docker/requirements-cuda.txt | $(VENV)/.installed
 	@mkdir -p $(@D)
