@@ -26,6 +26,7 @@ from common.engine.train import TrainConfig
 from ritnet.model import DOWNSAMPLING, INIT_CHOICES
 
 LR_SCHEDULES = ("plateau", "cosine")
+BN_MODES = ("train", "frozen")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class RITConfig(TrainConfig):
     plateau_factor: float = 0.1      # ReduceLROnPlateau(factor), torch's default the reference keeps
     plateau_patience: int = 5        # ReduceLROnPlateau(patience), the reference's
     augment: bool = True             # the reference's cheap augmentations (ritnet.dataset) on training items
+    bn_mode: str = "train"           # "frozen": BatchNorm statistics fixed (fine-tuning with small batches)
     amp: bool = True                 # mixed precision; used on CUDA only
     seed: int = 0
     workers: int = 2
@@ -73,6 +75,8 @@ class RITConfig(TrainConfig):
         if self.lr <= 0 or not 0.0 < self.plateau_factor < 1.0:
             raise ValueError(f"config.lr / plateau_factor: {self.lr}, {self.plateau_factor}; expected lr > 0 "
                              "and 0 < plateau_factor < 1")
+        if self.bn_mode not in BN_MODES:
+            raise ValueError(f"config.bn_mode: {self.bn_mode!r}, expected one of {BN_MODES}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"config.lr_schedule: {self.lr_schedule!r}, expected one of {LR_SCHEDULES}")
         for name in ("patience", "plateau_patience"):

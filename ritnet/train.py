@@ -31,9 +31,10 @@ from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
 from common.engine.train import Metric, TrainTask, fit, read_last
+from common.nn.batchnorm import freeze_batchnorm_stats
 from common.verdicts.thresholds import threshold_for
 from ritnet.checkpoint import FORMAT, READ_FORMATS
-from ritnet.config import INIT_CHOICES, LR_SCHEDULES, PRESETS, RITConfig, lr_at, preset
+from ritnet.config import BN_MODES, INIT_CHOICES, LR_SCHEDULES, PRESETS, RITConfig, lr_at, preset
 from ritnet.dataset import EyeSegCrops, ScoringCrops, crop_geometry, read_seg_crops
 from ritnet.loss import ritnet_loss
 from ritnet.model import DenseNet2D
@@ -79,6 +80,8 @@ def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: s
         lr_at=lambda epoch, history: lr_at(config, epoch, history),
         skipped={f"{split}:{reason}": n for split, rows in ((train_split, train_rows), (val_split, val_rows))
                  for reason, n in rows.skipped.items()},
+        trains_batchnorm=config.bn_mode == "train",
+        train_mode=freeze_batchnorm_stats if config.bn_mode == "frozen" else None,
         channels_last=False, format_tag=FORMAT, read_tags=READ_FORMATS)
 
 
@@ -123,6 +126,8 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
               help="plateau = ReduceLROnPlateau on val mIoU (official), cosine = decay to 0 over --epochs (demo)")
 @click.option("--patience", type=int, default=None, help="early stopping: epochs without a better val mIoU")
 @click.option("--augment/--no-augment", default=None, help="the reference's blur/shift/flip on training crops [on]")
+@click.option("--bn-mode", type=click.Choice(BN_MODES), default=None,
+              help="frozen = keep BatchNorm statistics fixed (fine-tuning with small per-process batches) [train]")
 @click.option("--amp/--no-amp", default=None, help="mixed precision on CUDA [on]")
 @click.option("--seed", type=int, default=None, help="random seed [0]")
 @click.option("--workers", type=int, default=None, help="DataLoader worker processes per training process [2]")
