@@ -44,7 +44,7 @@ from torchvision import transforms
 from common.engine.batches import worker_init
 from common.engine.device import pick_device, set_cudnn_mode
 from common.engine.inference import run_inference
-from ritnet.dataset import ScoringCrops, read_seg_crops
+from ritnet.dataset import ScoringCrops, prepare_batch, read_seg_crops
 from ritnet.model import DenseNet2D
 from ritnet.preprocess import apply_clahe, apply_gamma
 from ritnet.scoring import Predictor
@@ -75,7 +75,7 @@ def our_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]], b
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
                         pin_memory=device.type == "cuda")
     predictor = Predictor(CLASSES, WIDTH, HEIGHT)
-    return run_inference(model, loader, device, prepare=lambda x, d: x.to(d, non_blocking=True),
+    return run_inference(model, loader, device, prepare=prepare_batch,
                          decode=predictor.confusion, progress=False).values
 
 

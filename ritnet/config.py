@@ -88,7 +88,7 @@ class RITConfig(TrainConfig):
 PRESETS: dict[str, RITConfig] = {
     "official": RITConfig(),
     "demo": RITConfig(channels=8, dropout=0.0, init="torch", input_width=80, input_height=48, lr=2e-3,
-                      lr_schedule="cosine", epochs=6, patience=6),
+                      lr_schedule="cosine", batch_size=8, epochs=3, patience=3),
 }
 
 

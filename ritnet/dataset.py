@@ -196,6 +196,11 @@ class EyeSegCrops(Dataset):
         return torch.zeros(1, h, w), targets, index, False
 
 
+def prepare_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A loader batch -> the network input on `device` (the items are preprocessed float32 already)."""
+    return images.to(device, non_blocking=True)
+
+
 @dataclass(frozen=True)
 class CropGeometry:
     """The size (width, height) of a split's per-eye crops and the crop margin they were cut with."""

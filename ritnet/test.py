@@ -47,16 +47,12 @@ from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.targets.crop_rows import CropRows
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, find_segmentation_predictions, load_class_map
 from ritnet.checkpoint import OPENEDS_CLASSES, LoadedModel, frame_crop, load_model, openeds_framing
-from ritnet.dataset import CropGeometry, ScoringCrops, crop_geometry, read_class_map, read_seg_crops
+from ritnet.dataset import (CropGeometry, ScoringCrops, crop_geometry, prepare_batch, read_class_map,
+                            read_seg_crops)
 from ritnet.overlays import crop_miou, pick_overlays, save_overlay
 from ritnet.scoring import CLASS_NAMES, Predictor, confusion_per_crop, intersections_unions, predictor_for
 
 NUM_CLASSES = len(CLASS_NAMES)
-
-
-def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Loader batch -> network input on `device` (the dataset preprocessed it already)."""
-    return images.to(device, non_blocking=True)
 
 
 def predictor_of(loaded: LoadedModel, geometry: CropGeometry) -> tuple[Predictor, dict[str, Any]]:
@@ -91,11 +87,11 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
     model = loaded.model.to(device)
-    result = run_inference(model, loader, device, prepare=to_device, decode=predictor.confusion)
+    result = run_inference(model, loader, device, prepare=prepare_batch, decode=predictor.confusion)
     for row, relative, miou in overlay_rows(crops, result.values):
         image, truth, _, _ = dataset[row]
         with torch.inference_mode():
-            pred = predictor.class_maps(model(to_device(image[None], device)), tuple(truth.shape))
+            pred = predictor.class_maps(model(prepare_batch(image[None], device)), tuple(truth.shape))
         save_overlay(options.out, relative, read_crop_image(data, crops, row), truth.numpy(), pred.cpu().numpy()[0],
                      miou)
     return Predicted(result.values, model_skips(result), facts)

@@ -35,15 +35,10 @@ from common.nn.batchnorm import freeze_batchnorm_stats
 from common.verdicts.thresholds import threshold_for
 from ritnet.checkpoint import FORMAT, READ_FORMATS
 from ritnet.config import BN_MODES, INIT_CHOICES, LR_SCHEDULES, PRESETS, RITConfig, lr_at, preset
-from ritnet.dataset import EyeSegCrops, ScoringCrops, crop_geometry, read_seg_crops
+from ritnet.dataset import EyeSegCrops, ScoringCrops, crop_geometry, prepare_batch, read_seg_crops
 from ritnet.loss import ritnet_loss
 from ritnet.model import DenseNet2D
 from ritnet.scoring import Predictor, miou_of_confusion
-
-
-def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Loader batch -> network input on `device` (the dataset preprocessed it already)."""
-    return images.to(device, non_blocking=True)
 
 
 def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: str) -> TrainTask:
@@ -62,7 +57,7 @@ def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: s
     def val_sums(model: torch.nn.Module, loader: torch.utils.data.DataLoader, device: torch.device) -> torch.Tensor:
         """The confusion matrix (C x C, flattened) of this process's validation shard, exact counts in float64."""
         predictor = Predictor(config.num_classes, config.input_width, config.input_height)
-        result = run_inference(model, loader, device, prepare=to_device, decode=predictor.confusion,
+        result = run_inference(model, loader, device, prepare=prepare_batch, decode=predictor.confusion,
                                amp=config.amp, progress=is_main_process())
         rows = result.values[np.isfinite(result.values).all(axis=1)]
         return torch.from_numpy(rows.sum(axis=0) if len(rows) else np.zeros(config.num_classes ** 2))
@@ -71,7 +66,7 @@ def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: s
         name=f"RIT-Net DenseNet2D (width {config.channels})", config=config,
         train_set=EyeSegCrops.from_rows(data_dir, train_rows.rows, train=config.augment, seed=config.seed,
                                         num_classes=config.num_classes, **size),
-        val_set=val_set, build_model=create, prepare=to_device,
+        val_set=val_set, build_model=create, prepare=prepare_batch,
         loss=lambda logits, targets, epoch: ritnet_loss(logits, *targets, epoch, config.epochs),
         val_sums=val_sums, val_metric=lambda sums: miou_of_confusion(sums.numpy(), config.num_classes),
         metric=Metric("val_miou", "val mIoU (fraction)", higher_is_better=True,
