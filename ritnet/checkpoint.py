@@ -1,18 +1,20 @@
-"""Loading RIT-Net weights, always through `load_checkpoint_safely`
-(weights_only=True: tensors and plain containers, no arbitrary unpickling),
-and running the original OpenEDS model on NIA crops.
+"""Loading RIT-Net weights without unpickling arbitrary objects, and running
+the original OpenEDS model on NIA crops.
 
-Two kinds of file load:
+Two kinds of file load (`load_model`):
 
+* ours, written by `ritnet/train.py` through the shared engine
+  (`common.engine.checkpoint`: safetensors + JSON, format `nia-rit/1`; no
+  unpickler at all): the state_dict under `model.`, the `RITConfig` and the
+  training progress in the JSON. Older pickled files of ours (a dict with
+  `format`, `model`, `json`) still load.
 * the original repository's `torch.save(model.state_dict())`, e.g. its
   shipped `best_model.pkl`: a 4-class OpenEDS model (background, sclera,
   iris, pupil), 109 entries, keys `down_block1.conv1.weight` ...
-  `out_conv1.bias`, possibly behind a `module.` prefix (DataParallel);
-* a dict holding such a state_dict under `"model"` (our training
-  checkpoints), optionally with its config as a JSON string under `"json"`
-  (`{"config": {...}}`, as the L2CS-Net checkpoints store it).
-The width, input channels and class count are read from the tensor shapes,
-so both load into `DenseNet2D` with `strict=True`.
+  `out_conv1.bias`, possibly behind a `module.` prefix (DataParallel), read
+  with torch's weights-only unpickler. Width, input channels and class count
+  come from the tensor shapes.
+Both load into `DenseNet2D` with `strict=True`.
 
 Scoring the original model on NIA data needs two documented choices:
 
@@ -34,9 +36,8 @@ Scoring the original model on NIA data needs two documented choices:
 """
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import cv2
@@ -45,10 +46,13 @@ import torch
 import torch.nn.functional as F
 
 from common.engine.checkpoint import load_pickled_weights as load_checkpoint_safely
-from common.engine.checkpoint import strip_module_prefix
+from common.engine.checkpoint import read_our_weights, strip_module_prefix
+from ritnet.config import RITConfig
 from ritnet.model import DenseNet2D
 from ritnet.preprocess import preprocess
 
+FORMAT = "nia-rit/1"          # safetensors + JSON, written by ritnet/train.py
+READ_FORMATS = (FORMAT,)
 OPENEDS_CLASSES = ("background", "sclera", "iris", "pupil")
 OPENEDS_TO_NIA = (0, 1, 2, 2)  # index = OpenEDS class, value = NIA class
 OPENEDS_FRAME = (400, 640)     # width, height of an OpenEDS eye image
@@ -64,6 +68,7 @@ class LoadedModel:
     num_classes: int
     channels: int
     config: dict[str, Any] | None   # our config dict when the file carries one
+    facts: dict[str, Any] = field(default_factory=dict)  # for provenance: format, epoch, init
 
 
 def infer_architecture(state: dict[str, torch.Tensor], path: str = "<state_dict>") -> dict[str, int]:
@@ -90,17 +95,26 @@ def model_from_state(state: dict[str, torch.Tensor], path: str = "<state_dict>")
 
 
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModel:
-    """An original RITnet state_dict or our checkpoint (module docstring), as an eval-mode model."""
+    """Our checkpoint or an original RITnet state_dict (module docstring), as an eval-mode model."""
+    ours = read_our_weights(path, READ_FORMATS)
+    if ours is not None:
+        if not isinstance(ours.get("config"), dict):
+            raise ValueError(f"{path}: a {FORMAT} checkpoint without its config")
+        config = RITConfig.from_dict(ours["config"])
+        model = model_from_state(ours["model"], str(path))
+        if (model.channels, model.num_classes) != (config.channels, config.num_classes):
+            raise ValueError(f"{path}: weights of width {model.channels} and {model.num_classes} classes, but its "
+                             f"config says {config.channels} and {config.num_classes}")
+        facts = {"weights_format": FORMAT, "epoch": ours.get("epoch"), "init": ours.get("init")}
+        return LoadedModel(model.to(map_location), "ours", model.num_classes, model.channels, config.to_dict(),
+                           facts)
     obj = load_checkpoint_safely(path, map_location)
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: expected a state_dict or a dict with 'model', got {type(obj).__name__}")
-    if isinstance(obj.get("model"), dict):
-        state, source = obj["model"], "ours"
-        config = json.loads(obj["json"]).get("config") if isinstance(obj.get("json"), str) else None
-    else:
-        state, source, config = obj, "original", None
-    model = model_from_state(state, str(path))
-    return LoadedModel(model, source, model.num_classes, model.channels, config)
+        raise ValueError(f"{path}: expected a state_dict or one of our {FORMAT} checkpoints, "
+                         f"got {type(obj).__name__}")
+    model = model_from_state(obj, str(path))
+    facts = {"weights_format": "original-ritnet", "init": "original RITnet training"}
+    return LoadedModel(model, "original", model.num_classes, model.channels, None, facts)
 
 
 def to_nia_classes(openeds_map: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -30,21 +30,26 @@ item index), so any worker or DDP process draws the same ones.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
 from common.targets.crop_rows import CropRows, read_crop_rows
-from ritnet.preprocess import apply_clahe, apply_gamma, normalise, to_grey
+from common.targets.crops import CROP_INDEX_NAME
+from ritnet.preprocess import apply_clahe, apply_gamma, normalise, preprocess, to_grey
 from ritnet.targets import segmentation_targets
 
 SEG_CROPS = ("r_eye", "l_eye")
 SEG_COLUMNS = ("crop_id", "sample_id", "crop", "split", "jpg_path", "png_path", "subject", "inst")
+DEFAULT_MARGIN = 0.25  # `nia crops --margin` default, for an index without its crop options
 REFERENCE_WIDTH, REFERENCE_HEIGHT = 400, 640  # the OpenEDS frame the reference's pixel amounts refer to
 
 FLIP_P, BLUR_P, SHIFT_P = 0.5, 0.2, 0.4
@@ -189,3 +194,114 @@ class EyeSegCrops(Dataset):
         h, w = self.height, self.width
         targets = (torch.zeros(h, w, dtype=torch.int64), torch.zeros(h, w), torch.zeros(self.num_classes, h, w))
         return torch.zeros(1, h, w), targets, index, False
+
+
+def prepare_batch(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A loader batch -> the network input on `device` (the items are preprocessed float32 already)."""
+    return images.to(device, non_blocking=True)
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """The size (width, height) of a split's per-eye crops and the crop margin they were cut with."""
+
+    width: int
+    height: int
+    margin: float
+    margin_source: str   # "index metadata" or "default (no nia.crop_options in the index)"
+
+
+def crop_geometry(data_dir: str | Path, rows: pd.DataFrame) -> CropGeometry:
+    """Size of the first readable class map of `rows` (every map is checked against it when read) and the
+    `nia crops` margin from the index metadata. ValueError naming the folder when no map reads."""
+    data_dir = Path(data_dir)
+    size = None
+    for png in rows["png_path"]:
+        class_map = cv2.imread(str(data_dir / png), cv2.IMREAD_UNCHANGED)
+        if class_map is not None:
+            size = class_map.shape[1], class_map.shape[0]
+            break
+    if size is None:
+        raise ValueError(f"{data_dir}: none of the {len(rows)} class maps of the split can be read")
+    metadata = pq.read_schema(data_dir / CROP_INDEX_NAME).metadata or {}
+    options = metadata.get(b"nia.crop_options")
+    if options is None:
+        return CropGeometry(*size, DEFAULT_MARGIN, "default (no nia.crop_options in the index)")
+    return CropGeometry(*size, float(json.loads(options)["margin"]), "index metadata")
+
+
+def read_class_map(path: str | Path, num_classes: int, size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """A truth class map (uint8 HxW), None when OpenCV cannot decode it; ValueError naming the file when it
+    is not one 8-bit channel, not `size` (width, height), or holds a class >= `num_classes`."""
+    class_map = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if class_map is None:
+        return None
+    if class_map.ndim != 2 or class_map.dtype != np.uint8:
+        raise ValueError(f"{path}: class map must be a single-channel 8-bit PNG, got {class_map.dtype} "
+                         f"{class_map.shape}")
+    if size is not None and class_map.shape != (size[1], size[0]):
+        raise ValueError(f"{path}: class map is {class_map.shape[1]}x{class_map.shape[0]}, expected the split's "
+                         f"crop size {size[0]}x{size[1]}")
+    if class_map.size and int(class_map.max()) >= num_classes:
+        raise ValueError(f"{path}: class map holds class {int(class_map.max())}, expected 0..{num_classes - 1}")
+    return class_map
+
+
+class ScoringCrops(Dataset):
+    """Item i -> (network input float32 (1, H, W), class map uint8 at the crop's own size, i, ok), for scoring.
+
+    The grey crop is resized to the network input (INTER_AREA, as in
+    training) when the sizes differ, then preprocessed as published; the
+    class map keeps the crop's pixels, where every prediction is scored.
+    `frame` (an original OpenEDS model) replaces the resize: it maps the grey
+    crop to that model's input frame (`ritnet.checkpoint.frame_crop`).
+    Every class map must be `map_size` (width, height): another size is an
+    error naming the file, and so is a class value >= `num_classes`. `ok` is
+    False when the JPG or PNG cannot be decoded.
+    """
+
+    def __init__(self, root: str | Path, jpg_paths: list[str], png_paths: list[str], *, width: int, height: int,
+                 map_size: tuple[int, int], num_classes: int = 3,
+                 frame: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        if len(jpg_paths) != len(png_paths):
+            raise ValueError(f"ScoringCrops: {len(jpg_paths)} images but {len(png_paths)} class maps")
+        self.num_classes = num_classes
+        self.jpg_paths = [str(Path(root) / p) for p in jpg_paths]
+        self.png_paths = [str(Path(root) / p) for p in png_paths]
+        self.width, self.height, self.map_size, self.frame = width, height, map_size, frame
+        blank = np.zeros((map_size[1], map_size[0]), np.uint8)
+        self.input_shape = (height, width) if frame is None else frame(blank).shape[:2]
+
+    @classmethod
+    def from_rows(cls, root: str | Path, rows: pd.DataFrame, **kwargs: object) -> "ScoringCrops":
+        return cls(root, list(rows["jpg_path"]), list(rows["png_path"]), **kwargs)
+
+    def __len__(self) -> int:
+        return len(self.jpg_paths)
+
+    def grey_and_map(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(grey uint8 crop at map size, class map uint8), or None when either file cannot be decoded."""
+        image = cv2.imread(self.jpg_paths[index], cv2.IMREAD_UNCHANGED)
+        class_map = read_class_map(self.png_paths[index], self.num_classes, self.map_size)
+        if image is None or class_map is None:
+            return None
+        grey = to_grey(image)
+        if grey.shape != class_map.shape:
+            grey = cv2.resize(grey, self.map_size, interpolation=cv2.INTER_AREA)
+        return grey, class_map
+
+    def network_input(self, grey: np.ndarray) -> np.ndarray:
+        """float32 (H, W): the preprocessed network input of a grey crop."""
+        if self.frame is not None:
+            return preprocess(self.frame(grey))
+        if grey.shape != (self.height, self.width):
+            grey = cv2.resize(grey, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        return preprocess(grey)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+        pair = self.grey_and_map(index)
+        if pair is None:
+            blank_map = torch.zeros(self.map_size[1], self.map_size[0], dtype=torch.uint8)
+            return torch.zeros(1, *self.input_shape), blank_map, index, False
+        grey, class_map = pair
+        return torch.from_numpy(self.network_input(grey))[None], torch.from_numpy(class_map), index, True

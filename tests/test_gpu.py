@@ -87,3 +87,91 @@ def test_torchrun_two_gpus_nccl_syncbn(crops: Path, tmp_path: Path) -> None:
     state = read_checkpoint(tmp_path / "ddp" / "last.pt")
     assert not any(key.startswith("module.") for key in state["model"])  # saved unwrapped: loads without DDP
     assert state["progress"]["epoch"] == 2
+
+
+# RIT-Net: the same CUDA checks on its training and validation
+@pytest.fixture(scope="module")
+def seg_crops(tmp_path_factory) -> Path:
+    from tests.rit_fakes import make_seg_crops
+
+    return make_seg_crops(tmp_path_factory.mktemp("seg"), {"train": 48, "val": 8, "test": 16})
+
+
+def rit_validate(crops: Path, weights: Path, out: Path, device: str) -> pd.DataFrame:
+    done = subprocess.run([sys.executable, "ritnet/test.py", "--data", str(crops), "--weights", str(weights),
+                           "--out", str(out), "--device", device, "--workers", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    ran_on = json.loads((out / "metrics.json").read_text())["provenance"]["device"]
+    assert ran_on.startswith(device), f"asked for {device}, ran on {ran_on}"
+    return pd.read_csv(out / "per_sample.csv", keep_default_na=False)
+
+
+def rit_config(**overrides):
+    from ritnet.config import preset
+    from tests.test_ritnet_train import TINY
+
+    return preset("demo", **{**TINY, "bn_mode": "train", **overrides})
+
+
+def test_rit_amp_training_learns_resumes_and_loads_on_the_cpu(seg_crops: Path, tmp_path: Path) -> None:
+    from ritnet.checkpoint import READ_FORMATS
+    from ritnet.checkpoint import load_model as load_rit
+    from ritnet.train import main as train_rit
+    from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
+
+    out = tmp_path / "run"
+    train_rit(seg_crops, out, rit_config(epochs=3, amp=True), device_name="cuda", resume=False,
+              train_split="train", val_split="val")
+    state = read_engine_checkpoint(out / "last.pt", READ_FORMATS)
+    assert state["scaler"], "AMP on CUDA must save an enabled GradScaler's state"
+    history = state["progress"]["history"]
+    assert history[-1] > history[0]  # it learns under AMP
+    train_rit(seg_crops, out, rit_config(epochs=4, amp=True), device_name="cuda", resume=True,
+              train_split="train", val_split="val")
+    assert read_engine_checkpoint(out / "last.pt", READ_FORMATS)["progress"]["epoch"] == 4
+    loaded = load_rit(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
+    assert next(loaded.model.parameters()).device.type == "cpu"
+
+
+def test_rit_cuda_validation_is_bit_reproducible_and_agrees_with_the_cpu(seg_crops: Path, tmp_path: Path) -> None:
+    from ritnet.train import main as train_rit
+
+    train_rit(seg_crops, tmp_path / "run", rit_config(epochs=2), device_name="cuda", resume=False,
+              train_split="train", val_split="val")
+    weights = tmp_path / "run" / "best.pt"
+    gpu_a = rit_validate(seg_crops, weights, tmp_path / "gpu_a", "cuda")
+    gpu_b = rit_validate(seg_crops, weights, tmp_path / "gpu_b", "cuda")
+    cpu = rit_validate(seg_crops, weights, tmp_path / "cpu", "cpu")
+    counts = [c for c in gpu_a.columns if c.startswith(("inter_", "union_"))]
+    pd.testing.assert_frame_equal(gpu_a, gpu_b, check_exact=True)  # deterministic cuDNN, no TF32
+    moved = (gpu_a[counts] - cpu[counts]).abs().to_numpy().sum() / 2
+    assert moved <= 0.001 * len(cpu) * 32 * 16  # float32 on both: an arg-max flips only at near-ties
+
+
+def test_rit_original_openeds_checkpoint_on_cuda_matches_the_cpu(seg_crops: Path, tmp_path: Path) -> None:
+    from ritnet.model import DenseNet2D
+
+    torch.manual_seed(0)
+    torch.save(DenseNet2D(num_classes=4, channels=8).state_dict(), tmp_path / "best_model.pkl")
+    gpu = rit_validate(seg_crops, tmp_path / "best_model.pkl", tmp_path / "gpu", "cuda")
+    cpu = rit_validate(seg_crops, tmp_path / "best_model.pkl", tmp_path / "cpu", "cpu")
+    counts = [c for c in gpu.columns if c.startswith(("inter_", "union_"))]
+    assert (gpu[counts] - cpu[counts]).abs().to_numpy().sum() / 2 <= 0.001 * len(cpu) * 32 * 16
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs for nccl")
+def test_rit_torchrun_two_gpus_nccl_syncbn(seg_crops: Path, tmp_path: Path) -> None:
+    from ritnet.checkpoint import READ_FORMATS
+    from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
+
+    args = ["--preset", "demo", "--channels", "4", "--input-size", "32x16", "--batch-size", "8", "--workers", "0",
+            "--bn-mode", "train", "--epochs", "2", "--device", "cuda", "--data", str(seg_crops),
+            "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(torchrun(REPO / "ritnet" / "train.py", args, nproc=2),
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on cuda:0 x2" in done.stderr + done.stdout
+    state = read_engine_checkpoint(tmp_path / "ddp" / "last.pt", READ_FORMATS)
+    assert not any(key.startswith("module.") for key in state["model"])
+    assert state["progress"]["epoch"] == 2

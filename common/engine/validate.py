@@ -69,6 +69,7 @@ class ValidationTask:
     score: Callable[[pd.DataFrame], tuple[float, tuple[float, float] | None]]  # value, 95 % CI
     resolve_data: Callable[[Path, Path], Path]                    # (--data, work dir) -> the folder with the index
     index_name: str = CROP_INDEX_NAME
+    extra_metrics: Callable[[pd.DataFrame], dict[str, Any]] | None = None  # more numbers for metrics.json `extra`
 
 
 def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
@@ -93,7 +94,10 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     else:
         predicted = task.predict_with_model(split, data, options, device)
     per_sample = task.per_sample(split.rows, predicted.values)
-    skipped = {k: v for k, v in {**split.skipped, **predicted.skipped}.items() if v}
+    skipped = dict(split.skipped)
+    for reason, count in predicted.skipped.items():  # a reason both name (e.g. unreadable) adds up
+        skipped[reason] = skipped.get(reason, 0) + count
+    skipped = {k: v for k, v in skipped.items() if v}
     if per_sample.empty:
         raise RunError(f"{data}: none of the {len(split.rows)} '{options.split}' items could be scored ({skipped})")
     value, ci95 = task.score(per_sample)
@@ -104,7 +108,8 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     return write_results(options.out, test=task.test, metric=task.metric, value=value, per_sample=per_sample,
                          n_skipped=sum(skipped.values()), skipped=skipped, ci95=ci95, provenance=provenance,
                          n_in_split=split.n_in_split, allow_partial=options.allow_partial,
-                         extra={"split": options.split, "n_crops_in_split": split.n_in_split})
+                         extra={"split": options.split, "n_crops_in_split": split.n_in_split,
+                                **(task.extra_metrics(per_sample) if task.extra_metrics is not None else {})})
 
 
 def model_skips(outputs: Outputs) -> dict[str, int]:

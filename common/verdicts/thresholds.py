@@ -35,6 +35,7 @@ SKIP_KINDS = (DATA, SUBMISSION)
 SKIP_REASONS: dict[str, tuple[str, str]] = {
     "invalid_label": (DATA, "the sample's label is invalid (the manifest's error column says why)"),
     "no_gaze_label": (DATA, "the label gives no gaze direction"),
+    "missing_class_map": (DATA, "the crop's class-map PNG (the segmentation truth) is missing"),
     "missing_crop": (DATA, "no crop could be made for the sample"),
     "missing_image": (DATA, "the sample's image or crop file is missing"),
     "unreadable_image": (DATA, "the sample's image or crop file cannot be decoded"),

@@ -1,0 +1,161 @@
+"""Validation throughput of `ritnet/test.py`'s loop vs an anchor-style loop.
+
+Same model (DenseNet2D at the published width 32, the NIA's 3 classes,
+seeded random weights, eval mode), same generated 160x96 per-eye crops
+(JPG + class-map PNG), one run:
+
+* anchor: the reference's way, batch 1, no workers: per image PIL open +
+  `convert("L")`, the gamma table and CLAHE on the numpy array,
+  torchvision ToTensor + Normalize(0.5, 0.5), `torch.no_grad`, the arg-max
+  and the per-class counts in numpy; timed twice: as a plain script runs it
+  (the stack's default torch threads, one on Debian's torch) and on the
+  device/threads `pick_device` gives ours;
+* ours: what `ritnet/test.py` runs: `ScoringCrops` (OpenCV decode, gamma,
+  CLAHE in DataLoader workers), batched forward under inference_mode, the
+  arg-max and per-crop confusion counts on the device (`run_inference`).
+
+Prints images/s of each and the ratios. Target: ours >= 5x the anchor on
+2 CPU cores, or >= 90 % of the compute ceiling when that is below 5x. The
+ceiling is measured in the same run: the forward pass alone on random
+tensors (no decode, no preprocessing, no counts), batched on ours'
+threads; no loop can beat anchor-rate x (ceiling / batch-1 forward rate).
+It also prints the batch-1 forward latency in images/s (the figure the
+RITnet paper quotes: > 300 Hz on a GTX 1080 Ti at 640x400), at 160x96 and
+at 640x400. `--device cuda` (or auto on a GPU host) measures the CUDA path.
+Keep it short: `--anchor-images` and `--images` set the work.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import transforms
+
+from common.engine.batches import worker_init
+from common.engine.device import pick_device, set_cudnn_mode
+from common.engine.inference import run_inference
+from ritnet.dataset import ScoringCrops, prepare_batch, read_seg_crops
+from ritnet.model import DenseNet2D
+from ritnet.preprocess import apply_clahe, apply_gamma
+from ritnet.scoring import Predictor
+from tests.rit_fakes import make_seg_crops
+
+WIDTH, HEIGHT, CLASSES = 160, 96, 3
+PAPER_SIZE = (640, 400)  # width x height of the OpenEDS frames the paper's 300 Hz refers to
+
+
+def anchor_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]], device: torch.device) -> np.ndarray:
+    """The reference style: one image at a time, preprocessing and counting per image in Python."""
+    to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize([0.5], [0.5])])
+    out = []
+    with torch.no_grad():
+        for jpg, png in pairs:
+            grey = apply_clahe(apply_gamma(np.array(Image.open(root / jpg).convert("L"))))
+            scores = model(to_tensor(grey).unsqueeze(0).to(device))
+            pred = scores.argmax(dim=1)[0].cpu().numpy()
+            truth = np.array(Image.open(root / png))
+            out.append(np.bincount(truth.ravel() * CLASSES + pred.ravel(), minlength=CLASSES * CLASSES))
+    return np.array(out, dtype=np.float64)
+
+
+def our_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]], batch_size: int, workers: int,
+             device: torch.device) -> np.ndarray:
+    dataset = ScoringCrops(root, [j for j, _ in pairs], [p for _, p in pairs], width=WIDTH, height=HEIGHT,
+                           map_size=(WIDTH, HEIGHT))
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
+                        pin_memory=device.type == "cuda")
+    predictor = Predictor(CLASSES, WIDTH, HEIGHT)
+    return run_inference(model, loader, device, prepare=prepare_batch,
+                         decode=predictor.confusion, progress=False).values
+
+
+def forward_rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
+                 size: tuple[int, int] = (WIDTH, HEIGHT)) -> float:
+    """Images/s of the model's forward pass alone on random input (after one warm-up pass)."""
+    x = torch.randn(batch, 1, size[1], size[0], device=device)
+    with torch.inference_mode():
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return batch * repeats / (time.perf_counter() - started)
+
+
+def timed(label: str, n: int, fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
+    started = time.perf_counter()
+    result = fn()
+    rate = n / (time.perf_counter() - started)
+    print(f"{label:<48} {rate:8.1f} images/s  ({n} images)")
+    return rate, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--anchor-images", type=int, default=32, help="crops timed with the anchor loop")
+    parser.add_argument("--images", type=int, default=256, help="crops timed with our loop")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
+    args = parser.parse_args()
+    default_threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_seg_crops(Path(tmp), {"test": (args.images + 1) // 2}, width=WIDTH, height=HEIGHT)
+        rows = read_seg_crops(root, "test").rows.iloc[:args.images]
+        pairs = list(zip(rows["jpg_path"], rows["png_path"]))
+        anchor_pairs = pairs[:args.anchor_images]
+        torch.manual_seed(0)
+        cpu = torch.device("cpu")
+        model = DenseNet2D(num_classes=CLASSES, channels=32).eval()
+        anchor_loop(model, root, anchor_pairs[:2], cpu)  # warm-up
+        floor_anchor = forward_rate(model, 1, len(anchor_pairs), cpu)
+        paper_anchor = forward_rate(model, 1, max(2, len(anchor_pairs) // 8), cpu, PAPER_SIZE)
+        # 1. the anchor as a plain script runs it: the stack's default torch threads on the CPU
+        anchor_default, anchor_out = timed(f"anchor, CPU, {default_threads} thread(s) (stack default)",
+                                           len(anchor_pairs), lambda: anchor_loop(model, root, anchor_pairs, cpu))
+        # 2. what ritnet/test.py does: pick_device (CUDA when visible, else every core)
+        device = pick_device(args.device)
+        set_cudnn_mode(reproducible=True)
+        threads = torch.get_num_threads()
+        model = model.to(device)
+        anchor_loop(model, root, anchor_pairs[:2], device)  # warm-up on this device
+        anchor_same, _ = timed(f"anchor, {device}, {threads} thread(s)", len(anchor_pairs),
+                               lambda: anchor_loop(model, root, anchor_pairs, device))
+        our_loop(model, root, pairs[:args.batch_size], args.batch_size, 0, device)  # warm-up
+        ours, ours_out = timed(f"ours (batch {args.batch_size}, {args.workers} workers)", len(pairs),
+                               lambda: our_loop(model, root, pairs, args.batch_size, args.workers, device))
+        ceiling = forward_rate(model, args.batch_size, max(1, len(pairs) // args.batch_size), device)
+        latency_crop = forward_rate(model, 1, len(anchor_pairs), device)
+        latency_paper = forward_rate(model, 1, max(2, len(anchor_pairs) // 8), device, PAPER_SIZE)
+    differ = int((np.abs(ours_out[:len(anchor_out)] - anchor_out).sum(axis=1) > 0).sum())
+    pixels = np.abs(ours_out[:len(anchor_out)] - anchor_out).sum() / 2 / (len(anchor_out) * WIDTH * HEIGHT)
+    print(f"torch {torch.__version__}; DenseNet2D width 32, {CLASSES} classes, at {WIDTH}x{HEIGHT}; device {device}")
+    print(f"ours vs anchor: {differ} of {len(anchor_out)} crops with other counts, {100 * pixels:.3f} % of pixels "
+          "(PIL vs OpenCV JPEG decode and grey conversion round differently)")
+    print(f"ratio ours / anchor as a plain script runs it: {ours / anchor_default:.2f}x (target >= 5x)")
+    print(f"model forward alone: batch 1 on {default_threads} thread(s) {floor_anchor:.1f} images/s "
+          f"({100 * anchor_default / floor_anchor:.0f} % of the anchor's time is the forward pass); "
+          f"batch {args.batch_size} as ours on {device} {ceiling:.1f} images/s")
+    print(f"ceiling (forward alone / anchor as a plain script runs it): {ceiling / anchor_default:.2f}x; "
+          f"ours reaches {100 * ours / ceiling:.0f} % of the forward-only rate")
+    print(f"ratio ours / anchor on the same device and threads: {ours / anchor_same:.2f}x")
+    print(f"batch-1 latency on {device}: {latency_crop:.1f} images/s at {WIDTH}x{HEIGHT}, {latency_paper:.1f} "
+          f"images/s at {PAPER_SIZE[0]}x{PAPER_SIZE[1]} (paper: > 300 on a GTX 1080 Ti at 640x400); "
+          f"{paper_anchor:.1f} images/s at 640x400 on {default_threads} CPU thread(s)")
+
+
+if __name__ == "__main__":
+    main()
