@@ -68,6 +68,7 @@ class ValidationTask:
     score: Callable[[pd.DataFrame], tuple[float, tuple[float, float] | None]]  # value, 95 % CI
     resolve_data: Callable[[Path, Path], Path]                    # (--data, work dir) -> the folder with the index
     index_name: str = CROP_INDEX_NAME
+    extra_metrics: Callable[[pd.DataFrame], dict[str, Any]] | None = None  # more numbers for metrics.json `extra`
 
 
 def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
@@ -102,7 +103,8 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     return write_results(options.out, test=task.test, metric=task.metric, value=value, per_sample=per_sample,
                          n_skipped=sum(skipped.values()), skipped=skipped, ci95=ci95, provenance=provenance,
                          n_in_split=split.n_in_split, allow_partial=options.allow_partial,
-                         extra={"split": options.split, "n_crops_in_split": split.n_in_split})
+                         extra={"split": options.split, "n_crops_in_split": split.n_in_split,
+                                **(task.extra_metrics(per_sample) if task.extra_metrics is not None else {})})
 
 
 def model_skips(outputs: Outputs) -> dict[str, int]:
