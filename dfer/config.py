@@ -56,6 +56,7 @@ class DFERConfig(TrainConfig):
     frames_per_segment: int = 2      # ... and this many consecutive frames are taken from each
     input_size: int = 112            # frames are resized / cropped to input_size x input_size
     pad_short: bool = False          # clips under `frames` frames: skipped (False) or padded by repetition
+    crop_scale: float = 0.08         # training crops cover this to 100 % of the region's area (published 0.08)
     base_width: int = 64             # ResNet-18 stem channels; 64 is the published network
     s_depth: int = 1                 # CS-Former transformer layers (published 1)
     t_depth: int = 3                 # T-Former transformer layers (published 3)
@@ -95,6 +96,7 @@ class DFERConfig(TrainConfig):
         _check(self.frames == self.segments * self.frames_per_segment, "frames", self.frames,
                f"segments x frames_per_segment = {self.segments * self.frames_per_segment}")
         _check(self.input_size >= 16, "input_size", self.input_size, ">= 16")
+        _check(0.0 < self.crop_scale <= 1.0, "crop_scale", self.crop_scale, "in (0, 1]")
         _check(self.base_width >= 1 and self.heads >= 1 and (4 * self.base_width) % self.heads == 0,
                "base_width", self.base_width, f"4 x base_width a multiple of heads ({self.heads})")
         _check(self.s_depth >= 1 and self.t_depth >= 1, "s_depth/t_depth", (self.s_depth, self.t_depth), ">= 1")

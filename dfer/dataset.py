@@ -122,7 +122,7 @@ class StateClips(Dataset):
         except (VideoError, ShortClipError):
             return torch.zeros(self.config.frames, 3, size, size, dtype=torch.uint8), self.targets[index], index, False
         if rng is not None:
-            clip = train_transform(frames, rng, size=size, as_uint8=True)
+            clip = train_transform(frames, rng, size=size, scale=(self.config.crop_scale, 1.0), as_uint8=True)
         else:
             clip = eval_transform(frames, size=size, as_uint8=True)
         return clip, self.targets[index], index, True

@@ -100,6 +100,9 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dic
                    "demo = tiny network for the synthetic clips on a CPU")
 @click.option("--base-width", type=int, default=None, help="ResNet stem channels (64 = published network)")
 @click.option("--t-depth", type=int, default=None, help="T-Former layers (3 = published)")
+@click.option("--segments", type=int, default=None,
+              help="segments per clip, 2 consecutive frames each (8 = published: 16 frames)")
+@click.option("--input-size", type=int, default=None, help="frame side fed to the network (112 = published)")
 @click.option("--epochs", type=int, default=None, help="maximum epochs [official: 100]")
 @click.option("--batch-size", type=int, default=None, help="global batch over all processes [official: 8]")
 @click.option("--lr", type=float, default=None, help="SGD learning rate [official: 0.01]")
@@ -142,6 +145,8 @@ def cli(data_dir: Path, out: Path, preset_name: str, device_name: str, pretraine
     if val_split == "test":
         raise click.BadParameter("early stopping on the test split would select the model on the data it "
                                  "is scored on; use the validation split", param_hint="--val-split")
+    if overrides.get("segments") is not None:
+        overrides["frames"] = overrides["segments"] * PRESETS[preset_name].frames_per_segment
     last = read_last(out, resume, READ_FORMATS)
     config = resolve_config(last, preset_name, overrides)
     main(data_dir, out, config, device_name=device_name, pretrained=pretrained, resume=resume,

@@ -92,7 +92,10 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     else:
         predicted = task.predict_with_model(split, data, options, device)
     per_sample = task.per_sample(split.rows, predicted.values)
-    skipped = {k: v for k, v in {**split.skipped, **predicted.skipped}.items() if v}
+    skipped = dict(split.skipped)
+    for reason, count in predicted.skipped.items():  # a reason both name (e.g. unreadable) adds up
+        skipped[reason] = skipped.get(reason, 0) + count
+    skipped = {k: v for k, v in skipped.items() if v}
     if per_sample.empty:
         raise RunError(f"{data}: none of the {len(split.rows)} '{options.split}' items could be scored ({skipped})")
     value, ci95 = task.score(per_sample)
