@@ -30,6 +30,11 @@ class. `read_checkpoint` therefore opens the zip archive of `torch.save`
 * `persistent_load` reads each storage's bytes from the archive onto the CPU,
   whatever device it was saved from, checking its size.
 
+Our own checkpoints (`dfer/train.py`, format `nia-dfer/1`) are safetensors +
+JSON written by `common.engine.checkpoint`: no pickle at all, the config
+inside. `load_model` and `load_pretrained` tell the two apart by the file's
+first bytes.
+
 `state_dict_of` finds the weights (original `state_dict`, our `model`, or a
 bare state_dict) and removes the `module.` prefix. `load_original_into` loads
 them into a model and reports what it loaded and skipped: a 7-class original
@@ -51,8 +56,12 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from common.engine.checkpoint import is_safetensors
+from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
 from dfer.config import DFERConfig
 
+FORMAT = "nia-dfer/1"          # ours: safetensors + JSON (common.engine.checkpoint)
+READ_FORMATS = (FORMAT,)
 MODULE_PREFIX = "module."
 CLASSIFIER_PREFIX = "fc."
 REQUIRED_KEYS = ("s_former.conv1.weight", "t_former.cls_token", "fc.weight")
@@ -342,20 +351,36 @@ def _depth(state: Mapping[str, torch.Tensor], prefix: str) -> int:
     return 1 + max(int(k[len(marker):].split(".", 1)[0]) for k in state if k.startswith(marker))
 
 
+def read_our_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Our checkpoint as `dfer/train.py` saved it (`model`, `config`, `epoch`, `progress`, ...)."""
+    return read_engine_checkpoint(path, READ_FORMATS)
+
+
 def load_model(path: str | os.PathLike, config: DFERConfig | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """A FormerDFER (eval mode) with all the weights in `path` loaded, and a note on the file.
 
-    The model is built from `config` when given (our checkpoints carry one),
-    else shaped after the weights (`model_kwargs_of`: the published 8 heads
-    are assumed, since head count leaves no trace in the shapes). For
-    evaluating a trained checkpoint, ours or an original one; to start
-    training from a 7-class original, build the 5-class model and call
-    `load_original_into` instead.
+    Ours is rebuilt from the config it carries (`config`, when given, must
+    match it); an original from `config` when given, else shaped after the
+    weights (`model_kwargs_of`: the published 8 heads are assumed, since head
+    count leaves no trace in the shapes). The note's `model_config` is the
+    config the model was built from (a `DFERConfig` dict; sampling and input
+    size come from it). To start training from a 7-class original, build the
+    5-class model and call `load_pretrained` instead.
     """
     from dfer.model import FormerDFER  # here, so that reading files does not import the model
 
-    details = read_checkpoint_details(path)
-    state = state_dict_of(details.obj, path)
+    if is_safetensors(path):
+        saved = read_our_checkpoint(path)
+        config = config if config is not None else DFERConfig.from_dict(saved["config"])
+        state, note = saved["model"], {"weights_format": FORMAT, "epoch": saved.get("epoch"),
+                                       "init": saved.get("init")}
+    else:
+        details = read_checkpoint_details(path)
+        state = state_dict_of(details.obj, path)
+        obj = details.obj if isinstance(details.obj, Mapping) else {}
+        epoch = obj.get("epoch")
+        note = {"weights_format": "original-former-dfer", "epoch": epoch if isinstance(epoch, int) else None,
+                "ignored_objects": list(details.placeholders), "saved_on": list(details.locations)}
     try:
         kwargs = config.model_kwargs() if config is not None else model_kwargs_of(state)
         model = FormerDFER(**kwargs)
@@ -363,8 +388,22 @@ def load_model(path: str | os.PathLike, config: DFERConfig | None = None) -> tup
         raise ValueError(f"{path}: weights of a Former-DFER this code cannot build: {_one_line(exc)}") from exc
     report = load_original_into(model, state, source=str(path), trainable_prefixes=())
     model.eval()
-    obj = details.obj if isinstance(details.obj, Mapping) else {}
-    epoch = obj.get("epoch")
-    return model, {"model_kwargs": kwargs, "epoch": epoch if isinstance(epoch, int) else None,
-                   "ignored_objects": list(details.placeholders), "saved_on": list(details.locations),
-                   "tensors": len(report.loaded)}
+    if config is None:
+        config = DFERConfig(**{k: v for k, v in kwargs.items() if k != "num_frames"},
+                            frames=kwargs["num_frames"], segments=kwargs["num_frames"] // 2).validated()
+    return model, {**note, "model_kwargs": kwargs, "model_config": config.to_dict(), "tensors": len(report.loaded)}
+
+
+def load_pretrained(model: nn.Module, path: str | os.PathLike) -> str:
+    """Initialise `model` from `path` for training (ours, or an original Former-DFER file) and say how.
+
+    An original 7-class checkpoint initialises everything but the classifier,
+    which keeps its fresh initialisation (`load_original_into`).
+    """
+    if is_safetensors(path):
+        state, kind = read_our_checkpoint(path)["model"], FORMAT
+    else:
+        state, kind = state_dict_of(read_checkpoint(path), path), "original Former-DFER"
+    report = load_original_into(model, state, source=str(path))
+    fresh = f"; fresh {', '.join(sorted(report.skipped))}" if report.skipped else ""
+    return f"{kind}:{path}{fresh}"

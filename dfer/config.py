@@ -10,7 +10,12 @@ reference trains with batch 32; the NIA run used 8.
 Early stopping is NIA's (the reference has none) and watches the validation
 split's WAR. Its patience is 40 epochs, the step size: from any epoch the next
 learning-rate step is at most 40 epochs away, so a plateau at lr 0.01 cannot
-stop the run before the drop that usually lifts it. 0 turns it off.
+stop the run before the drop that usually lifts it. A patience of at least
+`epochs` never stops a run.
+
+The fields every training has (lr, batch_size, epochs, patience, amp, seed,
+workers) come from `common.engine.train.TrainConfig`; Former-DFER's defaults
+for them are set below.
 
 `demo` is a tiny network (stem width 8, 1 T-Former layer, 221,485
 parameters) for the synthetic clips on 2 CPU cores; it is for checking the
@@ -34,12 +39,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from common.delivery.filenames import STATES  # ("F", "S", "D", "A", "N"): class index = position
+from common.engine.schedule import step_lr
+from common.engine.train import TrainConfig
 
 OPTIMIZERS = ("sgd",)
+BN_MODES = ("train", "frozen")
 
 
 @dataclass(frozen=True)
-class DFERConfig:
+class DFERConfig(TrainConfig):
     """Model, sampling and training settings (see the module docstring for the presets)."""
 
     num_classes: int = len(STATES)
@@ -48,6 +56,7 @@ class DFERConfig:
     frames_per_segment: int = 2      # ... and this many consecutive frames are taken from each
     input_size: int = 112            # frames are resized / cropped to input_size x input_size
     pad_short: bool = False          # clips under `frames` frames: skipped (False) or padded by repetition
+    crop_scale: float = 0.08         # training crops cover this to 100 % of the region's area (published 0.08)
     base_width: int = 64             # ResNet-18 stem channels; 64 is the published network
     s_depth: int = 1                 # CS-Former transformer layers (published 1)
     t_depth: int = 3                 # T-Former transformer layers (published 3)
@@ -61,10 +70,11 @@ class DFERConfig:
     epochs: int = 100
     lr_step: int = 40                # StepLR step_size, in epochs
     lr_gamma: float = 0.1            # StepLR gamma
-    patience: int = 40               # early stopping on validation WAR; 0 = off
+    patience: int = 40               # early stopping: epochs without a better validation WAR
     amp: bool = True                 # mixed precision; used on CUDA only
     seed: int = 0
-    workers: int = 2
+    workers: int = 2                 # DataLoader decode processes per training process
+    bn_mode: str = "train"           # "frozen": BatchNorm statistics fixed (DDP on CPU = one process; fine-tuning)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +96,7 @@ class DFERConfig:
         _check(self.frames == self.segments * self.frames_per_segment, "frames", self.frames,
                f"segments x frames_per_segment = {self.segments * self.frames_per_segment}")
         _check(self.input_size >= 16, "input_size", self.input_size, ">= 16")
+        _check(0.0 < self.crop_scale <= 1.0, "crop_scale", self.crop_scale, "in (0, 1]")
         _check(self.base_width >= 1 and self.heads >= 1 and (4 * self.base_width) % self.heads == 0,
                "base_width", self.base_width, f"4 x base_width a multiple of heads ({self.heads})")
         _check(self.s_depth >= 1 and self.t_depth >= 1, "s_depth/t_depth", (self.s_depth, self.t_depth), ">= 1")
@@ -98,7 +109,9 @@ class DFERConfig:
                ">= 1")
         _check(self.lr_step >= 1, "lr_step", self.lr_step, ">= 1")
         _check(0.0 < self.lr_gamma <= 1.0, "lr_gamma", self.lr_gamma, "in (0, 1]")
-        _check(self.patience >= 0 and self.workers >= 0, "patience/workers", (self.patience, self.workers), ">= 0")
+        _check(self.patience >= 1, "patience", self.patience, ">= 1 (>= epochs never stops a run)")
+        _check(self.workers >= 0, "workers", self.workers, ">= 0")
+        _check(self.bn_mode in BN_MODES, "bn_mode", self.bn_mode, f"one of {BN_MODES}")
         return self
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -115,7 +128,7 @@ def _check(ok: bool, field: str, value: Any, expected: str) -> None:
 
 PRESETS: dict[str, DFERConfig] = {
     "official": DFERConfig(),
-    "demo": DFERConfig(base_width=8, t_depth=1, lr=0.02, batch_size=16, epochs=20, lr_step=12, patience=0),
+    "demo": DFERConfig(base_width=8, t_depth=1, lr=0.02, batch_size=16, epochs=20, lr_step=12, patience=20),
 }
 
 
@@ -124,7 +137,7 @@ def lr_at(config: DFERConfig, epoch: int) -> float:
     function of the config, so a resumed run needs no scheduler state."""
     if epoch < 1:
         raise ValueError(f"epoch {epoch}: epochs count from 1")
-    return config.lr * config.lr_gamma ** ((epoch - 1) // config.lr_step)
+    return step_lr(config.lr, epoch, config.lr_step, config.lr_gamma)
 
 
 def preset(name: str, **overrides: Any) -> DFERConfig:

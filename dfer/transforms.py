@@ -12,7 +12,11 @@ a random 112 x 112 square. The flip has probability 1/2.
 Test (`eval_transform`): every frame resized to 112 x 112 (`GroupResize(112)`:
 the aspect ratio is not kept).
 
-Both end in `ToTorchFormatTensor`: values / 255, so [0, 1]. The reference
+Both end in `ToTorchFormatTensor`: values / 255, so [0, 1]. With
+`as_uint8=True` they stop one step earlier and return the resized pixels
+rounded to uint8 `(T, 3, S, S)`, as the reference's PIL images were before
+`ToTorchFormatTensor`: a DataLoader then moves a quarter of the bytes and
+the division by 255 runs once per batch on the device (`dfer.dataset.prepare_batch`). The reference
 defines `GroupNormalize` (mean/std) but none of its loaders applies it, so the
 published model was trained and tested on [0, 1] inputs, and so are we.
 
@@ -79,8 +83,9 @@ def fallback_box(height: int, width: int, size: int, rng: np.random.Generator) -
 
 def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int = INPUT_SIZE,
                     scale: tuple[float, float] = CROP_SCALE, ratio: tuple[float, float] = CROP_RATIO,
-                    flip_prob: float = FLIP_PROB) -> torch.Tensor:
-    """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1]: the same random crop and flip for all frames."""
+                    flip_prob: float = FLIP_PROB, as_uint8: bool = False) -> torch.Tensor:
+    """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1] (or uint8 0-255 with `as_uint8`):
+    the same random crop and flip for all frames."""
     _check_frames(frames)
     height, width = frames.shape[1:3]
     box = random_sized_box(height, width, rng, scale=scale, ratio=ratio)
@@ -91,13 +96,14 @@ def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int =
         clip = _resize(_to_tensor(frames), resized)[..., box.y:box.y + box.h, box.x:box.x + box.w]
     if rng.random() < flip_prob:
         clip = clip.flip(-1)
-    return _finish(clip)
+    return _finish(clip, as_uint8)
 
 
-def eval_transform(frames: np.ndarray, *, size: int = INPUT_SIZE) -> torch.Tensor:
-    """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1], every frame resized (aspect not kept)."""
+def eval_transform(frames: np.ndarray, *, size: int = INPUT_SIZE, as_uint8: bool = False) -> torch.Tensor:
+    """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1] (or uint8 0-255 with `as_uint8`),
+    every frame resized (aspect not kept)."""
     _check_frames(frames)
-    return _finish(_resize(_to_tensor(frames), size))
+    return _finish(_resize(_to_tensor(frames), size), as_uint8)
 
 
 def _check_frames(frames: np.ndarray) -> None:
@@ -119,5 +125,7 @@ def _resize(clip: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     return F.interpolate(clip, size=target, mode="bilinear", align_corners=False, antialias=True)
 
 
-def _finish(clip: torch.Tensor) -> torch.Tensor:
+def _finish(clip: torch.Tensor, as_uint8: bool = False) -> torch.Tensor:
+    if as_uint8:
+        return clip.round().clamp_(0.0, 255.0).to(torch.uint8).contiguous()
     return (clip / 255.0).clamp_(0.0, 1.0).contiguous()

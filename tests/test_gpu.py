@@ -173,5 +173,71 @@ def test_rit_torchrun_two_gpus_nccl_syncbn(seg_crops: Path, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on cuda:0 x2" in done.stderr + done.stdout
     state = read_engine_checkpoint(tmp_path / "ddp" / "last.pt", READ_FORMATS)
+# --- Former-DFER -------------------------------------------------------------------------------------------
+
+from dfer.checkpoint import load_model as load_dfer_model  # noqa: E402
+from dfer.checkpoint import read_our_checkpoint as read_dfer_checkpoint  # noqa: E402
+from dfer.train import main as train_dfer  # noqa: E402
+from tests.dfer_fakes import balanced_clips, write_clip_set  # noqa: E402
+from tests.test_dfer_train import TINY as DFER_TINY  # noqa: E402
+from tests.test_dfer_train import TINY_ARGS as DFER_TINY_ARGS  # noqa: E402
+
+DFER_CUDA_TINY = {**DFER_TINY, "bn_mode": "train"}  # trained BatchNorm statistics: SyncBatchNorm under torchrun
+
+
+@pytest.fixture(scope="module")
+def dfer_clips(tmp_path_factory) -> Path:
+    return write_clip_set(tmp_path_factory.mktemp("dfer_clips"), balanced_clips({"train": 40, "val": 10, "test": 20}))
+
+
+def dfer_config(epochs: int):
+    from dfer.config import preset as dfer_preset
+
+    return dfer_preset("demo", epochs=epochs, amp=True, **DFER_CUDA_TINY)
+
+
+def validate_dfer(clips: Path, weights: Path, out: Path, device: str) -> pd.DataFrame:
+    done = subprocess.run([sys.executable, "-m", "dfer.valid_nia", "--data", str(clips), "--weights", str(weights),
+                           "--out", str(out), "--device", device, "--workers", "2"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["provenance"]["device"].startswith(device), metrics["provenance"]["device"]
+    return pd.read_csv(out / "per_sample.csv")
+
+
+def test_dfer_amp_training_learns_resumes_and_loads_on_the_cpu(dfer_clips: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    train_dfer(dfer_clips, out, dfer_config(2), device_name="cuda", pretrained=None, resume=False)
+    first = read_dfer_checkpoint(out / "last.pt")
+    assert first["scaler"], "AMP on CUDA must save an enabled GradScaler's state"
+    train_dfer(dfer_clips, out, dfer_config(3), device_name="cuda", pretrained=None, resume=True)
+    last = read_dfer_checkpoint(out / "last.pt")
+    assert last["progress"]["epoch"] == 3
+    assert all(torch.isfinite(v.float()).all() for v in last["model"].values() if v.is_floating_point())
+    model, _ = load_dfer_model(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_dfer_cuda_validation_is_reproducible_and_agrees_with_the_cpu(dfer_clips: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "run"
+    train_dfer(dfer_clips, weights, dfer_config(3), device_name="cuda", pretrained=None, resume=False)
+    gpu_a = validate_dfer(dfer_clips, weights / "best.pt", tmp_path / "gpu_a", "cuda")
+    gpu_b = validate_dfer(dfer_clips, weights / "best.pt", tmp_path / "gpu_b", "cuda")
+    cpu = validate_dfer(dfer_clips, weights / "best.pt", tmp_path / "cpu", "cpu")
+    pd.testing.assert_frame_equal(gpu_a, gpu_b, check_exact=True)
+    assert (gpu_a["pred"] == cpu["pred"]).mean() >= 0.95  # float32 on both: only near-ties may flip
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs for nccl")
+def test_dfer_torchrun_two_gpus_nccl_syncbn(dfer_clips: Path, tmp_path: Path) -> None:
+    args = [a for a in DFER_TINY_ARGS if a not in ("frozen", "--bn-mode", "cpu", "--device")]
+    args += ["--bn-mode", "train", "--epochs", "2", "--device", "cuda", "--data", str(dfer_clips),
+             "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(torchrun(REPO / "dfer" / "train.py", args, nproc=2),
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on cuda:0 x2" in done.stderr + done.stdout
+    state = read_dfer_checkpoint(tmp_path / "ddp" / "last.pt")
     assert not any(key.startswith("module.") for key in state["model"])
     assert state["progress"]["epoch"] == 2

@@ -1,13 +1,15 @@
-"""Turn whatever an auditor points ``--data`` at into a crop dataset.
+"""Turn whatever an auditor points ``--data`` at into a crop or clip dataset.
 
 Every entry point accepts three kinds of input, so that one command works on a
 raw delivery as well as on prepared data:
 
-* a crop dataset (a folder with ``index.parquet``, made by ``nia crops``): used as is;
-* a manifest (``*.parquet`` made by ``nia index``): cropped into the work folder
-  (split first with the default seed when it has no ``split`` column);
+* a prepared dataset (a folder with ``index.parquet``, made by ``nia crops``,
+  or by ``nia clips`` for the observer-state test): used as is;
+* a manifest (``*.parquet`` made by ``nia index``): cropped (``resolve_crops``)
+  or indexed as clips (``resolve_clips``) into the work folder (split first
+  with the default seed when it has no ``split`` column);
 * a dataset root (an extracted delivery or ``nia synth`` output): indexed,
-  split and cropped into the work folder.
+  split and cropped / clipped into the work folder.
 
 The steps run the same ``nia`` commands a person would type, so the work
 folder holds what produced it and can be inspected. They run every time:
@@ -41,25 +43,48 @@ def _has_split(manifest: Path) -> bool:
     return "split" in pq.read_schema(manifest).names
 
 
-def _require_frames(manifest: Path, root: Path) -> None:
+def _require_kind(manifest: Path, root: Path, kind: str, what: str, prepared: str) -> None:
     import pyarrow.parquet as pq
 
     table = pq.read_table(manifest, columns=["kind", "valid"]).to_pandas()
-    if not ((table["kind"] == "frame") & table["valid"]).any():
-        raise RunError(f"--data {root}: no valid NIA frame (PNG + label JSON pair) found among "
-                       f"{len(table)} indexed file(s); expected a crop folder with {CROP_INDEX_NAME}, "
-                       "a manifest .parquet, or a dataset root")
+    if not ((table["kind"] == kind) & table["valid"]).any():
+        raise RunError(f"--data {root}: no valid {what} found among {len(table)} indexed file(s); "
+                       f"expected a {prepared} folder with {CROP_INDEX_NAME}, a manifest .parquet, or a dataset root")
 
 
 def resolve_crops(data: Path, work_dir: Path) -> Path:
     """Return a crop dataset folder for ``data``, preparing it under ``work_dir`` if needed."""
+    manifest = _prepared_or_manifest(data, work_dir, "frame", "NIA frame (PNG + label JSON pair)", "crop")
+    if manifest is None:
+        return Path(data)
+    crops = Path(work_dir) / "crops"
+    _run_nia(["crops", str(manifest), str(crops)])
+    return crops
+
+
+def resolve_clips(data: Path, work_dir: Path) -> Path:
+    """Return a clip dataset folder (``nia clips`` output) for ``data``, preparing it under ``work_dir`` if needed.
+
+    A dataset root is indexed and split by subject (``nia split``'s defaults),
+    then ``nia clips`` counts every video's frames (resumable: a rerun reads
+    only changed mp4s).
+    """
+    manifest = _prepared_or_manifest(data, work_dir, "video", "NIA video (mp4)", "clip")
+    if manifest is None:
+        return Path(data)
+    clips = Path(work_dir) / "clips"
+    _run_nia(["clips", str(manifest), str(clips)])
+    return clips
+
+
+def _prepared_or_manifest(data: Path, work_dir: Path, kind: str, what: str, prepared: str) -> Path | None:
+    """None when ``data`` is a prepared folder; else a split manifest for it, made under ``work_dir`` as needed."""
     data = Path(data)
     if not data.exists():
         raise RunError(f"--data {data}: no such file or folder")
     if data.is_dir() and (data / CROP_INDEX_NAME).is_file():
-        return data
+        return None
     work_dir = Path(work_dir)
-    crops = work_dir / "crops"
     work_dir.mkdir(parents=True, exist_ok=True)
     if data.is_file() and data.suffix == ".parquet":
         manifest = data
@@ -71,10 +96,9 @@ def resolve_crops(data: Path, work_dir: Path) -> Path:
     elif data.is_dir():
         manifest = work_dir / "manifest.parquet"
         _run_nia(["index", str(data), "--out", str(manifest)])
-        _require_frames(manifest, data)
+        _require_kind(manifest, data, kind, what, prepared)
         _run_nia(["split", str(manifest), "--out", str(work_dir / "splits")])
     else:
-        raise RunError(f"--data {data}: expected a crop folder with {CROP_INDEX_NAME}, "
+        raise RunError(f"--data {data}: expected a {prepared} folder with {CROP_INDEX_NAME}, "
                        "a manifest .parquet, or a dataset root folder")
-    _run_nia(["crops", str(manifest), str(crops)])
-    return crops
+    return manifest

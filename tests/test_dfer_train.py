@@ -1,0 +1,130 @@
+"""dfer/train.py: learning, outputs, resume = uninterrupted, pretrained originals, and DDP = one process."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from dfer.checkpoint import load_model, read_our_checkpoint
+from dfer.config import preset
+from dfer.model import build_model
+from dfer.train import main
+from tests.dfer_fakes import balanced_clips, write_clip_set
+from tests.procs import torchrun
+
+REPO = Path(__file__).resolve().parents[1]
+# a tiny network on 4 frames of 32 x 32; frozen BatchNorm statistics, so that 2 DDP processes
+# compute exactly what one process computes (no SyncBatchNorm on the CPU)
+TINY = {"base_width": 4, "frames": 4, "segments": 2, "input_size": 32, "batch_size": 4, "workers": 0,
+        "bn_mode": "frozen", "lr": 0.01, "lr_step": 100, "patience": 100}
+TINY_ARGS = ["--preset", "demo", "--base-width", "4", "--segments", "2", "--input-size", "32", "--batch-size", "4",
+             "--workers", "0", "--bn-mode", "frozen", "--lr", "0.01", "--lr-step", "100", "--patience", "100",
+             "--device", "cpu"]
+EPOCHS = 5
+
+
+def tiny(epochs: int, **changes):
+    return preset("demo", epochs=epochs, **{**TINY, **changes})
+
+
+def train(data: Path, out: Path, epochs: int, resume: bool = False, **changes):
+    return main(data, out, tiny(epochs, **changes), device_name="cpu", pretrained=None, resume=resume)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> Path:
+    return write_clip_set(tmp_path_factory.mktemp("dfer_train"), balanced_clips({"train": 40, "val": 10, "test": 10}))
+
+
+@pytest.fixture(scope="module")
+def trained(clips: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run3")
+    train(clips, out, epochs=EPOCHS)
+    return out
+
+
+def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
+    with (trained / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["epoch"] for r in rows] == [str(e) for e in range(1, EPOCHS + 1)]
+    assert set(rows[0]) == {"epoch", "train_loss", "val_war", "lr", "seconds"}
+    losses = [float(r["train_loss"]) for r in rows]
+    assert losses[-1] < losses[0]
+    wars = [float(r["val_war"]) for r in rows]
+    assert max(wars) >= 0.6  # 5 colours; chance is 0.2
+    best = read_our_checkpoint(trained / "best.pt")
+    assert best["progress"]["best"] == pytest.approx(max(wars), abs=1e-4)
+    assert best["config"]["base_width"] == 4 and best["init"].startswith("random")
+    assert (trained / "curves.png").stat().st_size > 1000 and (trained / "config.json").is_file()
+
+
+def test_our_checkpoint_loads_with_its_config(trained: Path) -> None:
+    model, info = load_model(trained / "best.pt")
+    assert info["weights_format"] == "nia-dfer/1" and info["model_config"]["frames"] == 4
+    assert not model.training and model(torch.rand(2, 4, 3, 32, 32)).shape == (2, 5)
+
+
+def test_resume_after_kill_gives_the_same_weights(clips: Path, trained: Path, tmp_path: Path) -> None:
+    train(clips, tmp_path, epochs=EPOCHS - 1)  # "killed" after the epoch before the last
+    train(clips, tmp_path, epochs=EPOCHS, resume=True)
+    resumed, straight = read_our_checkpoint(tmp_path / "last.pt"), read_our_checkpoint(trained / "last.pt")
+    for key, value in straight["model"].items():
+        assert torch.allclose(resumed["model"][key].float(), value.float(), atol=1e-6), key
+    with (tmp_path / "log.csv").open() as handle:
+        assert [r["epoch"] for r in csv.DictReader(handle)] == [str(e) for e in range(1, EPOCHS + 1)]
+
+
+def test_the_step_schedule_is_applied(clips: Path, tmp_path: Path) -> None:
+    train(clips, tmp_path, epochs=3, lr_step=2, lr=0.04)
+    with (tmp_path / "log.csv").open() as handle:
+        assert [float(r["lr"]) for r in csv.DictReader(handle)] == pytest.approx([0.04, 0.04, 0.004])
+
+
+def test_a_seven_class_original_initialises_all_but_the_classifier(clips: Path, tmp_path: Path) -> None:
+    """--pretrained with the reference's file layout (7 classes, `module.`, `state_dict`): the backbone is
+    the file's, the 5-class classifier is fresh."""
+    original = build_model(tiny(1, num_classes=7))
+    path = tmp_path / "original.pth"
+    torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in original.state_dict().items()}}, path)
+    main(clips, tmp_path / "run", tiny(1, lr=1e-9), device_name="cpu", pretrained=path, resume=False)
+    state = read_our_checkpoint(tmp_path / "run" / "last.pt")
+    assert state["init"].startswith(f"original Former-DFER:{path}; fresh fc.bias, fc.weight")
+    conv = "s_former.conv1.weight"
+    assert torch.allclose(state["model"][conv], original.state_dict()[conv], atol=1e-6)
+    assert state["model"]["fc.weight"].shape == (5, 16)
+
+
+def test_early_stopping_on_the_test_split_is_refused(clips: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from dfer.train import cli
+
+    result = CliRunner(mix_stderr=False).invoke(cli, ["--data", str(clips), "--out", str(tmp_path),
+                                                      "--val-split", "test"], standalone_mode=False)
+    assert "early stopping on the test split" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_match_one_process(clips: Path, trained: Path, tmp_path: Path) -> None:
+    """torchrun, 2 gloo processes x 2 clips vs 1 process x 4 clips, same global batches and draws.
+
+    The gradient all-reduce adds in another order than one process does, so
+    float32 weights agree to rounding (atol 1e-4 after 5 epochs).
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    out = tmp_path / "ddp"
+    out.mkdir()
+    command = torchrun(REPO / "dfer" / "train.py", [*TINY_ARGS, "--epochs", str(EPOCHS), "--data", str(clips),
+                                                    "--out", str(out)], nproc=2)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on cpu x2" in done.stderr + done.stdout
+    ddp, single = read_our_checkpoint(out / "last.pt"), read_our_checkpoint(trained / "last.pt")
+    assert ddp["config"] == single["config"]
+    for key, value in single["model"].items():
+        assert torch.allclose(ddp["model"][key].float(), value.float(), atol=1e-4), key
+    assert ddp["progress"]["history"] == pytest.approx(single["progress"]["history"], abs=1e-6)
