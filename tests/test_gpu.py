@@ -173,6 +173,10 @@ def test_rit_torchrun_two_gpus_nccl_syncbn(seg_crops: Path, tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-3000:]
     assert "on cuda:0 x2" in done.stderr + done.stdout
     state = read_engine_checkpoint(tmp_path / "ddp" / "last.pt", READ_FORMATS)
+    assert not any(key.startswith("module.") for key in state["model"])
+    assert state["progress"]["epoch"] == 2
+
+
 # --- Former-DFER -------------------------------------------------------------------------------------------
 
 from dfer.checkpoint import load_model as load_dfer_model  # noqa: E402
