@@ -109,6 +109,8 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dic
 @click.option("--lr-step", type=int, default=None, help="epochs between learning-rate steps x0.1 [official: 40]")
 @click.option("--patience", type=int, default=None,
               help="early stopping: epochs without a better validation WAR [official: 40]")
+@click.option("--crop-scale", type=float, default=None,
+              help="training crops cover this fraction to all of the region's area [official: 0.08, as published]")
 @click.option("--pad-short/--no-pad-short", default=None,
               help="clips under 16 frames: repeat frames (pad) or skip them and count them [skip]")
 @click.option("--bn-mode", type=click.Choice(BN_MODES), default=None,

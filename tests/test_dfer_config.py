@@ -27,6 +27,14 @@ def test_step_schedule_like_steplr_40_01() -> None:
         lr_at(c, 0)
 
 
+def test_shares_the_engine_fields() -> None:
+    from common.engine.train import TrainConfig
+
+    c = PRESETS["official"]
+    assert isinstance(c, TrainConfig) and (c.lr, c.batch_size, c.epochs, c.patience) == (0.01, 8, 100, 40)
+    assert (c.amp, c.seed, c.workers, c.bn_mode, c.crop_scale) == (True, 0, 2, "train", 0.08)
+
+
 def test_round_trip_and_unknown_keys() -> None:
     c = preset("demo", seed=3)
     assert DFERConfig.from_dict(c.to_dict()) == c and c.seed == 3
@@ -43,6 +51,9 @@ def test_round_trip_and_unknown_keys() -> None:
     ({"lr_gamma": 0.0}, "config.lr_gamma"),
     ({"momentum": 1.0}, "config.momentum"),
     ({"num_classes": 1}, "config.num_classes"),
+    ({"patience": 0}, "config.patience: 0, expected >= 1"),
+    ({"bn_mode": "off"}, "config.bn_mode: 'off'"),
+    ({"crop_scale": 0.0}, "config.crop_scale: 0.0"),
 ])
 def test_validation_names_the_field(changes: dict, field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}".replace("(", r"\(").replace("[", r"\[")):
@@ -52,7 +63,7 @@ def test_validation_names_the_field(changes: dict, field: str) -> None:
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_early_stopping_cannot_end_a_run_before_its_next_step(name: str) -> None:
     config = PRESETS[name]
-    assert config.patience == 0 or config.patience >= config.lr_step
+    assert config.patience >= min(config.lr_step, config.epochs)
 
 
 def test_demo_is_tiny_and_valid() -> None:

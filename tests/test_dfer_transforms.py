@@ -121,3 +121,14 @@ def test_train_transform_is_a_function_of_the_rng() -> None:
 def test_bad_input_is_one_line_error(bad: np.ndarray) -> None:
     with pytest.raises(ValueError, match="^frames: "):
         eval_transform(bad)
+
+
+def test_uint8_output_is_the_float_output_rounded_as_pil_images_are() -> None:
+    frames = np.random.default_rng(3).integers(0, 256, (4, 37, 53, 3), dtype=np.uint8)
+    exact = eval_transform(frames)
+    rounded = eval_transform(frames, as_uint8=True)
+    assert rounded.dtype == torch.uint8 and rounded.shape == exact.shape
+    assert torch.equal(rounded, (exact * 255).round().to(torch.uint8))
+    same = np.random.default_rng(4)
+    assert torch.equal(train_transform(frames, np.random.default_rng(4), as_uint8=True),
+                       (train_transform(frames, same) * 255).round().to(torch.uint8))
