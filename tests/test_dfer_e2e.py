@@ -38,6 +38,8 @@ def run(args: list[str], what: str, extra_env: dict[str, str] | None = None) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.skip(reason="issue 12, open: the demo recipe's verdict is not yet measured to pass (synth of 80 "
+                         "subjects + demo training); enable once docs/dfer.md records its WAR over seeds and threads")
 def test_demo_preset_passes_on_synthetic_clips(tmp_path: Path) -> None:
     synth, manifest, clips = tmp_path / "synth", tmp_path / "manifest.parquet", tmp_path / "clips"
     run([*NIA, "synth", str(synth), *SYNTH_ARGS], "nia synth")
