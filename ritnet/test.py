@@ -14,7 +14,8 @@ skeleton (options, data, skips, provenance, results, exit codes 0 PASS /
 1 FAIL / 2 no verdict) is the shared one of `common.engine.validate`.
 
 Speed: OpenCV decode, gamma table and CLAHE run in DataLoader workers; the
-network runs batched under `torch.inference_mode`; the arg-max and the
+network runs in channels_last under `torch.inference_mode` (on the CPU 4
+crops per forward pass, `ritnet.scoring.for_inference`); the arg-max and the
 per-crop confusion counts (one bincount per batch) run on the device.
 """
 from __future__ import annotations
@@ -50,7 +51,8 @@ from ritnet.checkpoint import OPENEDS_CLASSES, LoadedModel, frame_crop, load_mod
 from ritnet.dataset import (CropGeometry, ScoringCrops, crop_geometry, prepare_batch, read_class_map,
                             read_seg_crops)
 from ritnet.overlays import crop_miou, pick_overlays, save_overlay
-from ritnet.scoring import CLASS_NAMES, Predictor, confusion_per_crop, intersections_unions, predictor_for
+from ritnet.scoring import (CLASS_NAMES, Predictor, confusion_per_crop, for_inference, intersections_unions,
+                            predictor_for)
 
 NUM_CLASSES = len(CLASS_NAMES)
 
@@ -86,7 +88,7 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
                                      frame=partial(frame_crop, framing=framing) if framing is not None else None)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
-    model = loaded.model.to(device)
+    model = for_inference(loaded.model, device)
     result = run_inference(model, loader, device, prepare=prepare_batch, decode=predictor.confusion)
     for row, relative, miou in overlay_rows(crops, result.values):
         image, truth, _, _ = dataset[row]
