@@ -94,8 +94,8 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
         image, truth, _, _ = dataset[row]
         with torch.inference_mode():
             pred = predictor.class_maps(model(prepare_batch(image[None], device)), tuple(truth.shape))
-        save_overlay(options.out, relative, read_crop_image(data, crops, row), truth.numpy(), pred.cpu().numpy()[0],
-                     miou)
+        save_overlay(options.out, relative, read_crop_image(data, crops, row, tuple(truth.shape)), truth.numpy(),
+                     pred.cpu().numpy()[0], miou)
     return Predicted(result.values, model_skips(result), facts)
 
 
@@ -121,7 +121,7 @@ def predict_from_folder(crops: CropRows, folder: Path, *, data: Path, out: Path)
     for row, relative, miou in overlay_rows(crops, values):
         truth = read_class_map(data / crops.rows["png_path"].iloc[row], NUM_CLASSES)
         pred = load_class_map(path_of[names[row]], NUM_CLASSES, shape=truth.shape)
-        save_overlay(out, relative, read_crop_image(data, crops, row), truth, pred, miou)
+        save_overlay(out, relative, read_crop_image(data, crops, row, truth.shape), truth, pred, miou)
     return Predicted(values, {**alignment.skipped(), "unreadable_image": unreadable},
                      {"weights_format": "score-only", "predictions": alignment.summary()})
 
@@ -135,12 +135,11 @@ def overlay_rows(crops: CropRows, values: np.ndarray) -> list[tuple[int, str, fl
     return [(int(scored[i]), relative, float(mious[i])) for i, relative in sorted(picks.items())]
 
 
-def read_crop_image(data: Path, crops: CropRows, row: int) -> np.ndarray:
-    """The crop JPG as decoded (colour or grey), for an overlay."""
+def read_crop_image(data: Path, crops: CropRows, row: int, shape: tuple[int, int]) -> np.ndarray:
+    """The crop JPG as decoded (colour or grey) for an overlay; mid-grey of `shape` when it does not decode
+    (score-only mode scores a crop from its class maps alone)."""
     image = cv2.imread(str(data / crops.rows["jpg_path"].iloc[row]), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{data / crops.rows['jpg_path'].iloc[row]}: crop image no longer readable")
-    return image
+    return image if image is not None else np.full(shape, 128, np.uint8)
 
 
 def per_sample_table(rows: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:
