@@ -14,7 +14,8 @@ skeleton (options, data, skips, provenance, results, exit codes 0 PASS /
 1 FAIL / 2 no verdict) is the shared one of `common.engine.validate`.
 
 Speed: OpenCV decode, gamma table and CLAHE run in DataLoader workers; the
-network runs batched under `torch.inference_mode`; the arg-max and the
+network runs in channels_last under `torch.inference_mode` (on the CPU 4
+crops per forward pass, `ritnet.scoring.for_inference`); the arg-max and the
 per-crop confusion counts (one bincount per batch) run on the device.
 """
 from __future__ import annotations
@@ -50,7 +51,8 @@ from ritnet.checkpoint import OPENEDS_CLASSES, LoadedModel, frame_crop, load_mod
 from ritnet.dataset import (CropGeometry, ScoringCrops, crop_geometry, prepare_batch, read_class_map,
                             read_seg_crops)
 from ritnet.overlays import crop_miou, pick_overlays, save_overlay
-from ritnet.scoring import CLASS_NAMES, Predictor, confusion_per_crop, intersections_unions, predictor_for
+from ritnet.scoring import (CLASS_NAMES, Predictor, confusion_per_crop, for_inference, intersections_unions,
+                            predictor_for)
 
 NUM_CLASSES = len(CLASS_NAMES)
 
@@ -86,14 +88,14 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
                                      frame=partial(frame_crop, framing=framing) if framing is not None else None)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
-    model = loaded.model.to(device)
+    model = for_inference(loaded.model, device)
     result = run_inference(model, loader, device, prepare=prepare_batch, decode=predictor.confusion)
     for row, relative, miou in overlay_rows(crops, result.values):
         image, truth, _, _ = dataset[row]
         with torch.inference_mode():
             pred = predictor.class_maps(model(prepare_batch(image[None], device)), tuple(truth.shape))
-        save_overlay(options.out, relative, read_crop_image(data, crops, row), truth.numpy(), pred.cpu().numpy()[0],
-                     miou)
+        save_overlay(options.out, relative, read_crop_image(data, crops, row, tuple(truth.shape)), truth.numpy(),
+                     pred.cpu().numpy()[0], miou)
     return Predicted(result.values, model_skips(result), facts)
 
 
@@ -119,7 +121,7 @@ def predict_from_folder(crops: CropRows, folder: Path, *, data: Path, out: Path)
     for row, relative, miou in overlay_rows(crops, values):
         truth = read_class_map(data / crops.rows["png_path"].iloc[row], NUM_CLASSES)
         pred = load_class_map(path_of[names[row]], NUM_CLASSES, shape=truth.shape)
-        save_overlay(out, relative, read_crop_image(data, crops, row), truth, pred, miou)
+        save_overlay(out, relative, read_crop_image(data, crops, row, truth.shape), truth, pred, miou)
     return Predicted(values, {**alignment.skipped(), "unreadable_image": unreadable},
                      {"weights_format": "score-only", "predictions": alignment.summary()})
 
@@ -133,12 +135,11 @@ def overlay_rows(crops: CropRows, values: np.ndarray) -> list[tuple[int, str, fl
     return [(int(scored[i]), relative, float(mious[i])) for i, relative in sorted(picks.items())]
 
 
-def read_crop_image(data: Path, crops: CropRows, row: int) -> np.ndarray:
-    """The crop JPG as decoded (colour or grey), for an overlay."""
+def read_crop_image(data: Path, crops: CropRows, row: int, shape: tuple[int, int]) -> np.ndarray:
+    """The crop JPG as decoded (colour or grey) for an overlay; mid-grey of `shape` when it does not decode
+    (score-only mode scores a crop from its class maps alone)."""
     image = cv2.imread(str(data / crops.rows["jpg_path"].iloc[row]), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise ValueError(f"{data / crops.rows['jpg_path'].iloc[row]}: crop image no longer readable")
-    return image
+    return image if image is not None else np.full(shape, 128, np.uint8)
 
 
 def per_sample_table(rows: pd.DataFrame, values: np.ndarray) -> pd.DataFrame:

@@ -141,3 +141,21 @@ def test_config_round_trip_presets_and_validation() -> None:
         preset("demo", dropout=1.5)
     with pytest.raises(ValueError, match="preset 'fast'"):
         preset("fast")
+
+
+def test_our_safetensors_checkpoint_and_a_config_that_does_not_fit(tmp_path: Path) -> None:
+    from common.engine.checkpoint import save_checkpoint
+    from ritnet.checkpoint import FORMAT
+
+    config = preset("demo", channels=4)
+    state = _original_state(3, 4)
+    save_checkpoint(tmp_path / "best.pt", {"model": state, "config": config.to_dict(), "epoch": 2, "init": "x"}, FORMAT)
+    loaded = load_model(tmp_path / "best.pt")
+    assert (loaded.source, loaded.channels, loaded.facts["epoch"]) == ("ours", 4, 2)
+    assert RITConfig.from_dict(loaded.config) == config
+    save_checkpoint(tmp_path / "bad.pt", {"model": state, "config": preset("demo", channels=8).to_dict()}, FORMAT)
+    with pytest.raises(ValueError, match="bad.pt: weights of width 4 and 3 classes, but its config says 8 and 3"):
+        load_model(tmp_path / "bad.pt")
+    save_checkpoint(tmp_path / "l2cs.pt", {"model": state, "config": {}}, "nia-l2cs/2")
+    with pytest.raises(ValueError, match="format 'nia-l2cs/2', expected nia-rit/1"):
+        load_model(tmp_path / "l2cs.pt")

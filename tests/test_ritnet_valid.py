@@ -194,3 +194,13 @@ def test_report_shows_the_overlays(crops: Path, tmp_path: Path) -> None:
     assert page.count("class='overlay'") == 6
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["tests"][0]["details"]["recomputed_value"] == 1.0
+
+
+def test_score_only_needs_no_readable_crop_image(crops: Path, tmp_path: Path) -> None:
+    """Predictions are scored against the class maps: a damaged JPG costs no crop (its overlay is grey)."""
+    rows = split_rows(crops)
+    for jpg in rows["jpg_path"]:
+        (crops / jpg).write_bytes(b"damaged")
+    result = validate(crops, tmp_path / "res", predictions=truth_as_predictions(crops, tmp_path / "pred"))
+    assert result["verdict"] == PASS and result["n_samples"] == 16 and result["n_skipped"] == 0
+    assert len(list((tmp_path / "res" / "overlays").glob("*.png"))) == 6
