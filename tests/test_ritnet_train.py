@@ -129,9 +129,15 @@ def test_learning_rate_rules() -> None:
 def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp_path: Path) -> None:
     """torchrun, 2 gloo processes x batch 4 vs 1 process x batch 8, same global batches.
 
-    The validation confusion matrices are summed over the 2 shards, so the
-    mIoU is the same number; the gradient all-reduce sums in another order,
-    so float32 weights agree to rounding (atol 1e-4 after 3 epochs).
+    The validation confusion matrices are summed over the 2 shards, and the
+    gradient all-reduce sums in another order, so the two runs agree to float32
+    rounding at first; Adam then turns rounding noise in near-zero gradients
+    into steps of up to lr each (m / sqrt(v) is about +-1 for a gradient that
+    is only noise), so single weights drift apart by a few lr over 18 steps.
+    What must hold: the same per-epoch losses (the first to 1e-5, relative), the same
+    validation mIoU, and weights within 2 % of their norm (measured: 0.4 %;
+    with the gradients not averaged, each process trains on its half alone and
+    ends 20 % away, with other losses from the first epoch).
     """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = torchrun(REPO / "ritnet" / "train.py", [*TINY_ARGS, "--epochs", "3", "--data", str(crops),
@@ -142,6 +148,12 @@ def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp
     ddp = read_checkpoint(tmp_path / "ddp" / "last.pt", READ_FORMATS)
     single = read_checkpoint(trained / "last.pt", READ_FORMATS)
     assert ddp["config"]["batch_size"] == single["config"]["batch_size"] == 8
-    for key, value in single["model"].items():
-        assert torch.allclose(ddp["model"][key].float(), value.float(), atol=1e-4), key
+    ddp_losses = [float(r["train_loss"]) for r in read_log(tmp_path / "ddp")]
+    single_losses = [float(r["train_loss"]) for r in read_log(trained)]
+    assert ddp_losses[0] == pytest.approx(single_losses[0], rel=1e-5)  # no drift yet (measured: 7e-7)
+    assert ddp_losses == pytest.approx(single_losses, rel=1e-3)
+    weights = [key for key, value in single["model"].items() if value.is_floating_point() and "running" not in key]
+    distance = sum(float(((ddp["model"][k].float() - single["model"][k].float()) ** 2).sum()) for k in weights)
+    norm = sum(float((single["model"][k].float() ** 2).sum()) for k in weights)
+    assert (distance / norm) ** 0.5 < 0.02
     assert ddp["progress"]["history"] == pytest.approx(single["progress"]["history"], abs=1e-3)
