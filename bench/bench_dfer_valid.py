@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,8 +37,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from bench.timing import add_run_options, forward_rate, print_ratios, time_anchor, timed
 from common.engine.batches import worker_init
-from common.engine.device import pick_device, set_cudnn_mode
 from common.engine.inference import run_inference
 from dfer.config import preset
 from dfer.dataset import StateClips, prepare_batch, read_state_clips
@@ -85,30 +84,13 @@ def our_loop(model: torch.nn.Module, dataset: StateClips, batch_size: int, worke
     return result.values[:, 0].astype(np.int64)
 
 
-def forward_rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
-                 channels_last: bool) -> float:
-    """Clips/s of the model's forward pass alone on random clips (after one warm-up pass)."""
+def random_clips(batch: int, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Random 16-frame clips of the network's input size, for the forward-only rate."""
     clips = torch.rand(batch, 16, 3, SIZE, SIZE, device=device)
-    if channels_last:
-        clips = clips.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
-    with torch.inference_mode():
-        model(clips)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            model(clips)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    return batch * repeats / (time.perf_counter() - started)
+    return clips.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3) if channels_last else clips
 
 
-def timed(label: str, n: int, fn) -> tuple[float, np.ndarray]:
-    started = time.perf_counter()
-    result = fn()
-    rate = n / (time.perf_counter() - started)
-    print(f"{label:<48} {rate:8.2f} clips/s  ({n} clips)", flush=True)
-    return rate, result
+CLIPS = {"unit": "clips", "width": 48, "digits": 2}  # how `timed` prints the clip rates
 
 
 def make_videos(folder: Path, n: int, frames: int, size: tuple[int, int]) -> Path:
@@ -125,12 +107,9 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=32, help="clips timed with our loop")
     parser.add_argument("--frames", type=int, default=48, help="frames per video")
     parser.add_argument("--size", default="640x360", help="video frame size WxH")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
+    add_run_options(parser, batch_size=8)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
-    default_threads = torch.get_num_threads()
     config = preset("official")
     with tempfile.TemporaryDirectory() as tmp:
         clips_dir = make_videos(Path(tmp), max(args.clips, args.anchor_clips), args.frames, size)
@@ -140,38 +119,28 @@ def main() -> None:
         torch.manual_seed(0)
         cpu = torch.device("cpu")
         model = FormerDFER(**config.model_kwargs()).eval()
-        anchor_loop(model, paths[:1], regions[:1], cpu)  # warm-up
-        floor_anchor = forward_rate(model, 1, anchor_n, cpu, channels_last=False)
-        # 1. the anchor as a plain script runs it: the stack's default torch threads on the CPU
-        anchor_default, anchor_out = timed(f"anchor, CPU, {default_threads} thread(s) (stack default)", anchor_n,
-                                           lambda: anchor_loop(model, paths[:anchor_n], regions[:anchor_n], cpu))
-        # 2. what valid_nia.py does: pick_device (CUDA when visible, else every core)
-        device = pick_device(args.device)
-        set_cudnn_mode(reproducible=True)
-        threads = torch.get_num_threads()
-        model = model.to(device)
-        anchor_loop(model, paths[:1], regions[:1], device)  # warm-up on this device
-        anchor_same, _ = timed(f"anchor, {device}, {threads} thread(s)", anchor_n,
-                               lambda: anchor_loop(model, paths[:anchor_n], regions[:anchor_n], device))
+        floor_anchor = forward_rate(model, random_clips(1, cpu, channels_last=False), anchor_n, cpu)
+        # the anchor on the CPU's default threads, then on what valid_nia.py picks (CUDA when visible)
+        anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, paths[:n], regions[:n], device),
+                             anchor_n, warm_up=1, device_name=args.device, **CLIPS)
+        model, device = anchor.model, anchor.device
         fast = model.to(memory_format=torch.channels_last)
         dataset = StateClips(rows.iloc[:args.clips].reset_index(drop=True), config, train=False)
         our_loop(fast, StateClips(rows.iloc[:args.batch_size].reset_index(drop=True), config, train=False),
                  args.batch_size, 0, device)  # warm-up
         ours, ours_out = timed(f"ours (batch {args.batch_size}, {args.workers} workers, channels_last)",
-                               args.clips, lambda: our_loop(fast, dataset, args.batch_size, args.workers, device))
-        floor_ours = forward_rate(fast, args.batch_size, max(1, args.clips // args.batch_size), device,
-                                  channels_last=True)
-    agree = int((ours_out[:anchor_n] == anchor_out).sum())
+                               args.clips, lambda: our_loop(fast, dataset, args.batch_size, args.workers, device),
+                               **CLIPS)
+        floor_ours = forward_rate(fast, random_clips(args.batch_size, device, channels_last=True),
+                                  max(1, args.clips // args.batch_size), device)
+    agree = int((ours_out[:anchor_n] == anchor.output).sum())
     print(f"torch {torch.__version__}; Former-DFER (width 64, 16 x {SIZE} x {SIZE}); videos {args.frames} frames "
           f"of {size[0]}x{size[1]}; device {device}")
     print(f"same predicted state on {agree} of {anchor_n} clips (resize filters differ: PIL vs antialiased torch)")
-    print(f"ratio ours / anchor as a plain script runs it: {ours / anchor_default:.2f}x (target >= 5x)")
-    print(f"model forward alone: batch 1 on {default_threads} thread(s) {floor_anchor:.2f} clips/s "
-          f"({100 * anchor_default / floor_anchor:.0f} % of the anchor's time is the forward pass); "
+    print(f"model forward alone: batch 1 on {anchor.default_threads} thread(s) {floor_anchor:.2f} clips/s "
+          f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
           f"batch {args.batch_size} as ours on {device} {floor_ours:.2f} clips/s")
-    print(f"ceiling (forward alone / anchor as a plain script runs it): {floor_ours / anchor_default:.2f}x; "
-          f"ours reaches {100 * ours / floor_ours:.0f} % of the forward-only rate")
-    print(f"ratio ours / anchor on the same device and threads: {ours / anchor_same:.2f}x")
+    print_ratios(ours, anchor.default_rate, anchor.same_rate, floor_ours)
 
 
 if __name__ == "__main__":

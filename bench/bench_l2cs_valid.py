@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,8 +34,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from bench.timing import add_run_options, forward_rate, print_ratios, time_anchor, timed
 from common.engine.batches import worker_init
-from common.engine.device import pick_device, set_cudnn_mode
 from common.engine.inference import run_inference
 from l2cs.bins import BinSpec
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
@@ -69,80 +68,46 @@ def our_loop(model: torch.nn.Module, root: Path, paths: list[str], batch_size: i
                          progress=False).values
 
 
-def forward_rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
-                 channels_last: bool) -> float:
-    """Images/s of the model's forward pass alone on random input (after one warm-up pass)."""
+def random_crops(batch: int, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """Random network input of the crops' size, for the forward-only rate."""
     x = torch.randn(batch, 3, HEIGHT, WIDTH, device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    return batch * repeats / (time.perf_counter() - started)
-
-
-def timed(label: str, n: int, fn) -> tuple[float, np.ndarray]:
-    started = time.perf_counter()
-    result = fn()
-    rate = n / (time.perf_counter() - started)
-    print(f"{label:<44} {rate:8.1f} images/s  ({n} images)")
-    return rate, result
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--anchor-images", type=int, default=32, help="crops timed with the anchor loop")
     parser.add_argument("--images", type=int, default=128, help="crops timed with the batched loops")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
+    add_run_options(parser, batch_size=32)
     args = parser.parse_args()
-    default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_fake_crops(Path(tmp), {"test": args.images}, width=WIDTH, height=HEIGHT)
         paths = list(read_eye_crops(root, "test").rows["jpg_path"])
-        anchor_paths = paths[:args.anchor_images]
+        anchor_n = min(args.anchor_images, len(paths))
         torch.manual_seed(0)
         cpu = torch.device("cpu")
         model = L2CS(arch="resnet50", num_bins=90).eval()
-        anchor_loop(model, root, anchor_paths[:2], cpu)  # warm-up
-        floor_anchor = forward_rate(model, 1, len(anchor_paths), cpu, channels_last=False)
-        # 1. the anchor as a plain script runs it: the stack's default torch threads on the CPU
-        anchor_default, anchor_out = timed(f"anchor, CPU, {default_threads} thread(s) (stack default)",
-                                           len(anchor_paths), lambda: anchor_loop(model, root, anchor_paths, cpu))
-        # 2. what run_valid_l2cs.py does: pick_device (CUDA when visible, else every core)
-        device = pick_device(args.device)
-        set_cudnn_mode(reproducible=True)  # as run_valid_l2cs.py: deterministic cuDNN, no TF32
-        threads = torch.get_num_threads()
-        model = model.to(device)
-        anchor_loop(model, root, anchor_paths[:2], device)  # warm-up on this device
-        anchor_same, _ = timed(f"anchor, {device}, {threads} thread(s)", len(anchor_paths),
-                               lambda: anchor_loop(model, root, anchor_paths, device))
+        floor_anchor = forward_rate(model, random_crops(1, cpu, channels_last=False), anchor_n, cpu)
+        # the anchor on the CPU's default threads, then on what run_valid_l2cs.py picks (CUDA when visible)
+        anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, root, paths[:n], device), anchor_n,
+                             warm_up=2, device_name=args.device)
+        model, device = anchor.model, anchor.device
         our_loop(model, root, paths[:args.batch_size], args.batch_size, 0, device)  # warm-up
         batched, _ = timed(f"batched (batch {args.batch_size}, {args.workers} workers)", len(paths),
                            lambda: our_loop(model, root, paths, args.batch_size, args.workers, device))
         fast = fold_batchnorm(model).to(memory_format=torch.channels_last)
         ours, ours_out = timed("ours (+ channels_last, folded BatchNorm)", len(paths),
                                lambda: our_loop(fast, root, paths, args.batch_size, args.workers, device))
-        floor_ours = forward_rate(fast, args.batch_size, max(1, len(paths) // args.batch_size), device,
-                                  channels_last=True)
-    agree = np.abs(ours_out[:args.anchor_images] - anchor_out).max()
+        floor_ours = forward_rate(fast, random_crops(args.batch_size, device, channels_last=True),
+                                  max(1, len(paths) // args.batch_size), device)
+    agree = np.abs(ours_out[:anchor_n] - anchor.output).max()
     print(f"torch {torch.__version__}; ResNet-50 L2CS at {WIDTH}x{HEIGHT}; device {device}")
     print(f"max |ours - anchor| prediction difference: {agree:.4f} deg (same decoded pixels: no resize needed)")
-    print(f"ratio ours / anchor as a plain script runs it: {ours / anchor_default:.2f}x (target >= 5x)")
-    print(f"model forward alone: batch 1 on {default_threads} thread(s) {floor_anchor:.1f} images/s "
-          f"({100 * anchor_default / floor_anchor:.0f} % of the anchor's time is the forward pass); "
+    print(f"model forward alone: batch 1 on {anchor.default_threads} thread(s) {floor_anchor:.1f} images/s "
+          f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
           f"batch {args.batch_size} as ours on {device} {floor_ours:.1f} images/s")
-    print(f"ceiling (forward alone / anchor as a plain script runs it): {floor_ours / anchor_default:.2f}x; "
-          f"ours reaches {100 * ours / floor_ours:.0f} % of the forward-only rate")
-    print(f"ratio ours / anchor on the same device and threads: {ours / anchor_same:.2f}x "
-          f"(batching alone: {batched / anchor_same:.2f}x)")
+    print_ratios(ours, anchor.default_rate, anchor.same_rate, floor_ours,
+                 also=f" (batching alone: {batched / anchor.same_rate:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -31,9 +31,7 @@ import argparse
 import copy
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,8 +41,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from bench.timing import add_run_options, forward_rate, print_ratios, time_anchor, timed
 from common.engine.batches import worker_init
-from common.engine.device import pick_device, set_cudnn_mode
 from common.engine.inference import run_inference
 from ritnet.dataset import ScoringCrops, prepare_batch, read_seg_crops
 from ritnet.model import DenseNet2D
@@ -81,88 +79,57 @@ def our_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]], b
                          decode=predictor.confusion, progress=False).values
 
 
-def forward_rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
-                 size: tuple[int, int] = (WIDTH, HEIGHT)) -> float:
-    """Images/s of the model's forward pass alone on random input (after one warm-up pass)."""
+def rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
+         size: tuple[int, int] = (WIDTH, HEIGHT)) -> float:
+    """Images/s of the model's forward pass alone on random grey input of `size` (width, height)."""
     x = torch.randn(batch, 1, size[1], size[0], device=device)
     if device.type == "cpu" and isinstance(model, InChunks):
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
-        model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    return batch * repeats / (time.perf_counter() - started)
-
-
-def timed(label: str, n: int, fn: Callable[[], np.ndarray]) -> tuple[float, np.ndarray]:
-    started = time.perf_counter()
-    result = fn()
-    rate = n / (time.perf_counter() - started)
-    print(f"{label:<48} {rate:8.1f} images/s  ({n} images)")
-    return rate, result
+    return forward_rate(model, x, repeats, device)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--anchor-images", type=int, default=32, help="crops timed with the anchor loop")
     parser.add_argument("--images", type=int, default=256, help="crops timed with our loop")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
+    add_run_options(parser, batch_size=64)
     args = parser.parse_args()
-    default_threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_seg_crops(Path(tmp), {"test": (args.images + 1) // 2}, width=WIDTH, height=HEIGHT)
         rows = read_seg_crops(root, "test").rows.iloc[:args.images]
         pairs = list(zip(rows["jpg_path"], rows["png_path"]))
-        anchor_pairs = pairs[:args.anchor_images]
+        anchor_n = min(args.anchor_images, len(pairs))
         torch.manual_seed(0)
         cpu = torch.device("cpu")
         model = DenseNet2D(num_classes=CLASSES, channels=32).eval()
-        anchor_loop(model, root, anchor_pairs[:2], cpu)  # warm-up
-        floor_anchor = forward_rate(model, 1, len(anchor_pairs), cpu)
-        paper_anchor = forward_rate(model, 1, max(2, len(anchor_pairs) // 8), cpu, PAPER_SIZE)
-        # 1. the anchor as a plain script runs it: the stack's default torch threads on the CPU
-        anchor_default, anchor_out = timed(f"anchor, CPU, {default_threads} thread(s) (stack default)",
-                                           len(anchor_pairs), lambda: anchor_loop(model, root, anchor_pairs, cpu))
-        # 2. what ritnet/test.py does: pick_device (CUDA when visible, else every core)
-        device = pick_device(args.device)
-        set_cudnn_mode(reproducible=True)
-        threads = torch.get_num_threads()
-        model = model.to(device)
-        anchor_loop(model, root, anchor_pairs[:2], device)  # warm-up on this device
-        anchor_same, _ = timed(f"anchor, {device}, {threads} thread(s)", len(anchor_pairs),
-                               lambda: anchor_loop(model, root, anchor_pairs, device))
+        floor_anchor = rate(model, 1, anchor_n, cpu)
+        paper_anchor = rate(model, 1, max(2, anchor_n // 8), cpu, PAPER_SIZE)
+        # the anchor on the CPU's default threads, then on what ritnet/test.py picks (CUDA when visible)
+        anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, root, pairs[:n], device), anchor_n,
+                             warm_up=2, device_name=args.device, width=48)
+        model, device = anchor.model, anchor.device
         fast = for_inference(copy.deepcopy(model), device)  # channels_last; a few crops per pass on the CPU
         our_loop(fast, root, pairs[:args.batch_size], args.batch_size, 0, device)  # warm-up
         ours, ours_out = timed(f"ours (batch {args.batch_size}, {args.workers} workers)", len(pairs),
-                               lambda: our_loop(fast, root, pairs, args.batch_size, args.workers, device))
+                               lambda: our_loop(fast, root, pairs, args.batch_size, args.workers, device), width=48)
         repeats = max(1, len(pairs) // args.batch_size)
-        ceiling = forward_rate(fast, args.batch_size, repeats, device)
-        one_pass = forward_rate(model, args.batch_size, repeats, device)
-        latency_crop = forward_rate(model, 1, len(anchor_pairs), device)
-        latency_paper = forward_rate(model, 1, max(2, len(anchor_pairs) // 8), device, PAPER_SIZE)
-    differ = int((np.abs(ours_out[:len(anchor_out)] - anchor_out).sum(axis=1) > 0).sum())
-    pixels = np.abs(ours_out[:len(anchor_out)] - anchor_out).sum() / 2 / (len(anchor_out) * WIDTH * HEIGHT)
+        ceiling = rate(fast, args.batch_size, repeats, device)
+        one_pass = rate(model, args.batch_size, repeats, device)
+        latency_crop = rate(model, 1, anchor_n, device)
+        latency_paper = rate(model, 1, max(2, anchor_n // 8), device, PAPER_SIZE)
+    moved = np.abs(ours_out[:anchor_n] - anchor.output)
+    differ, pixels = int((moved.sum(axis=1) > 0).sum()), moved.sum() / 2 / (anchor_n * WIDTH * HEIGHT)
     print(f"torch {torch.__version__}; DenseNet2D width 32, {CLASSES} classes, at {WIDTH}x{HEIGHT}; device {device}")
-    print(f"ours vs anchor: {differ} of {len(anchor_out)} crops with other counts, {100 * pixels:.3f} % of pixels "
+    print(f"ours vs anchor: {differ} of {anchor_n} crops with other counts, {100 * pixels:.3f} % of pixels "
           "(PIL vs OpenCV JPEG decode and grey conversion round differently)")
-    print(f"ratio ours / anchor as a plain script runs it: {ours / anchor_default:.2f}x (target >= 5x)")
-    print(f"model forward alone: batch 1 on {default_threads} thread(s) {floor_anchor:.1f} images/s "
-          f"({100 * anchor_default / floor_anchor:.0f} % of the anchor's time is the forward pass); "
+    print(f"model forward alone: batch 1 on {anchor.default_threads} thread(s) {floor_anchor:.1f} images/s "
+          f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
           f"batch {args.batch_size} as ours on {device} {ceiling:.1f} images/s (in one contiguous pass: "
           f"{one_pass:.1f}; ours runs {CPU_FORWARD_BATCH} crops per pass on the CPU, in channels_last)")
-    print(f"ceiling (forward alone / anchor as a plain script runs it): {ceiling / anchor_default:.2f}x; "
-          f"ours reaches {100 * ours / ceiling:.0f} % of the forward-only rate")
-    print(f"ratio ours / anchor on the same device and threads: {ours / anchor_same:.2f}x")
+    print_ratios(ours, anchor.default_rate, anchor.same_rate, ceiling)
     print(f"batch-1 latency on {device}: {latency_crop:.1f} images/s at {WIDTH}x{HEIGHT}, {latency_paper:.1f} "
           f"images/s at {PAPER_SIZE[0]}x{PAPER_SIZE[1]} (paper: > 300 on a GTX 1080 Ti at 640x400); "
-          f"{paper_anchor:.1f} images/s at 640x400 on {default_threads} CPU thread(s)")
+          f"{paper_anchor:.1f} images/s at 640x400 on {anchor.default_threads} CPU thread(s)")
 
 
 if __name__ == "__main__":

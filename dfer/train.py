@@ -21,8 +21,8 @@ import click
 import torch
 import torch.nn.functional as F
 
-from common.cli.entry import run_entry_point
-from common.engine.device import DEVICE_CHOICES
+from common.cli.entry import (run_entry_point, train_data_options, train_length_options, train_process_options,
+                              train_resume_options)
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
@@ -91,20 +91,15 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dic
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="clip dataset directory with index.parquet (`nia clips` output)")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="output directory for best.pt, last.pt, log.csv, curves.png, config.json")
-@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="official",
-              help="official = NIA conditions (published network, SGD, batch 8, 100 epochs); "
-                   "demo = tiny network for the synthetic clips on a CPU")
+@train_data_options("clip dataset directory with index.parquet (`nia clips` output)", PRESETS,
+                    "official = NIA conditions (published network, SGD, batch 8, 100 epochs); "
+                    "demo = tiny network for the synthetic clips on a CPU")
 @click.option("--base-width", type=int, default=None, help="ResNet stem channels (64 = published network)")
 @click.option("--t-depth", type=int, default=None, help="T-Former layers (3 = published)")
 @click.option("--segments", type=int, default=None,
               help="segments per clip, 2 consecutive frames each (8 = published: 16 frames)")
 @click.option("--input-size", type=int, default=None, help="frame side fed to the network (112 = published)")
-@click.option("--epochs", type=int, default=None, help="maximum epochs [official: 100]")
-@click.option("--batch-size", type=int, default=None, help="global batch over all processes [official: 8]")
+@train_length_options(official_batch=8)
 @click.option("--lr", type=float, default=None, help="SGD learning rate [official: 0.01]")
 @click.option("--lr-step", type=int, default=None, help="epochs between learning-rate steps x0.1 [official: 40]")
 @click.option("--patience", type=int, default=None,
@@ -115,17 +110,11 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dic
               help="clips under 16 frames: repeat frames (pad) or skip them and count them [skip]")
 @click.option("--bn-mode", type=click.Choice(BN_MODES), default=None,
               help="frozen = BatchNorm statistics fixed (fine-tuning with small batches) [train]")
-@click.option("--amp/--no-amp", default=None, help="mixed precision on CUDA [on]")
-@click.option("--seed", type=int, default=None, help="random seed [0]")
-@click.option("--workers", type=int, default=None, help="DataLoader decode processes per training process [2]")
-@click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
-              help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning")
+@train_process_options(workers_help="DataLoader decode processes per training process [2]")
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="initial weights: an original Former-DFER checkpoint (its 7-class classifier is "
                    "re-initialised) or one of ours")
-@click.option("--resume", is_flag=True, help="continue from OUT/last.pt (its config; given options override)")
-@click.option("--train-split", default="train", help="split used for training")
-@click.option("--val-split", default="val", help="split used for early stopping (never the test split)")
+@train_resume_options(val_split_help="split used for early stopping (never the test split)")
 @click.option("--videos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="folder the index's video paths are relative to [default: the index's dataset root]")
 def cli(data_dir: Path, out: Path, preset_name: str, device_name: str, pretrained: Path | None, resume: bool,

@@ -13,20 +13,19 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python l2cs/train.py`: import the package, not the folder's modules
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from dataclasses import replace
 from typing import Any
 
 import click
 import torch
 
 from common.cli.targets_cmds import parse_wxh
-from common.engine.device import DEVICE_CHOICES
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
 from common.engine.train import Metric, TrainTask, fit, read_last
 from common.metrics.angular import angular_errors_deg
-from common.cli.entry import run_entry_point
+from common.cli.entry import (run_entry_point, train_data_options, train_length_options, train_process_options,
+                              train_resume_options)
 from common.verdicts.thresholds import threshold_for
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import FORMAT, READ_FORMATS, load_imagenet_backbone
@@ -87,8 +86,7 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, bins: str | No
                    overrides: dict[str, Any]) -> L2CSConfig:
     """The preset with the given options, or on `--resume` (`last`: the read last.pt) the saved config with them."""
     if last is not None:
-        saved = L2CSConfig.from_dict(last["config"])
-        return replace(saved, **{k: v for k, v in overrides.items() if v is not None}).validated()
+        return L2CSConfig.resumed(last["config"], overrides)
     config = preset(preset_name, **overrides)
     return config.with_bins(bins) if bins else config
 
@@ -99,12 +97,8 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="crop dataset directory with index.parquet (`nia crops` output)")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="output directory for best.pt, last.pt, log.csv, curves.png, config.json")
-@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="official",
-              help="official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
+@train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
+                    "official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
 @click.option("--bins", type=click.Choice(sorted(BIN_PRESETS)), default=None,
               help="bin layout: nia = 90 x 4 deg over [-180, 180), mpiigaze = 28 x 3 deg over [-42, 42) "
                    "[default: the preset's, nia]")
@@ -112,8 +106,7 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 @click.option("--base-width", type=int, default=None, help="stem channels (64 = published ResNet)")
 @click.option("--input-size", default=None, metavar="WxH", callback=input_size_option,
               help="network input size, e.g. 224x112")
-@click.option("--epochs", type=int, default=None, help="maximum epochs [official: 100]")
-@click.option("--batch-size", type=int, default=None, help="global batch over all processes [official: 16]")
+@train_length_options(official_batch=16)
 @click.option("--lr", type=float, default=None, help="Adam learning rate [official: 1e-5]")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
               help="constant (official) or cosine decay to 0 over --epochs [demo: cosine]")
@@ -122,16 +115,10 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 @click.option("--flip-prob", type=float, default=None, help="horizontal flip probability [0.5]")
 @click.option("--bn-mode", type=click.Choice(BN_MODES), default=None,
               help="frozen = keep BatchNorm statistics fixed (fine-tuning a pretrained backbone)")
-@click.option("--amp/--no-amp", default=None, help="mixed precision on CUDA [on]")
-@click.option("--seed", type=int, default=None, help="random seed [0]")
-@click.option("--workers", type=int, default=None, help="DataLoader worker processes per training process [2]")
-@click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
-              help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning")
+@train_process_options()
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="local torchvision ImageNet ResNet weights for the backbone (else random init)")
-@click.option("--resume", is_flag=True, help="continue from OUT/last.pt (its config; given options override)")
-@click.option("--train-split", default="train", help="split used for training")
-@click.option("--val-split", default="val", help="split used for early stopping")
+@train_resume_options(val_split_help="split used for early stopping")
 def cli(data_dir: Path, out: Path, preset_name: str, bins: str | None, input_size: tuple[int, int] | None,
         device_name: str, pretrained: Path | None, resume: bool, train_split: str, val_split: str,
         **overrides: Any) -> None:

@@ -17,16 +17,15 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python ritnet/train.py`: import the package, not the folder's modules
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from dataclasses import replace
 from typing import Any
 
 import click
 import numpy as np
 import torch
 
-from common.cli.entry import run_entry_point
+from common.cli.entry import (run_entry_point, train_data_options, train_length_options, train_process_options,
+                              train_resume_options)
 from common.cli.targets_cmds import parse_wxh
-from common.engine.device import DEVICE_CHOICES
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
@@ -91,8 +90,7 @@ def main(data_dir: Path, out: Path, config: RITConfig, *, device_name: str, resu
 def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dict[str, Any]) -> RITConfig:
     """The preset with the given options, or on `--resume` (`last`: the read last.pt) the saved config with them."""
     if last is not None:
-        saved = RITConfig.from_dict(last["config"])
-        return replace(saved, **{k: v for k, v in overrides.items() if v is not None}).validated()
+        return RITConfig.resumed(last["config"], overrides)
     return preset(preset_name, **overrides)
 
 
@@ -102,21 +100,16 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 
 
 @click.command(context_settings={"show_default": True})
-@click.option("--data", "data_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="crop dataset directory with index.parquet (`nia crops` output)")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="output directory for best.pt, last.pt, log.csv, curves.png, config.json")
-@click.option("--preset", "preset_name", type=click.Choice(sorted(PRESETS)), default="official",
-              help="official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
-                   "demo = narrow network for the synthetic crops on 2 CPU cores")
+@train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
+                    "official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
+                    "demo = narrow network for the synthetic crops on 2 CPU cores")
 @click.option("--channels", type=int, default=None, help="block width (32 = published DenseNet2D)")
 @click.option("--dropout", type=float, default=None, help="dropout after each 3x3 convolution [official: 0.2]")
 @click.option("--init", type=click.Choice(INIT_CHOICES), default=None,
               help="weight init: reference (fan-out normal, as published) or torch (PyTorch default)")
 @click.option("--input-size", default=None, metavar="WxH", callback=input_size_option,
               help="network input size, multiples of 16 (crops are resized; scoring stays at the crop's pixels)")
-@click.option("--epochs", type=int, default=None, help="maximum epochs [official: 100]")
-@click.option("--batch-size", type=int, default=None, help="global batch over all processes [official: 16]")
+@train_length_options(official_batch=16)
 @click.option("--lr", type=float, default=None, help="Adam learning rate [official: 1e-3]")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
               help="plateau = ReduceLROnPlateau on val mIoU (official), cosine = decay to 0 over --epochs (demo)")
@@ -124,14 +117,8 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 @click.option("--augment/--no-augment", default=None, help="the reference's blur/shift/flip on training crops [on]")
 @click.option("--bn-mode", type=click.Choice(BN_MODES), default=None,
               help="frozen = keep BatchNorm statistics fixed (fine-tuning with small per-process batches) [train]")
-@click.option("--amp/--no-amp", default=None, help="mixed precision on CUDA [on]")
-@click.option("--seed", type=int, default=None, help="random seed [0]")
-@click.option("--workers", type=int, default=None, help="DataLoader worker processes per training process [2]")
-@click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
-              help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning")
-@click.option("--resume", is_flag=True, help="continue from OUT/last.pt (its config; given options override)")
-@click.option("--train-split", default="train", help="split used for training")
-@click.option("--val-split", default="val", help="split used for early stopping and the learning-rate rule")
+@train_process_options()
+@train_resume_options(val_split_help="split used for early stopping and the learning-rate rule")
 def cli(data_dir: Path, out: Path, preset_name: str, input_size: tuple[int, int] | None, device_name: str,
         resume: bool, train_split: str, val_split: str, **overrides: Any) -> None:
     """Train RIT-Net eye segmentation on the per-eye crops of a crop dataset.

@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import click
 
@@ -75,36 +75,85 @@ def _fail(message: str, exc: BaseException | None = None) -> None:
     sys.exit(EXIT_ERROR)
 
 
-def validation_options(weights_help: str, predictions_help: str) -> Callable[[Callable], Callable]:
-    """The shared click options, in the order `--help` shows them."""
+def _stack(options: list[Callable[[Callable], Callable]]) -> Callable[[Callable], Callable]:
+    """One decorator that applies `options` so that `--help` lists them in this order."""
     def decorate(function: Callable) -> Callable:
-        options = [
-            click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-                         help="a prepared dataset (folder with index.parquet), a manifest .parquet "
-                              "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); "
-                              "the last two are prepared into --work-dir first"),
-            click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                         help=weights_help),
-            click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-                         help="folder for metrics.json and per_sample.csv"),
-            click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                         help="where a manifest or dataset root is prepared  [default: OUT/prepared]"),
-            click.option("--split", default="test", help="split to score"),
-            click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
-                         help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning"),
-            click.option("--batch-size", type=click.IntRange(min=1), default=64, help="items per batch"),
-            click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes"),
-            click.option("--predictions", type=click.Path(exists=True, path_type=Path), default=None,
-                         help=predictions_help),
-            allow_partial_option,
-        ]
         for option in reversed(options):
             function = option(function)
         return function
     return decorate
 
 
+def validation_options(weights_help: str, predictions_help: str) -> Callable[[Callable], Callable]:
+    """The shared click options, in the order `--help` shows them."""
+    return _stack([
+        click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
+                     help="a prepared dataset (folder with index.parquet), a manifest .parquet "
+                          "(`nia index`), or a dataset root (extracted delivery or `nia synth` output); "
+                          "the last two are prepared into --work-dir first"),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help=weights_help),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="folder for metrics.json and per_sample.csv"),
+        click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="where a manifest or dataset root is prepared  [default: OUT/prepared]"),
+        click.option("--split", default="test", help="split to score"),
+        click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
+                     help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning"),
+        click.option("--batch-size", type=click.IntRange(min=1), default=64, help="items per batch"),
+        click.option("--workers", type=click.IntRange(min=0), default=2, help="DataLoader decode processes"),
+        click.option("--predictions", type=click.Path(exists=True, path_type=Path), default=None,
+                     help=predictions_help),
+        allow_partial_option,
+    ])
+
+
 allow_partial_option = click.option("--allow-partial", is_flag=True, default=False, help=ALLOW_PARTIAL_HELP)
+
+
+# The options every model's train.py shares, in four groups that keep each train.py's `--help` order
+# (its own options stand between them). `None` defaults mean "the preset's, or on --resume the saved config's".
+
+def train_data_options(data_help: str, presets: Iterable[str], preset_help: str) -> Callable[[Callable], Callable]:
+    """`--data DIR` (as `data_dir`), `--out DIR` and `--preset` (as `preset_name`, default official)."""
+    return _stack([
+        click.option("--data", "data_dir", required=True,
+                     type=click.Path(exists=True, file_okay=False, path_type=Path), help=data_help),
+        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+                     help="output directory for best.pt, last.pt, log.csv, curves.png, config.json"),
+        click.option("--preset", "preset_name", type=click.Choice(sorted(presets)), default="official",
+                     help=preset_help),
+    ])
+
+
+def train_length_options(official_batch: int) -> Callable[[Callable], Callable]:
+    """`--epochs` and `--batch-size` (the global batch)."""
+    return _stack([
+        click.option("--epochs", type=int, default=None, help="maximum epochs [official: 100]"),
+        click.option("--batch-size", type=int, default=None,
+                     help=f"global batch over all processes [official: {official_batch}]"),
+    ])
+
+
+def train_process_options(
+        workers_help: str = "DataLoader worker processes per training process [2]") -> Callable[[Callable], Callable]:
+    """`--amp/--no-amp`, `--seed`, `--workers` and `--device` (as `device_name`)."""
+    return _stack([
+        click.option("--amp/--no-amp", default=None, help="mixed precision on CUDA [on]"),
+        click.option("--seed", type=int, default=None, help="random seed [0]"),
+        click.option("--workers", type=int, default=None, help=workers_help),
+        click.option("--device", "device_name", type=click.Choice(DEVICE_CHOICES), default="auto",
+                     help="auto takes CUDA when visible; cuda without a GPU falls back to the CPU with a warning"),
+    ])
+
+
+def train_resume_options(val_split_help: str) -> Callable[[Callable], Callable]:
+    """`--resume` and the `--train-split`/`--val-split` names."""
+    return _stack([
+        click.option("--resume", is_flag=True, help="continue from OUT/last.pt (its config; given options override)"),
+        click.option("--train-split", default="train", help="split used for training"),
+        click.option("--val-split", default="val", help=val_split_help),
+    ])
 
 
 def nia() -> None:

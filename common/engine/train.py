@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -68,6 +68,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"config: unknown keys {unknown}; expected a subset of {sorted(known)}")
         return cls(**data).validated()
+
+    @classmethod
+    def resumed(cls, saved: dict[str, Any], overrides: dict[str, Any]) -> Any:
+        """The saved config (a checkpoint's `config`) with the options given again on `--resume` (None: not given)."""
+        return replace(cls.from_dict(saved), **{k: v for k, v in overrides.items() if v is not None}).validated()
 
     def validated(self) -> Any:
         """Self, after checking every field; a model's config adds its own checks (ValueError naming the field)."""

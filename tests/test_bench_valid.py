@@ -1,0 +1,40 @@
+"""The validation benches run end to end and their loops agree (speed itself is never asserted)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CEILING = r"ceiling \(forward alone / anchor as a plain script runs it\): ([0-9.]+)x"
+
+
+def run_bench(script: str) -> str:
+    """The bench's stdout on 2 anchor crops and 4 crops on the CPU; fails on a non-zero exit or no ceiling line."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--anchor-images", "2", "--images", "4",
+                           "--batch-size", "2", "--workers", "0", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ceiling = re.search(CEILING, done.stdout)
+    assert ceiling is not None and float(ceiling.group(1)) > 0, done.stdout
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_l2cs_bench_runs_and_our_loop_matches_the_anchor() -> None:
+    out = run_bench("bench_l2cs_valid.py")
+    difference = re.search(r"prediction difference: ([0-9.]+) deg", out)
+    assert difference is not None, out
+    assert float(difference.group(1)) < 0.01  # folded BatchNorm + channels_last: same predictions as the anchor
+
+
+@pytest.mark.slow
+def test_rit_bench_runs_and_our_loop_matches_the_anchor() -> None:
+    out = run_bench("bench_rit_valid.py")
+    moved = re.search(r"ours vs anchor: \d+ of 2 crops with other counts, ([0-9.]+) % of pixels", out)
+    assert moved is not None, out
+    assert float(moved.group(1)) < 1.0  # the same preprocessing and network: at most a few decode-rounding pixels
+    assert re.search(r"batch-1 latency on cpu: [0-9.]+ images/s at 160x96", out), out
