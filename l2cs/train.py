@@ -18,14 +18,13 @@ from typing import Any
 import click
 import torch
 
-from common.cli.targets_cmds import parse_wxh
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
-from common.engine.train import Metric, TrainTask, fit, read_last
+from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, read_last, skipped_by_split
 from common.metrics.angular import angular_errors_deg
-from common.cli.entry import (run_entry_point, train_data_options, train_length_options, train_process_options,
-                              train_resume_options)
+from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+                              train_process_options, train_resume_options)
 from common.verdicts.thresholds import threshold_for
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import FORMAT, READ_FORMATS, load_imagenet_backbone
@@ -68,10 +67,8 @@ def build_task(config: L2CSConfig, data_dir: Path, train_split: str, val_split: 
                       threshold=threshold_for("l2cs").threshold),
         make_optimizer=lambda parameters: torch.optim.Adam(parameters, lr=config.lr),
         lr_at=lambda epoch, history: lr_at(config, epoch, history),
-        skipped={f"{split}:{reason}": n for split, rows in ((train_split, train_rows), (val_split, val_rows))
-                 for reason, n in rows.skipped.items()},
-        trains_batchnorm=config.bn_mode == "train",
-        train_mode=freeze_batchnorm_stats if config.bn_mode == "frozen" else None,
+        skipped=skipped_by_split({train_split: train_rows, val_split: val_rows}),
+        **batchnorm_fields(config.bn_mode, freeze_batchnorm_stats),
         format_tag=FORMAT, read_tags=READ_FORMATS)
 
 
@@ -91,11 +88,6 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, bins: str | No
     return config.with_bins(bins) if bins else config
 
 
-def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    """click callback: `--input-size WxH` as (width, height); BadParameter naming the option and the form."""
-    return None if value is None else parse_wxh(value, "224x112", "--input-size")
-
-
 @click.command(context_settings={"show_default": True})
 @train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
                     "official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
@@ -104,8 +96,7 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
                    "[default: the preset's, nia]")
 @click.option("--arch", type=click.Choice(ARCH_CHOICES), default=None, help="backbone [default: the preset's]")
 @click.option("--base-width", type=int, default=None, help="stem channels (64 = published ResNet)")
-@click.option("--input-size", default=None, metavar="WxH", callback=input_size_option,
-              help="network input size, e.g. 224x112")
+@input_size_option("224x112", "network input size, e.g. 224x112")
 @train_length_options(official_batch=16)
 @click.option("--lr", type=float, default=None, help="Adam learning rate [official: 1e-5]")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
@@ -119,7 +110,7 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 @click.option("--pretrained", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="local torchvision ImageNet ResNet weights for the backbone (else random init)")
 @train_resume_options(val_split_help="split used for early stopping")
-def cli(data_dir: Path, out: Path, preset_name: str, bins: str | None, input_size: tuple[int, int] | None,
+def cli(data_dir: Path, out: Path, preset_name: str, bins: str | None, input_size: dict[str, int],
         device_name: str, pretrained: Path | None, resume: bool, train_split: str, val_split: str,
         **overrides: Any) -> None:
     """Train L2CS-Net gaze estimation on the two-eye crops of a crop dataset.
@@ -136,10 +127,8 @@ def cli(data_dir: Path, out: Path, preset_name: str, bins: str | None, input_siz
       python l2cs/train.py --preset demo --data build/crops --out build/train/l2cs_demo
       python -m torch.distributed.run --nproc_per_node 4 l2cs/train.py --data crops --out runs/l2cs
     """
-    if input_size is not None:
-        overrides.update(input_width=input_size[0], input_height=input_size[1])
     last = read_last(out, resume, READ_FORMATS)
-    config = resolve_config(last, preset_name, bins, overrides)
+    config = resolve_config(last, preset_name, bins, {**overrides, **input_size})
     main(data_dir, out, config, device_name=device_name, pretrained=pretrained, resume=resume,
          train_split=train_split, val_split=val_split, last=last)
 

@@ -23,13 +23,12 @@ import click
 import numpy as np
 import torch
 
-from common.cli.entry import (run_entry_point, train_data_options, train_length_options, train_process_options,
-                              train_resume_options)
-from common.cli.targets_cmds import parse_wxh
+from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+                              train_process_options, train_resume_options)
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
-from common.engine.train import Metric, TrainTask, fit, read_last
+from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, read_last, skipped_by_split
 from common.nn.batchnorm import freeze_batchnorm_stats
 from common.verdicts.thresholds import threshold_for
 from ritnet.checkpoint import FORMAT, READ_FORMATS
@@ -73,10 +72,8 @@ def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: s
                       threshold=threshold_for("rit").threshold),
         make_optimizer=lambda parameters: torch.optim.Adam(parameters, lr=config.lr),
         lr_at=lambda epoch, history: lr_at(config, epoch, history),
-        skipped={f"{split}:{reason}": n for split, rows in ((train_split, train_rows), (val_split, val_rows))
-                 for reason, n in rows.skipped.items()},
-        trains_batchnorm=config.bn_mode == "train",
-        train_mode=freeze_batchnorm_stats if config.bn_mode == "frozen" else None,
+        skipped=skipped_by_split({train_split: train_rows, val_split: val_rows}),
+        **batchnorm_fields(config.bn_mode, freeze_batchnorm_stats),
         channels_last=False, format_tag=FORMAT, read_tags=READ_FORMATS)
 
 
@@ -94,11 +91,6 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dic
     return preset(preset_name, **overrides)
 
 
-def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
-    """click callback: `--input-size WxH` as (width, height); BadParameter naming the option and the form."""
-    return None if value is None else parse_wxh(value, "160x96", "--input-size")
-
-
 @click.command(context_settings={"show_default": True})
 @train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
                     "official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
@@ -107,8 +99,8 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
 @click.option("--dropout", type=float, default=None, help="dropout after each 3x3 convolution [official: 0.2]")
 @click.option("--init", type=click.Choice(INIT_CHOICES), default=None,
               help="weight init: reference (fan-out normal, as published) or torch (PyTorch default)")
-@click.option("--input-size", default=None, metavar="WxH", callback=input_size_option,
-              help="network input size, multiples of 16 (crops are resized; scoring stays at the crop's pixels)")
+@input_size_option("160x96",
+                   "network input size, multiples of 16 (crops are resized; scoring stays at the crop's pixels)")
 @train_length_options(official_batch=16)
 @click.option("--lr", type=float, default=None, help="Adam learning rate [official: 1e-3]")
 @click.option("--lr-schedule", type=click.Choice(LR_SCHEDULES), default=None,
@@ -119,7 +111,7 @@ def input_size_option(_ctx: click.Context, _param: click.Parameter, value: str |
               help="frozen = keep BatchNorm statistics fixed (fine-tuning with small per-process batches) [train]")
 @train_process_options()
 @train_resume_options(val_split_help="split used for early stopping and the learning-rate rule")
-def cli(data_dir: Path, out: Path, preset_name: str, input_size: tuple[int, int] | None, device_name: str,
+def cli(data_dir: Path, out: Path, preset_name: str, input_size: dict[str, int], device_name: str,
         resume: bool, train_split: str, val_split: str, **overrides: Any) -> None:
     """Train RIT-Net eye segmentation on the per-eye crops of a crop dataset.
 
@@ -134,10 +126,8 @@ def cli(data_dir: Path, out: Path, preset_name: str, input_size: tuple[int, int]
       python ritnet/train.py --preset demo --data build/crops --out build/train/rit_demo
       python -m torch.distributed.run --nproc_per_node 4 ritnet/train.py --data crops --out runs/rit
     """
-    if input_size is not None:
-        overrides.update(input_width=input_size[0], input_height=input_size[1])
     last = read_last(out, resume, READ_FORMATS)
-    config = resolve_config(last, preset_name, overrides)
+    config = resolve_config(last, preset_name, {**overrides, **input_size})
     main(data_dir, out, config, device_name=device_name, resume=resume, train_split=train_split,
          val_split=val_split, last=last)
 

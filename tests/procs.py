@@ -1,9 +1,13 @@
 """Running the entry points as a user does: torchrun commands for the DDP tests."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -19,3 +23,12 @@ def torchrun(script: Path, args: list[str], nproc: int) -> list[str]:
             "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
             "--redirects", "2", "--tee", "2",  # torch 1.13 + Python 3.11: the default "0" crashes torchrun
             str(script), *args]
+
+
+def run_two_processes(script: str, args: list[str], ran_as: str, timeout: int = 300, **env: str) -> None:
+    """`script args` (script relative to the repository) under torchrun as 2 local processes, with ENV added;
+    fails the test unless it exits 0 and its log says it trained as RAN_AS (e.g. "on cpu x2")."""
+    done = subprocess.run(torchrun(REPO / script, args, nproc=2), env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ran_as in done.stderr + done.stdout

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,8 @@ from dfer.config import preset
 from dfer.model import build_model
 from dfer.train import main
 from tests.dfer_fakes import balanced_clips, write_clip_set
-from tests.procs import torchrun
+from tests.procs import run_two_processes
 
-REPO = Path(__file__).resolve().parents[1]
 # a tiny network on 4 frames of 32 x 32; frozen BatchNorm statistics, so that 2 DDP processes
 # compute exactly what one process computes (no SyncBatchNorm on the CPU)
 TINY = {"base_width": 4, "frames": 4, "segments": 2, "input_size": 32, "batch_size": 4, "workers": 0,
@@ -118,14 +115,10 @@ def test_ddp_two_cpu_processes_match_one_process(clips: Path, trained: Path, tmp
     The gradient all-reduce adds in another order than one process does, so
     float32 weights agree to rounding (atol 1e-4 after 5 epochs).
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     out = tmp_path / "ddp"
     out.mkdir()
-    command = torchrun(REPO / "dfer" / "train.py", [*TINY_ARGS, "--epochs", str(EPOCHS), "--data", str(clips),
-                                                    "--out", str(out)], nproc=2)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cpu x2" in done.stderr + done.stdout
+    run_two_processes("dfer/train.py", [*TINY_ARGS, "--epochs", str(EPOCHS), "--data", str(clips), "--out", str(out)],
+                      "on cpu x2", OMP_NUM_THREADS="1")
     ddp, single = read_our_checkpoint(out / "last.pt"), read_our_checkpoint(trained / "last.pt")
     assert ddp["config"] == single["config"]
     for key, value in single["model"].items():

@@ -8,10 +8,10 @@ CPU. Run it on the first GPU a session gets, before taking GPU timings.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 import pytest
@@ -21,7 +21,7 @@ from l2cs.checkpoint import load_model, read_checkpoint
 from l2cs.config import preset
 from l2cs.train import main
 from tests.l2cs_fakes import make_fake_crops
-from tests.procs import torchrun
+from tests.procs import run_two_processes
 from tests.test_l2cs_train import TINY
 
 pytestmark = [pytest.mark.gpu,
@@ -36,14 +36,30 @@ def crops(tmp_path_factory) -> Path:
     return make_fake_crops(tmp_path_factory.mktemp("crops"), {"train": 64, "val": 16, "test": 32})
 
 
-def validate(crops: Path, weights: Path, out: Path, device: str) -> pd.DataFrame:
-    done = subprocess.run([sys.executable, "-m", "l2cs.run_valid_l2cs", "--data", str(crops), "--weights",
-                           str(weights), "--out", str(out), "--device", device, "--workers", "2"],
+def per_sample_on(device: str, entry: list[str], data: Path, weights: Path, out: Path,
+                  **read_csv: Any) -> pd.DataFrame:
+    """per_sample.csv of a validation entry point (`python ENTRY...`) run on DEVICE."""
+    done = subprocess.run([sys.executable, *entry, "--data", str(data), "--weights", str(weights),
+                           "--out", str(out), "--device", device, "--workers", "2"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode in (0, 1), done.stderr[-3000:]  # a verdict (PASS or FAIL), not an error
     ran_on = json.loads((out / "metrics.json").read_text())["provenance"]["device"]
     assert ran_on.startswith(device), f"asked for {device}, ran on {ran_on}"  # no silent CPU fallback
-    return pd.read_csv(out / "per_sample.csv")
+    return pd.read_csv(out / "per_sample.csv", **read_csv)
+
+
+def torchrun_two_gpus(script: str, args: list[str], out: Path, read: Callable[[Path], dict[str, Any]]) -> None:
+    """Two epochs of SCRIPT (trained BatchNorm: SyncBatchNorm over nccl) on 2 GPUs into OUT: both GPUs
+    ran, and last.pt (read with READ) is saved unwrapped, so it loads without DDP."""
+    run_two_processes(script, [*args, "--bn-mode", "train", "--epochs", "2", "--device", "cuda", "--out", str(out)],
+                      "on cuda:0 x2", timeout=600)
+    state = read(out / "last.pt")
+    assert not any(key.startswith("module.") for key in state["model"])
+    assert state["progress"]["epoch"] == 2
+
+
+def validate(crops: Path, weights: Path, out: Path, device: str) -> pd.DataFrame:
+    return per_sample_on(device, ["-m", "l2cs.run_valid_l2cs"], crops, weights, out)
 
 
 def test_amp_training_learns_resumes_and_loads_on_the_cpu(crops: Path, tmp_path: Path) -> None:
@@ -78,15 +94,8 @@ def test_cuda_validation_is_bit_reproducible_and_agrees_with_the_cpu(crops: Path
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs for nccl")
 def test_torchrun_two_gpus_nccl_syncbn(crops: Path, tmp_path: Path) -> None:
     args = ["--preset", "demo", "--base-width", "8", "--input-size", "64x32", "--batch-size", "8", "--workers", "0",
-            "--bn-mode", "train", "--epochs", "2", "--device", "cuda", "--data", str(crops),
-            "--out", str(tmp_path / "ddp")]
-    done = subprocess.run(torchrun(REPO / "l2cs" / "train.py", args, nproc=2),
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cuda:0 x2" in done.stderr + done.stdout
-    state = read_checkpoint(tmp_path / "ddp" / "last.pt")
-    assert not any(key.startswith("module.") for key in state["model"])  # saved unwrapped: loads without DDP
-    assert state["progress"]["epoch"] == 2
+            "--data", str(crops)]
+    torchrun_two_gpus("l2cs/train.py", args, tmp_path / "ddp", read_checkpoint)
 
 
 # RIT-Net: the same CUDA checks on its training and validation
@@ -98,13 +107,7 @@ def seg_crops(tmp_path_factory) -> Path:
 
 
 def rit_validate(crops: Path, weights: Path, out: Path, device: str) -> pd.DataFrame:
-    done = subprocess.run([sys.executable, "ritnet/test.py", "--data", str(crops), "--weights", str(weights),
-                           "--out", str(out), "--device", device, "--workers", "2"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode in (0, 1), done.stderr[-3000:]
-    ran_on = json.loads((out / "metrics.json").read_text())["provenance"]["device"]
-    assert ran_on.startswith(device), f"asked for {device}, ran on {ran_on}"
-    return pd.read_csv(out / "per_sample.csv", keep_default_na=False)
+    return per_sample_on(device, ["ritnet/test.py"], crops, weights, out, keep_default_na=False)
 
 
 def rit_config(**overrides):
@@ -166,15 +169,9 @@ def test_rit_torchrun_two_gpus_nccl_syncbn(seg_crops: Path, tmp_path: Path) -> N
     from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
 
     args = ["--preset", "demo", "--channels", "4", "--input-size", "32x16", "--batch-size", "8", "--workers", "0",
-            "--bn-mode", "train", "--epochs", "2", "--device", "cuda", "--data", str(seg_crops),
-            "--out", str(tmp_path / "ddp")]
-    done = subprocess.run(torchrun(REPO / "ritnet" / "train.py", args, nproc=2),
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cuda:0 x2" in done.stderr + done.stdout
-    state = read_engine_checkpoint(tmp_path / "ddp" / "last.pt", READ_FORMATS)
-    assert not any(key.startswith("module.") for key in state["model"])
-    assert state["progress"]["epoch"] == 2
+            "--data", str(seg_crops)]
+    torchrun_two_gpus("ritnet/train.py", args, tmp_path / "ddp",
+                      lambda path: read_engine_checkpoint(path, READ_FORMATS))
 
 
 # --- Former-DFER -------------------------------------------------------------------------------------------
@@ -201,13 +198,7 @@ def dfer_config(epochs: int):
 
 
 def validate_dfer(clips: Path, weights: Path, out: Path, device: str) -> pd.DataFrame:
-    done = subprocess.run([sys.executable, "-m", "dfer.valid_nia", "--data", str(clips), "--weights", str(weights),
-                           "--out", str(out), "--device", device, "--workers", "2"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode in (0, 1), done.stderr[-3000:]
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["provenance"]["device"].startswith(device), metrics["provenance"]["device"]
-    return pd.read_csv(out / "per_sample.csv")
+    return per_sample_on(device, ["-m", "dfer.valid_nia"], clips, weights, out)
 
 
 def test_dfer_amp_training_learns_resumes_and_loads_on_the_cpu(dfer_clips: Path, tmp_path: Path) -> None:
@@ -236,12 +227,4 @@ def test_dfer_cuda_validation_is_reproducible_and_agrees_with_the_cpu(dfer_clips
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs for nccl")
 def test_dfer_torchrun_two_gpus_nccl_syncbn(dfer_clips: Path, tmp_path: Path) -> None:
     args = [a for a in DFER_TINY_ARGS if a not in ("frozen", "--bn-mode", "cpu", "--device")]
-    args += ["--bn-mode", "train", "--epochs", "2", "--device", "cuda", "--data", str(dfer_clips),
-             "--out", str(tmp_path / "ddp")]
-    done = subprocess.run(torchrun(REPO / "dfer" / "train.py", args, nproc=2),
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cuda:0 x2" in done.stderr + done.stdout
-    state = read_dfer_checkpoint(tmp_path / "ddp" / "last.pt")
-    assert not any(key.startswith("module.") for key in state["model"])
-    assert state["progress"]["epoch"] == 2
+    torchrun_two_gpus("dfer/train.py", [*args, "--data", str(dfer_clips)], tmp_path / "ddp", read_dfer_checkpoint)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from l2cs.bins import BinSpec
 from common.engine.batches import normalize_batch
 from l2cs.train import main
 from tests.l2cs_fakes import make_fake_crops, render_eyes
-from tests.procs import torchrun
+from tests.procs import run_two_processes
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny network and input; frozen BatchNorm statistics so that 2 DDP processes
@@ -163,12 +162,8 @@ def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp
     process, so float32 weights agree to ~1e-6 after 3 epochs (we allow
     atol 1e-4 on weights, 1e-3 deg on the validation MAE).
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = torchrun(REPO / "l2cs" / "train.py", [*TINY_ARGS, "--epochs", "3", "--data", str(crops),
-                                                    "--out", str(tmp_path / "ddp")], nproc=2)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cpu x2" in done.stderr + done.stdout
+    run_two_processes("l2cs/train.py", [*TINY_ARGS, "--epochs", "3", "--data", str(crops),
+                                        "--out", str(tmp_path / "ddp")], "on cpu x2", OMP_NUM_THREADS="1")
     ddp, single = read_checkpoint(tmp_path / "ddp" / "last.pt"), read_checkpoint(trained / "last.pt")
     assert ddp["config"]["batch_size"] == single["config"]["batch_size"] == 8
     for key, value in single["model"].items():

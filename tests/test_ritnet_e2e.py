@@ -15,19 +15,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_l2cs_e2e import NIA, SYNTH_ARGS, demo_train_env, run
+from tests.e2e_steps import CROPS_SYNTH_ARGS, demo_train_env, run, synthetic_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 THRESHOLD = 0.80
 
 
 @pytest.mark.slow
 def test_demo_preset_passes_on_synthetic_data(tmp_path: Path) -> None:
-    synth, manifest, crops = tmp_path / "synth", tmp_path / "manifest.parquet", tmp_path / "crops"
-    run([*NIA, "synth", str(synth), *SYNTH_ARGS], "nia synth")
-    run([*NIA, "index", str(synth), "--out", str(manifest)], "nia index")
-    run([*NIA, "split", str(manifest)], "nia split")
-    run([*NIA, "crops", str(manifest), str(crops), "--workers", "2"], "nia crops")
+    crops = synthetic_dataset(tmp_path, CROPS_SYNTH_ARGS, "crops")
     run([sys.executable, "ritnet/train.py", "--preset", "demo", "--device", "cpu", "--data", str(crops),
          "--out", str(tmp_path / "train")], "ritnet/train.py", demo_train_env())
     result = run([sys.executable, "ritnet/test.py", "--data", str(crops), "--weights",

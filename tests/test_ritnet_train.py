@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,10 +13,9 @@ from common.engine.checkpoint import read_checkpoint
 from ritnet.checkpoint import READ_FORMATS, load_model
 from ritnet.config import lr_at, preset
 from ritnet.train import main
-from tests.procs import torchrun
+from tests.procs import run_two_processes
 from tests.rit_fakes import make_seg_crops
 
-REPO = Path(__file__).resolve().parents[1]
 # tiny network and input; no dropout and frozen BatchNorm statistics, so that 2 DDP processes compute
 # exactly what one process computes (dropout draws and batch statistics are per process)
 TINY = {"channels": 4, "input_width": 32, "input_height": 16, "batch_size": 8, "workers": 0, "dropout": 0.0,
@@ -139,12 +136,8 @@ def test_ddp_two_cpu_processes_match_one_process(crops: Path, trained: Path, tmp
     with the gradients not averaged, each process trains on its half alone and
     ends 20 % away, with other losses from the first epoch).
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = torchrun(REPO / "ritnet" / "train.py", [*TINY_ARGS, "--epochs", "3", "--data", str(crops),
-                                                      "--out", str(tmp_path / "ddp")], nproc=2)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "on cpu x2" in done.stderr + done.stdout
+    run_two_processes("ritnet/train.py", [*TINY_ARGS, "--epochs", "3", "--data", str(crops),
+                                          "--out", str(tmp_path / "ddp")], "on cpu x2", OMP_NUM_THREADS="1")
     ddp = read_checkpoint(tmp_path / "ddp" / "last.pt", READ_FORMATS)
     single = read_checkpoint(trained / "last.pt", READ_FORMATS)
     assert ddp["config"]["batch_size"] == single["config"]["batch_size"] == 8

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -20,7 +19,7 @@ from common.cli import suite_cmds
 from common.suite import containers
 from common.suite.specs import SUITE
 from common.suite.table import Outcome, last_reason, verdict_table
-from common.verdicts.results import write_results
+from tests.fake_docker import fake_docker_env, passing_l2cs_result
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -123,50 +122,9 @@ def test_last_reason_skips_makes_own_lines() -> None:
 
 # ---- make validate-all and make load, with a stand-in docker on PATH
 
-FAKE_DOCKER = """\
-import json, os, shutil, sys
-args = sys.argv[1:]
-with open(os.environ["FAKE_LOG"], "a") as log:
-    log.write(" ".join(args) + "\\n")
-if args[:1] != ["run"]:
-    sys.exit(0)
-results = next(a.split(":")[0] for a in args if a.endswith(":/results"))
-run_id = next(a.split("=", 1)[1] for a in args if a.startswith("NIA_RUN_ID="))
-source = os.environ["FAKE_RESULT"]
-shutil.copy(os.path.join(source, "per_sample.csv"), results)
-metrics = json.load(open(os.path.join(source, "metrics.json")))
-metrics["run_id"] = run_id
-json.dump(metrics, open(os.path.join(results, "metrics.json"), "w"))
-"""
-
-
-def passing_l2cs_result(folder: Path, run_id: str | None = None) -> None:
-    per_sample = pd.DataFrame({"name": ["a_eyes", "b_eyes"], "subject": ["001", "002"], "inst": ["S", "T"],
-                               "pred_pitch": [0.0, 0.0], "pred_yaw": [0.0, 0.0], "true_pitch": [0.0, 0.0],
-                               "true_yaw": [4.0, 6.0], "error_deg": [4.0, 6.0]})
-    if run_id:
-        os.environ["NIA_RUN_ID"] = run_id
-    try:
-        write_results(folder, test="l2cs", metric="mean_angular_error_deg", value=5.0, per_sample=per_sample,
-                      n_skipped=0, skipped={}, ci95=None, provenance={}, n_in_split=2)
-    finally:
-        if run_id:
-            del os.environ["NIA_RUN_ID"]
-
-
 @pytest.fixture()
 def fake_docker(tmp_path: Path) -> dict[str, str]:
-    if shutil.which("make") is None:
-        pytest.skip("make is not installed")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    docker = bin_dir / "docker"
-    docker.write_text(f"#!{sys.executable}\n{FAKE_DOCKER}")
-    docker.chmod(0o755)
-    passing_l2cs_result(tmp_path / "source")
-    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "log"),
-            "FAKE_RESULT": str(tmp_path / "source"), "PYTHONPATH": str(REPO),
-            "NIA_CACHE_DIR": str(tmp_path / "cache")}
+    return fake_docker_env(tmp_path)
 
 
 def test_validate_all_runs_every_test_files_one_report_and_prints_the_table(tmp_path: Path, fake_docker) -> None:

@@ -126,6 +126,19 @@ def train_data_options(data_help: str, presets: Iterable[str], preset_help: str)
     ])
 
 
+def input_size_option(example: str, help_text: str) -> Callable[[Callable], Callable]:
+    """`--input-size WxH`, given to the command as `input_size`: the config overrides it stands for,
+    {"input_width": W, "input_height": H} ({} when not given); BadParameter naming the option and the form."""
+    def as_overrides(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, int]:
+        from common.cli.targets_cmds import parse_wxh
+
+        if value is None:
+            return {}
+        width, height = parse_wxh(value, example, "--input-size")
+        return {"input_width": width, "input_height": height}
+    return click.option("--input-size", default=None, metavar="WxH", callback=as_overrides, help=help_text)
+
+
 def train_length_options(official_batch: int) -> Callable[[Callable], Callable]:
     """`--epochs` and `--batch-size` (the global batch)."""
     return _stack([

@@ -54,12 +54,7 @@ def _require_kind(manifest: Path, root: Path, kind: str, what: str, prepared: st
 
 def resolve_crops(data: Path, work_dir: Path) -> Path:
     """Return a crop dataset folder for ``data``, preparing it under ``work_dir`` if needed."""
-    manifest = _prepared_or_manifest(data, work_dir, "frame", "NIA frame (PNG + label JSON pair)", "crop")
-    if manifest is None:
-        return Path(data)
-    crops = Path(work_dir) / "crops"
-    _run_nia(["crops", str(manifest), str(crops)])
-    return crops
+    return _prepared(data, work_dir, "frame", "NIA frame (PNG + label JSON pair)", "crop", "crops")
 
 
 def resolve_clips(data: Path, work_dir: Path) -> Path:
@@ -69,12 +64,17 @@ def resolve_clips(data: Path, work_dir: Path) -> Path:
     then ``nia clips`` counts every video's frames (resumable: a rerun reads
     only changed mp4s).
     """
-    manifest = _prepared_or_manifest(data, work_dir, "video", "NIA video (mp4)", "clip")
+    return _prepared(data, work_dir, "video", "NIA video (mp4)", "clip", "clips")
+
+
+def _prepared(data: Path, work_dir: Path, kind: str, what: str, prepared: str, command: str) -> Path:
+    """``data`` when it is a prepared folder; else ``nia COMMAND``'s output for its manifest, in WORK_DIR/COMMAND."""
+    manifest = _prepared_or_manifest(data, work_dir, kind, what, prepared)
     if manifest is None:
         return Path(data)
-    clips = Path(work_dir) / "clips"
-    _run_nia(["clips", str(manifest), str(clips)])
-    return clips
+    folder = Path(work_dir) / command
+    _run_nia([command, str(manifest), str(folder)])
+    return folder
 
 
 def _prepared_or_manifest(data: Path, work_dir: Path, kind: str, what: str, prepared: str) -> Path | None:

@@ -207,6 +207,17 @@ def create_model(task: TrainTask, device: torch.device, world_size: int,
     return model, init
 
 
+def skipped_by_split(rows_by_split: dict[str, Any]) -> dict[str, int]:
+    """TrainTask's `skipped`: `split:reason` -> rows, from each split's read rows (their `skipped` counts)."""
+    return {f"{split}:{reason}": n for split, rows in rows_by_split.items() for reason, n in rows.skipped.items()}
+
+
+def batchnorm_fields(bn_mode: str, freeze: Callable[[torch.nn.Module], None]) -> dict[str, Any]:
+    """TrainTask's `trains_batchnorm` and `train_mode` for a config's `bn_mode`: "train" updates the
+    statistics (SyncBatchNorm under DDP), "frozen" keeps them (FREEZE after each `model.train()`)."""
+    return {"trains_batchnorm": bn_mode == "train", "train_mode": freeze if bn_mode == "frozen" else None}
+
+
 def read_last(out: Path, resume: bool, format_tags: tuple[str, ...]) -> dict[str, Any] | None:
     """`OUT/last.pt` on `--resume` when it exists, read once (on the CPU, whatever device wrote it)."""
     last = out / "last.pt"

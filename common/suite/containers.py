@@ -9,7 +9,6 @@ last log lines). The client is passed in, so that tests can hand in a stand-in;
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from common.suite.specs import TestImage
+from common.verdicts.results import sha256_fresh
 
 NIA_UID = 1000
 Echo = Callable[[str], None]
@@ -69,14 +69,6 @@ def read_sums(images_dir: Path) -> dict[str, str]:
     return sums
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_images(client: Any, images_dir: Path, specs: Iterable[TestImage], echo: Echo) -> None:
     """Check each spec's tar against SHA256SUMS, then load it; ValueError naming the tar that differs."""
     sums = read_sums(images_dir)
@@ -84,7 +76,7 @@ def load_images(client: Any, images_dir: Path, specs: Iterable[TestImage], echo:
         tar = images_dir / f"{spec.image}.tar"
         if tar.name not in sums:
             raise ValueError(f"{images_dir / 'SHA256SUMS'}: lists no {tar.name}")
-        found = sha256_of(tar)
+        found = sha256_fresh(tar)
         if found != sums[tar.name]:
             raise ValueError(f"{tar}: sha256 {found}, SHA256SUMS says {sums[tar.name]}: damaged or replaced")
         echo(f"{spec.test}: {tar.name} sha256 OK, loading")

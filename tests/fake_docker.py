@@ -1,0 +1,71 @@
+"""A stand-in `docker` on PATH for the Makefile's recipes, and the l2cs PASS result it files.
+
+The tests run `make validate-*` and `make load` for real with this script in
+place of docker, so what is tested is the recipe itself, not its text.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from common.verdicts.results import write_results
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every call is logged to FAKE_LOG. `docker run` with FAKE_MODE=crash exits 2
+# and writes nothing (a run that could not start, or was killed); otherwise
+# it writes FAKE_RESULT's PASS into the folder mounted on /results, as the
+# container would, with the run id it was given.
+FAKE_DOCKER = """\
+import json, os, shutil, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(" ".join(args) + "\\n")
+if args[:1] != ["run"]:
+    sys.exit(0)
+results = next(a.split(":")[0] for a in args if a.endswith(":/results"))
+run_id = next((a.split("=", 1)[1] for a in args if a.startswith("NIA_RUN_ID=")), None)
+if os.environ.get("FAKE_MODE") == "crash":
+    sys.exit(2)
+source = os.environ["FAKE_RESULT"]
+shutil.copy(os.path.join(source, "per_sample.csv"), results)
+metrics = json.load(open(os.path.join(source, "metrics.json")))
+metrics["run_id"] = run_id
+json.dump(metrics, open(os.path.join(results, "metrics.json"), "w"))
+"""
+
+
+def passing_l2cs_result(folder: Path, run_id: str | None = None) -> None:
+    """A two-crop l2cs result of 5 deg (PASS) in FOLDER, written as the validation writes it."""
+    per_sample = pd.DataFrame({"name": ["a_eyes", "b_eyes"], "subject": ["001", "002"], "inst": ["S", "T"],
+                               "pred_pitch": [0.0, 0.0], "pred_yaw": [0.0, 0.0], "true_pitch": [0.0, 0.0],
+                               "true_yaw": [4.0, 6.0], "error_deg": [4.0, 6.0]})
+    if run_id:
+        os.environ["NIA_RUN_ID"] = run_id
+    try:
+        write_results(folder, test="l2cs", metric="mean_angular_error_deg", value=5.0, per_sample=per_sample,
+                      n_skipped=0, skipped={}, ci95=None, provenance={}, n_in_split=2)
+    finally:
+        if run_id:
+            del os.environ["NIA_RUN_ID"]
+
+
+def fake_docker_env(tmp_path: Path) -> dict[str, str]:
+    """The environment for `make` with the stand-in docker first on PATH, logging to TMP/log and filing the
+    PASS result in TMP/source; skips the test where `make` is not installed."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"
+    docker.write_text(f"#!{sys.executable}\n{FAKE_DOCKER}")
+    docker.chmod(0o755)
+    passing_l2cs_result(tmp_path / "source")
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "log"),
+            "FAKE_RESULT": str(tmp_path / "source"), "PYTHONPATH": str(REPO),
+            "NIA_CACHE_DIR": str(tmp_path / "cache")}
