@@ -24,7 +24,6 @@ a GPU host) measures the CUDA path. Keep it short: `--anchor-clips` and
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -37,7 +36,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from bench.timing import add_run_options, forward_rate, print_ratios, time_anchor, timed
+from bench.timing import bench_parser, forward_rate, print_ratios, time_anchor, timed
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from dfer.config import preset
@@ -102,12 +101,9 @@ def make_videos(folder: Path, n: int, frames: int, size: tuple[int, int]) -> Pat
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--anchor-clips", type=int, default=8, help="clips timed with the anchor loop")
-    parser.add_argument("--clips", type=int, default=32, help="clips timed with our loop")
+    parser = bench_parser(__doc__, "clips", anchor=8, ours=32, ours_help="clips timed with our loop", batch_size=8)
     parser.add_argument("--frames", type=int, default=48, help="frames per video")
     parser.add_argument("--size", default="640x360", help="video frame size WxH")
-    add_run_options(parser, batch_size=8)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     config = preset("official")

@@ -21,7 +21,6 @@ if it is under 5x, the target needs a faster device, not a better loop. `--devic
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +33,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.timing import add_run_options, forward_rate, print_ratios, time_anchor, timed
+from bench.timing import bench_parser, forward_rate, print_ratios, time_anchor, timed
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from l2cs.bins import BinSpec
@@ -75,11 +74,8 @@ def random_crops(batch: int, device: torch.device, channels_last: bool) -> torch
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--anchor-images", type=int, default=32, help="crops timed with the anchor loop")
-    parser.add_argument("--images", type=int, default=128, help="crops timed with the batched loops")
-    add_run_options(parser, batch_size=32)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, "images", anchor=32, ours=128, ours_help="crops timed with the batched loops",
+                        batch_size=32).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_fake_crops(Path(tmp), {"test": args.images}, width=WIDTH, height=HEIGHT)
         paths = list(read_eye_crops(root, "test").rows["jpg_path"])

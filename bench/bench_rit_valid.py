@@ -27,7 +27,6 @@ Keep it short: `--anchor-images` and `--images` set the work.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 import tempfile
@@ -41,7 +40,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.timing import add_run_options, forward_rate, print_ratios, time_anchor, timed
+from bench.timing import bench_parser, forward_rate, print_ratios, time_anchor, timed
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from ritnet.dataset import ScoringCrops, prepare_batch, read_seg_crops
@@ -89,11 +88,8 @@ def rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--anchor-images", type=int, default=32, help="crops timed with the anchor loop")
-    parser.add_argument("--images", type=int, default=256, help="crops timed with our loop")
-    add_run_options(parser, batch_size=64)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, "images", anchor=32, ours=256, ours_help="crops timed with our loop",
+                        batch_size=64).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = make_seg_crops(Path(tmp), {"test": (args.images + 1) // 2}, width=WIDTH, height=HEIGHT)
         rows = read_seg_crops(root, "test").rows.iloc[:args.images]

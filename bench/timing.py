@@ -19,11 +19,17 @@ import torch
 from common.engine.device import pick_device, set_cudnn_mode
 
 
-def add_run_options(parser: argparse.ArgumentParser, batch_size: int) -> None:
-    """`--batch-size`, `--workers` and `--device`, after the bench's own options."""
+def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
+                 batch_size: int) -> argparse.ArgumentParser:
+    """The options every validation bench takes: `--anchor-UNIT` and `--UNIT` (how many items the anchor loop
+    and ours time), `--batch-size`, `--workers` and `--device`; a bench adds its own after them."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(f"--anchor-{unit}", type=int, default=anchor, help=f"{unit} timed with the anchor loop")
+    parser.add_argument(f"--{unit}", type=int, default=ours, help=ours_help)
     parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
+    return parser
 
 
 def our_device(name: str) -> tuple[torch.device, int]:
