@@ -223,7 +223,7 @@ TRAIN_SCRIPTS = {
                                           "--bn-mode", "frozen", "--device", "cpu"], 2, "l2cs_data", "nia-l2cs/2"),
     # 8 samples x 2 eyes = 16 training crops, batch 8; dropout and augmentation on (their draws must resume too)
     "ritnet": TrainScript("ritnet/train.py", ["--preset", "demo", "--channels", "4", "--input-size", "32x16",
-                                              "--batch-size", "8", "--workers", "0", "--lr", "5e-3",
+                                              "--batch-size", "8", "--workers", "0", "--lr", "5e-3", "--dropout", "0.2",
                                               "--lr-schedule", "cosine", "--device", "cpu"], 2, "rit_data",
                           "nia-rit/1"),
     # 8 training clips, batch 4; 4 frames of 32 x 32
