@@ -303,14 +303,14 @@ TREES = _cases("trees", "nia index stdout/stderr", [
 ])
 
 
-# --- score-only predictions (l2cs/run_valid_l2cs.py --predictions) ---------------------------------------------
+# --- score-only predictions (--predictions of the three validation entry points) ----------------------------------
 
 def predictions_csv(names: list[str], pitch: list[float], yaw: list[float]) -> str:
     lines = ["name,pitch,yaw"] + [f"{n},{p!r},{y!r}" for n, p, y in zip(names, pitch, yaw)]
     return "\n".join(lines) + "\n"
 
 
-PREDICTIONS = _cases("predictions", "stderr / metrics.json", [
+L2CS_PREDICTIONS = _cases("predictions", "l2cs/run_valid_l2cs.py: stderr / metrics.json", [
     ("pred_missing_row", "one test crop not predicted", ["no verdict", "missing_prediction 1"], 2),
     ("pred_extra_row", "a name outside the split", [], 0),
     ("pred_duplicated", "one crop predicted twice", ["no verdict", "duplicated_prediction 1"], 2),
@@ -323,8 +323,39 @@ PREDICTIONS = _cases("predictions", "stderr / metrics.json", [
     ("pred_binary", "random bytes", ["{file}"], 2),
 ])
 
+# a folder of class-map PNGs {crop id}.png; {file} is the PNG in question (the folder for rit_pred_not_a_folder)
+RIT_PREDICTIONS = _cases("predictions", "ritnet/test.py: stderr / metrics.json", [
+    ("rit_pred_missing_png", "one test crop's PNG missing", ["no verdict", "missing_prediction 1"], 2),
+    ("rit_pred_extra_png", "a PNG of a crop outside the split, a stray text file and a subfolder", [], 0),
+    ("rit_pred_duplicated", "X.png and X.PNG", ["no verdict", "duplicated_prediction 1"], 2),
+    ("rit_pred_class_out_of_range", "class id 255 (the class map's non-finite)", ["{file}", "class id 255"], 2),
+    ("rit_pred_escaping_link", "X.png a symbolic link to the ground truth's class map",
+     ["{file}", "symbolic link out of the predictions folder"], 2),
+    ("rit_pred_wrong_size", "a class map one pixel wider than its crop", ["{file}", "has size"], 2),
+    ("rit_pred_colour", "a 3-channel PNG", ["{file}", "single-channel"], 2),
+    ("rit_pred_16bit", "a 16-bit PNG of class ids 0..2 (scored as 8-bit)", [], 0),
+    ("rit_pred_empty_file", "0-byte X.png", ["{file}", "cannot be read as a PNG"], 2),
+    ("rit_pred_binary", "random bytes as X.png", ["{file}", "cannot be read as a PNG"], 2),
+    ("rit_pred_not_a_folder", "--predictions is a file", ["{file}", "not a folder"], 2),
+])
 
-# --- weights (l2cs/run_valid_l2cs.py --weights) ---------------------------------------------------------------
+# CSV name,label (F, S, D, A, N)
+DFER_PREDICTIONS = _cases("predictions", "dfer/valid_nia.py: stderr / metrics.json", [
+    ("dfer_pred_missing_row", "one test clip not predicted", ["no verdict", "missing_prediction 1"], 2),
+    ("dfer_pred_extra_row", "a clip outside the split", [], 0),
+    ("dfer_pred_duplicated", "one clip as X and as X.mp4", ["no verdict", "duplicated_prediction 1"], 2),
+    ("dfer_pred_nan", "label 'nan' (a state has no non-finite value)", ["{file}", "line 4", "label", "'nan'"], 2),
+    ("dfer_pred_unknown_label", "label 'f' (lower case)", ["{file}", "line 2", "'f'", "F, S, D, A, N"], 2),
+    ("dfer_pred_escaping_names", "names ../../../etc/passwd, /abs/x.mp4, C:\\x.mp4", [], 0),
+    ("dfer_pred_missing_column", "no label column", ["{file}", "label"], 2),
+    ("dfer_pred_empty_file", "0-byte file", ["{file}", "not a readable CSV"], 2),
+    ("dfer_pred_binary", "random bytes", ["{file}", "not a readable CSV"], 2),
+])
+
+PREDICTIONS = L2CS_PREDICTIONS + RIT_PREDICTIONS + DFER_PREDICTIONS
+
+
+# --- weights (--weights of the three validation entry points) --------------------------------------------------
 
 MARKER_NAME = "pwned.marker"
 
@@ -346,7 +377,7 @@ def pickle_that_runs_code(path: Path, marker: Path) -> None:
     torch.save({"fc_yaw_gaze.weight": RunsCode(marker)}, path)
 
 
-WEIGHTS = _cases("weights", "stderr", [
+L2CS_WEIGHTS = _cases("weights", "l2cs/run_valid_l2cs.py: stderr", [
     ("weights_empty", "0-byte file", ["{file}"], 2),
     ("weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
     ("weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
@@ -354,6 +385,71 @@ WEIGHTS = _cases("weights", "stderr", [
     ("weights_wrong_shapes", "our checkpoint of another width", ["{file}"], 2),
     ("weights_pickle_runs_code", "a pickle whose loading runs os.system", ["{file}", "weights_only"], 2),
 ])
+
+RIT_WEIGHTS = _cases("weights", "ritnet/test.py: stderr", [
+    ("rit_weights_empty", "0-byte file", ["{file}", "not a loadable weights file"], 2),
+    ("rit_weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
+    ("rit_weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
+    ("rit_weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not a RITnet DenseNet2D state_dict"], 2),
+    ("rit_weights_other_test", "our L2CS-Net checkpoint", ["{file}", "'nia-l2cs/2', expected nia-rit/1"], 2),
+    ("rit_weights_wrong_shapes", "our checkpoint whose config says another width", ["{file}", "config says 8"], 2),
+    ("rit_weights_pickle_runs_code", "a pickle whose loading runs os.system", ["{file}", "weights_only"], 2),
+])
+
+DFER_WEIGHTS = _cases("weights", "dfer/valid_nia.py: stderr", [
+    ("dfer_weights_empty", "0-byte file", ["{file}", "not a readable checkpoint"], 2),
+    ("dfer_weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
+    ("dfer_weights_random", "4 kB of random bytes", ["{file}", "not a readable checkpoint"], 2),
+    ("dfer_weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not a Former-DFER checkpoint"], 2),
+    ("dfer_weights_other_test", "our RIT-Net checkpoint", ["{file}", "'nia-rit/1', expected nia-dfer/1"], 2),
+    ("dfer_weights_wrong_shapes", "our checkpoint whose config says another width",
+     ["{file}", "weights do not fit FormerDFER"], 2),
+    ("dfer_weights_pickle_runs_code", "a pickle whose loading runs os.system",
+     ["{file}", "refused: the pickle calls posix.system"], 2),
+])
+
+WEIGHTS = L2CS_WEIGHTS + RIT_WEIGHTS + DFER_WEIGHTS
+
+
+def weights_kind(case: Case) -> str:
+    """The kind of bad weights a case is, whichever test it is for: ``rit_weights_empty`` -> ``weights_empty``."""
+    return case.id[case.id.index("weights_"):]
+
+
+def write_hostile_weights(kind: str, path: Path, ours: Path, marker: Path, *, format_tag: str, wider: dict[str, Any],
+                          other_test: Path | None = None) -> None:
+    """Write the bad weights file of ``kind`` to ``path``.
+
+    ``ours``: a checkpoint of the test's own ``format_tag`` (safetensors + JSON); ``wider``: config entries that,
+    written into its header, make it describe another width than its tensors have; ``other_test``: a
+    checkpoint of another of the suite's tests.
+    """
+    import torch
+
+    if kind == "weights_empty":
+        path.write_bytes(b"")
+    elif kind == "weights_truncated":
+        data = ours.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    elif kind == "weights_random":
+        path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == "weights_other_model":
+        import torchvision
+
+        torch.save(torchvision.models.resnet18().state_dict(), path)
+    elif kind == "weights_other_test":
+        assert other_test is not None
+        path.write_bytes(other_test.read_bytes())
+    elif kind == "weights_wrong_shapes":
+        from common.engine.checkpoint import read_checkpoint, save_checkpoint
+
+        state = read_checkpoint(ours, (format_tag,))
+        state["config"].update(wider)
+        save_checkpoint(path, state, format_tag)
+    elif kind == "weights_pickle_runs_code":
+        pickle_that_runs_code(path, marker)
+    else:
+        raise ValueError(f"unknown kind of weights {kind!r}")
 
 
 # --- outputs and options ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ kill itself is real: nothing of the command sees it coming. Points:
 * ``index-parse:REL``: in the worker that parses the chunk of labels holding REL (``nia index``);
 * ``crops-row:SAMPLE_ID``: in the worker that has just written the crops of that frame;
 * ``clips-probe:STEM``: in the worker that has just decoded that video (``nia clips``);
-* ``train-step:N``: at the N-th optimizer step of a training script.
+* ``train-step:N``: at the N-th optimizer step (Adam or SGD) of a training script.
 """
 from __future__ import annotations
 
@@ -88,15 +88,15 @@ def install(point: str, reached: Path) -> None:
     elif kind == "train-step":
         import torch
 
-        real_step, steps = torch.optim.Adam.step, [0]
+        steps = [0]
+        for optimizer in (torch.optim.Adam, torch.optim.SGD):  # L2CS-Net and RIT-Net: Adam; Former-DFER: SGD
+            def step(self, *args, _real=optimizer.step, **kwargs):
+                steps[0] += 1
+                if steps[0] == int(arg):
+                    _stop(reached)
+                return _real(self, *args, **kwargs)
 
-        def step(self, *args, **kwargs):
-            steps[0] += 1
-            if steps[0] == int(arg):
-                _stop(reached)
-            return real_step(self, *args, **kwargs)
-
-        torch.optim.Adam.step = step
+            optimizer.step = step
     else:
         raise SystemExit(f"unknown stall point {point!r}")
 

@@ -3,9 +3,9 @@
 * data: ``nia synth`` -> ``nia index`` -> ``nia split`` -> ``nia crops``, run twice from scratch: the same
   synthetic tree byte for byte, the same manifest (less file times), the same split hash and lists, the same
   crops byte for byte;
-* L2CS-Net: the same tiny training twice gives the same weights (tensors and training state);
-  two validation runs on the CPU give identical metrics.json values (less run id, times) and a
-  byte-identical per_sample.csv.
+* each test (L2CS-Net, RIT-Net, Former-DFER): the same tiny training twice gives the same weights files
+  byte for byte; two validation runs on the CPU give identical metrics.json values (less run id, times)
+  and a byte-identical per_sample.csv (and RIT-Net's overlays).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -82,36 +83,73 @@ def test_same_manifest_same_crops(two_data_runs: list[Path]) -> None:
     pd.testing.assert_frame_equal(*indexes)
 
 
-# --- L2CS-Net ----------------------------------------------------------------------------------------------------
+# --- the three tests: training and validation --------------------------------------------------------------------
 
-TINY_TRAIN = ["--preset", "demo", "--base-width", "8", "--input-size", "64x32", "--batch-size", "8", "--epochs", "2",
-              "--workers", "0", "--device", "cpu", "--seed", "5"]
+@dataclass(frozen=True)
+class Entry:
+    """A test's tiny training (seconds on 2 cores), its validation entry point and the fixture with its data."""
+
+    train: str
+    train_args: list[str]
+    valid: str
+    valid_args: list[str]
+    data: str
+
+
+COMMON = ["--workers", "0", "--device", "cpu", "--seed", "5", "--epochs", "2"]
+TESTS = {
+    "l2cs": Entry("l2cs/train.py", ["--preset", "demo", "--base-width", "8", "--input-size", "64x32", "--batch-size", "8",
+                                   *COMMON], "l2cs/run_valid_l2cs.py", ["--batch-size", "5"], "l2cs_data"),
+    "ritnet": Entry("ritnet/train.py", ["--preset", "demo", "--channels", "4", "--input-size", "32x16", "--batch-size",
+                                       "8", *COMMON], "ritnet/test.py", ["--batch-size", "5"], "rit_data"),
+    "dfer": Entry("dfer/train.py", ["--preset", "demo", "--base-width", "4", "--segments", "2", "--input-size", "32",
+                                   "--batch-size", "4", *COMMON], "dfer/valid_nia.py", ["--batch-size", "3"],
+                 "dfer_data"),
+}
 
 
 @pytest.fixture(scope="module")
-def crops(tmp_path_factory) -> Path:
+def l2cs_data(tmp_path_factory) -> Path:
     from tests.l2cs_fakes import make_fake_crops
 
     return make_fake_crops(tmp_path_factory.mktemp("crops"), {"train": 16, "val": 8, "test": 16}, width=64, height=32)
 
 
 @pytest.fixture(scope="module")
-def two_trainings(crops: Path, tmp_path_factory) -> list[Path]:
+def rit_data(tmp_path_factory) -> Path:
+    from tests.rit_fakes import make_seg_crops
+
+    return make_seg_crops(tmp_path_factory.mktemp("rit-crops"), {"train": 8, "val": 4, "test": 8})
+
+
+@pytest.fixture(scope="module")
+def dfer_data(tmp_path_factory) -> Path:
+    from tests.dfer_fakes import balanced_clips, write_clip_set
+
+    return write_clip_set(tmp_path_factory.mktemp("dfer-clips"), balanced_clips({"train": 8, "val": 5, "test": 7}))
+
+
+@pytest.fixture(scope="module", params=sorted(TESTS))
+def two_trainings(request: pytest.FixtureRequest, tmp_path_factory) -> tuple[str, Path, list[Path]]:
+    """(test, its data, the OUT of two trainings in separate processes with other hash seeds)."""
+    test = TESTS[request.param]
+    data = request.getfixturevalue(test.data)
     runs = []
     for k, hash_seed in enumerate(("1", "2")):
-        out = tmp_path_factory.mktemp(f"train{k}")
-        done = subprocess.run([sys.executable, str(REPO / "l2cs" / "train.py"), "--data", str(crops), "--out", str(out),
-                               *TINY_TRAIN], cwd=REPO, capture_output=True, text=True, timeout=600,
+        out = tmp_path_factory.mktemp(f"{request.param}-train{k}")
+        done = subprocess.run([sys.executable, str(REPO / test.train), "--data", str(data), "--out", str(out),
+                               *test.train_args], cwd=REPO, capture_output=True, text=True, timeout=600,
                               env={**env(), "PYTHONHASHSEED": hash_seed})
         assert done.returncode == 0, done.stderr[-2000:]
         runs.append(out)
-    return runs
+    return request.param, data, runs
 
 
-def test_same_seed_same_weights(two_trainings: list[Path]) -> None:
+def test_same_seed_same_weights(two_trainings: tuple[str, Path, list[Path]]) -> None:
     """The same seed gives the same weights file, byte for byte (its hash goes into every report)."""
+    _, _, runs = two_trainings
     for name in ("best.pt", "last.pt"):
-        first, second = (hashlib.sha256((run / name).read_bytes()).hexdigest() for run in two_trainings)
+        first, second = (hashlib.sha256((run / name).read_bytes()).hexdigest() for run in runs)
         assert first == second, name
 
 
@@ -124,18 +162,23 @@ def _plain(metrics: dict) -> dict:
     return metrics
 
 
-def test_two_cpu_validations_are_identical(crops: Path, two_trainings: list[Path], tmp_path: Path) -> None:
+def test_two_cpu_validations_are_identical(two_trainings: tuple[str, Path, list[Path]], tmp_path: Path) -> None:
+    """Two runs with 2 loader workers and torch on every core give the same numbers, byte for byte."""
+    name, data, runs = two_trainings
+    test = TESTS[name]
     results = []
     default_threads = {k: v for k, v in env().items() if k != "OMP_NUM_THREADS"}  # torch takes every core
     for k, hash_seed in enumerate(("1", "2")):
         out = tmp_path / f"res{k}"
-        done = subprocess.run([sys.executable, str(REPO / "l2cs" / "run_valid_l2cs.py"), "--data", str(crops),
-                               "--weights", str(two_trainings[0] / "best.pt"), "--out", str(out), "--device", "cpu",
-                               "--workers", "2", "--batch-size", "5"], cwd=REPO, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, str(REPO / test.valid), "--data", str(data),
+                               "--weights", str(runs[0] / "best.pt"), "--out", str(out), "--device", "cpu",
+                               "--workers", "2", *test.valid_args], cwd=REPO, capture_output=True, text=True,
                               timeout=600, env={**default_threads, "PYTHONHASHSEED": hash_seed})
         assert done.returncode in (0, 1), done.stderr[-2000:]
         results.append(out)
-    assert (results[0] / "per_sample.csv").read_bytes() == (results[1] / "per_sample.csv").read_bytes()
     first, second = (json.loads((out / "metrics.json").read_text()) for out in results)
+    first_csv, second_csv = ((out / "per_sample.csv").read_bytes() for out in results)
+    assert first_csv == second_csv and first_csv.count(b"\n") == 1 + first["n_samples"] > 4
     assert first["run_id"] != second["run_id"]
     assert _plain(first) == _plain(second)
+    assert digest(results[0], ("metrics.json",)) == digest(results[1], ("metrics.json",))  # RIT-Net's overlays too

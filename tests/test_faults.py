@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -204,21 +205,55 @@ def test_clips_killed_mid_probe(tmp_path: Path) -> None:
 
 
 # --- training scripts -----------------------------------------------------------------------------------------------
-# One entry per train.py: (script, its tiny arguments, optimizer steps per epoch). ritnet/train.py and
-# dfer/train.py go here when they land (the same test then covers them).
+
+@dataclass(frozen=True)
+class TrainScript:
+    """A train.py with tiny settings (seconds an epoch on 2 cores) and the fixture that makes its data."""
+
+    script: str
+    args: list[str]
+    steps_per_epoch: int   # optimizer steps of one epoch on the fixture's training split
+    data: str              # fixture name
+    format_tag: str        # its checkpoints' format
+
+
 TRAIN_SCRIPTS = {
-    "l2cs": ("l2cs/train.py", ["--preset", "demo", "--lr-schedule", "constant", "--base-width", "8",
-                               "--input-size", "64x32", "--batch-size", "8", "--workers", "0", "--bn-mode", "frozen",
-                               "--device", "cpu"], 2),
+    "l2cs": TrainScript("l2cs/train.py", ["--preset", "demo", "--lr-schedule", "constant", "--base-width", "8",
+                                          "--input-size", "64x32", "--batch-size", "8", "--workers", "0",
+                                          "--bn-mode", "frozen", "--device", "cpu"], 2, "l2cs_data", "nia-l2cs/2"),
+    # 8 samples x 2 eyes = 16 training crops, batch 8; dropout and augmentation on (their draws must resume too)
+    "ritnet": TrainScript("ritnet/train.py", ["--preset", "demo", "--channels", "4", "--input-size", "32x16",
+                                              "--batch-size", "8", "--workers", "0", "--lr", "5e-3", "--dropout", "0.2",
+                                              "--lr-schedule", "cosine", "--device", "cpu"], 2, "rit_data",
+                          "nia-rit/1"),
+    # 8 training clips, batch 4; 4 frames of 32 x 32
+    "dfer": TrainScript("dfer/train.py", ["--preset", "demo", "--base-width", "4", "--segments", "2",
+                                          "--input-size", "32", "--batch-size", "4", "--workers", "0",
+                                          "--lr", "0.01", "--lr-step", "2", "--device", "cpu"], 2, "dfer_data",
+                        "nia-dfer/1"),
 }
 
 
 @pytest.fixture(scope="module")
-def train_crops(tmp_path_factory) -> Path:
+def l2cs_data(tmp_path_factory) -> Path:
     from tests.l2cs_fakes import make_fake_crops
 
     return make_fake_crops(tmp_path_factory.mktemp("train-crops"), {"train": 16, "val": 8, "test": 8},
                            width=64, height=32)
+
+
+@pytest.fixture(scope="module")
+def rit_data(tmp_path_factory) -> Path:
+    from tests.rit_fakes import make_seg_crops
+
+    return make_seg_crops(tmp_path_factory.mktemp("rit-crops"), {"train": 8, "val": 4})
+
+
+@pytest.fixture(scope="module")
+def dfer_data(tmp_path_factory) -> Path:
+    from tests.dfer_fakes import balanced_clips, write_clip_set
+
+    return write_clip_set(tmp_path_factory.mktemp("dfer-clips"), balanced_clips({"train": 8, "val": 5}))
 
 
 def _log(out: Path) -> list[dict[str, str]]:
@@ -227,21 +262,24 @@ def _log(out: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("name", sorted(TRAIN_SCRIPTS))
-def test_training_killed_mid_epoch_resumes_to_the_same_weights(name: str, train_crops: Path, tmp_path: Path) -> None:
-    script, args, steps_per_epoch = TRAIN_SCRIPTS[name]
-    command = [sys.executable, str(REPO / script), "--data", str(train_crops), *args, "--epochs", "3"]
+def test_training_killed_mid_epoch_resumes_to_the_same_weights(name: str, tmp_path: Path,
+                                                               request: pytest.FixtureRequest) -> None:
+    train = TRAIN_SCRIPTS[name]
+    data = request.getfixturevalue(train.data)
+    args = [str(REPO / train.script), "--data", str(data), *train.args, "--epochs", "3"]
     reference = tmp_path / "reference"
-    done = subprocess.run([*command, "--out", str(reference)], cwd=REPO, env=env(), capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run([sys.executable, *args, "--out", str(reference)], cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
+    assert len(_log(reference)) == 3
     out = tmp_path / "run"
-    stalled(tmp_path, f"train-step:{steps_per_epoch + 1}", str(REPO / script), "--data", str(train_crops), *args,
-            "--epochs", "3", "--out", str(out))  # killed in epoch 2, after epoch 1's last.pt
+    stalled(tmp_path, f"train-step:{train.steps_per_epoch + 1}", *args, "--out", str(out))  # in epoch 2
     first = _log(out)
-    assert [row["epoch"] for row in first] == ["1"]
-    resumed = subprocess.run([*command, "--out", str(out), "--resume"], cwd=REPO, env=env(), capture_output=True,
-                             text=True, timeout=600)
+    assert [row["epoch"] for row in first] == ["1"]  # epoch 1's last.pt and log row were written
+    resumed = subprocess.run([sys.executable, *args, "--out", str(out), "--resume"], cwd=REPO, env=env(),
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "from epoch 2" in resumed.stderr + resumed.stdout
     log, expected = _log(out), _log(reference)
     assert log[0] == first[0]  # epoch 1 was not trained again (its own seconds, kept)
     columns = [c for c in expected[0] if c != "seconds"]
@@ -249,7 +287,7 @@ def test_training_killed_mid_epoch_resumes_to_the_same_weights(name: str, train_
     from common.engine.checkpoint import read_checkpoint
 
     for name_pt in ("best.pt", "last.pt"):
-        ours = read_checkpoint(out / name_pt, ("nia-l2cs/2",))["model"]
-        theirs = read_checkpoint(reference / name_pt, ("nia-l2cs/2",))["model"]
-        assert all(ours[k].equal(theirs[k]) for k in theirs), name_pt
+        ours = read_checkpoint(out / name_pt, (train.format_tag,))["model"]
+        theirs = read_checkpoint(reference / name_pt, (train.format_tag,))["model"]
+        assert ours.keys() == theirs.keys() and all(ours[k].equal(theirs[k]) for k in theirs), name_pt
     assert temp_leftovers(out) == []

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from common.metrics.angular import REFERENCE_COS_CLAMP
-from tests.hostile_corpus import MARKER_NAME, PREDICTIONS, WEIGHTS, Case, RunsCode, pickle_that_runs_code, predictions_csv
+from tests.hostile_corpus import (L2CS_PREDICTIONS, L2CS_WEIGHTS, MARKER_NAME, Case, RunsCode, predictions_csv,
+                                  weights_kind, write_hostile_weights)
 from tests.hostile_env import Outcome, assert_one_error, run_click
 from tests.l2cs_fakes import make_fake_crops
 
@@ -70,7 +71,7 @@ def _predictions(case_id: str, truth: pd.DataFrame) -> bytes:
     return predictions_csv(names, pitch, yaw).encode()
 
 
-@pytest.mark.parametrize("case", PREDICTIONS, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", L2CS_PREDICTIONS, ids=lambda c: c.id)
 def test_hostile_predictions(crops: Path, truth: pd.DataFrame, tmp_path: Path, case: Case) -> None:
     path = tmp_path / "preds.csv"
     path.write_bytes(_predictions(case.id, truth))
@@ -113,33 +114,13 @@ def our_weights(tmp_path_factory) -> Path:
     return path
 
 
-def _weights(case_id: str, path: Path, ours: Path, marker: Path) -> None:
-    if case_id == "weights_empty":
-        path.write_bytes(b"")
-    elif case_id == "weights_truncated":
-        data = ours.read_bytes()
-        path.write_bytes(data[:len(data) // 2])
-    elif case_id == "weights_random":
-        path.write_bytes(np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes())
-    elif case_id == "weights_other_model":
-        import torchvision
-
-        torch.save(torchvision.models.resnet18().state_dict(), path)
-    elif case_id == "weights_wrong_shapes":
-        from common.engine.checkpoint import read_checkpoint, save_checkpoint
-        from l2cs.checkpoint import FORMAT, READ_FORMATS
-
-        state = read_checkpoint(ours, READ_FORMATS)
-        state["config"]["base_width"] = 16  # the header says 16 channels, the tensors have 8
-        save_checkpoint(path, state, FORMAT)
-    elif case_id == "weights_pickle_runs_code":
-        pickle_that_runs_code(path, marker)
-
-
-@pytest.mark.parametrize("case", WEIGHTS, ids=lambda c: c.id)
+@pytest.mark.parametrize("case", L2CS_WEIGHTS, ids=lambda c: c.id)
 def test_hostile_weights(crops: Path, our_weights: Path, tmp_path: Path, case: Case) -> None:
     path, marker = tmp_path / "weights.pt", tmp_path / MARKER_NAME
-    _weights(case.id, path, our_weights, marker)
+    from l2cs.checkpoint import FORMAT
+
+    write_hostile_weights(weights_kind(case), path, our_weights, marker, format_tag=FORMAT,
+                          wider={"base_width": 16})  # the header says 16 channels, the tensors have 8
     out = tmp_path / "res"
     outcome = valid("--data", crops, "--weights", path, "--out", out)
     assert_one_error(outcome, case.code, *case.expected(str(path)))

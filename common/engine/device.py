@@ -83,6 +83,12 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's random draws (dropout) for run seed `seed`: a function of the two alone, so a
+    run resumed at `epoch` draws what an uninterrupted one draws there (no two (seed, epoch) pairs share it)."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]) >> 1
+
+
 def set_cudnn_mode(*, reproducible: bool) -> None:
     """How cuDNN picks its convolution algorithms (the flags are inert on the CPU).
 

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from common.atomic import check_writable_folder, write_text_atomic
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
-from common.engine.device import DeviceSetup, device_setup, seed_everything, set_cudnn_mode
+from common.engine.device import DeviceSetup, device_setup, epoch_seed, seed_everything, set_cudnn_mode
 from common.engine.distributed import (all_reduce_sum, barrier, cleanup_distributed, is_main_process, start_process,
                                        unwrap)
 from common.engine.progress import Progress
@@ -287,6 +287,7 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
                 dataset.set_epoch(epoch)
         for group in optimizer.param_groups:
             group["lr"] = task.lr_at(epoch, progress.history)
+        seed_everything(epoch_seed(config.seed, epoch))  # dropout draws: the same whether resumed here or not
         train_loss = train_one_epoch(model, task, loaders.train, optimizer, scaler, device, epoch)
         value = evaluate(model, task, loaders.val, device)
         improved = progress.record(epoch, value, metric.higher_is_better)

@@ -193,16 +193,27 @@ def find_segmentation_predictions(
     """List ``{key}.png`` in ``folder``; return rows ``name, path`` aligned to ``names``.
 
     The PNG extension is matched case-insensitively, so ``a.png`` and ``a.PNG``
-    count as a duplicated ``a``. Other files are reported as extra
-    (``other:<file name>``). Load each map with ``load_class_map``.
+    count as a duplicated ``a``. Other files and subfolders are reported as
+    extra (``other:<file name>``, ``other:<folder>/``). A symbolic link that
+    leads out of the folder is refused: a submission's maps are its own files,
+    not, say, the ground truth's class maps linked in. Load each map with
+    ``load_class_map``.
     """
     root = Path(folder)
     if not root.is_dir():
         raise PredictionFileError(f"{root}: not a folder; expected a folder of {{crop_id}}.png class maps")
-    files = sorted(p for p in root.iterdir() if p.is_file())
+    entries = sorted(root.iterdir())
+    inside = root.resolve()
+    for entry in entries:
+        if entry.is_symlink() and not entry.resolve().is_relative_to(inside):
+            raise PredictionFileError(f"{entry}: a symbolic link out of the predictions folder (to {entry.resolve()}); "
+                                      "expected the class maps as files in it")
+    # a dangling link inside counts as a file (one that cannot be read); a FIFO or socket is never opened
+    files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
     pngs = [p for p in files if p.suffix.lower() == ".png"]
     table = pd.DataFrame({"name": [p.stem for p in pngs], "path": [str(p) for p in pngs]}, dtype=object)
     others = [f"other:{p.name}" for p in files if p.suffix.lower() != ".png"]
+    others += [f"other:{p.name}/" for p in entries if p.is_dir()]
     aligned, alignment = _aligned(root, table, names, ["name", "path"])
     if others:
         alignment = replace(alignment, extra=tuple(sorted([*alignment.extra, *others])))
@@ -222,7 +233,7 @@ def load_class_map(path: Path | str, num_classes: int, shape: tuple[int, int] | 
         raise PredictionFileError(f"{path}: has size {image.shape} (H, W); expected {tuple(shape)} like the crop")
     if image.size and int(image.max()) >= num_classes:
         raise PredictionFileError(f"{path}: holds class id {int(image.max())}; expected 0..{num_classes - 1}")
-    return image
+    return image.astype(np.uint8, copy=False)  # a 16-bit PNG of class ids 0..2 is a class map too
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
