@@ -84,9 +84,14 @@ DEMO_SUBJECTS ?= 30
 DEMO_SYNTH_ARGS ?= --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
 DEMO_CROPS := $(BUILD)/crops
 DEMO_CLIPS := $(BUILD)/clips
-# dfer's synthetic clip dataset: its own synth run (arguments still to be
-# fixed by the dfer work), then index, split and `nia clips`.
-DFER_SYNTH_ARGS ?= --subjects 30 --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
+# dfer's synthetic videos and their clip dataset (docs/dfer.md, "Demo recipe"):
+# 1,280 phone clips of 16 frames at 320x180 (80 subjects: 128 test clips), then
+# index, split and `nia clips` with their defaults. The demo training reads the
+# clips; the dfer image is given the videos (/data), which it indexes, splits
+# and clips again itself with the same defaults (the clip index points at
+# videos by host paths, which a container does not have).
+DEMO_SYNTH_DFER := $(BUILD)/synth_dfer
+DFER_SYNTH_ARGS ?= --subjects 80 --videos-per-subject 16 --frames-per-video 16 --size 320x180 --devices S --seed 0
 
 l2cs_IMAGE := nia_demo_l2cs
 l2cs_DIR := l2cs
@@ -108,7 +113,7 @@ dfer_IMAGE := nia_demo_dfer
 dfer_DIR := dfer
 dfer_ENTRY := dfer/valid_nia.py
 dfer_WEIGHTS_FILE := dfer.pt
-dfer_DEMO_DATA := $(DEMO_CLIPS)
+dfer_DEMO_DATA := $(DEMO_SYNTH_DFER)
 dfer_TRAIN := dfer/train.py
 dfer_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
 
@@ -124,7 +129,7 @@ DEMO_TRAIN_ENV ?= OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=
 data_for = $(or $(DATA),$($(1)_DATA),$($(1)_DEMO_DATA))
 weights_given = $(or $(WEIGHTS),$($(1)_WEIGHTS),$(if $(WEIGHTS_DIR),$(WEIGHTS_DIR)/$($(1)_WEIGHTS_FILE)))
 weights_for = $(or $(call weights_given,$(1)),$(BUILD)/weights/$(1)_demo.pt)
-demo_data_target = $(if $(filter $(DEMO_CLIPS),$(1)),$(DEMO_CLIPS)/index.parquet,$(DEMO_CROPS)/index.parquet)
+demo_data_target = $(if $(filter $(DEMO_SYNTH_DFER),$(1)),$(DEMO_CLIPS)/index.parquet,$(DEMO_CROPS)/index.parquet)
 
 .PHONY: base-offline base-cuda cuda-wheels wheels demo-data demo-weights build validate-all save load
 
@@ -173,13 +178,13 @@ $(DEMO_CROPS)/index.parquet: | $(VENV)/.installed
 	$(NIA) crops $(BUILD)/manifest.parquet $(DEMO_CROPS)
 
 $(DEMO_CLIPS)/index.parquet: | $(VENV)/.installed
-	rm -rf $(BUILD)/synth_dfer $(DEMO_CLIPS)
-	$(NIA) synth $(BUILD)/synth_dfer $(DFER_SYNTH_ARGS)
-	$(NIA) index $(BUILD)/synth_dfer --out $(BUILD)/manifest_dfer.parquet
+	rm -rf $(DEMO_SYNTH_DFER) $(DEMO_CLIPS)
+	$(NIA) synth $(DEMO_SYNTH_DFER) $(DFER_SYNTH_ARGS)
+	$(NIA) index $(DEMO_SYNTH_DFER) --out $(BUILD)/manifest_dfer.parquet
 	$(NIA) split $(BUILD)/manifest_dfer.parquet
 	$(NIA) clips $(BUILD)/manifest_dfer.parquet $(DEMO_CLIPS)
 
-demo-data: $(sort $(foreach t,$(TESTS),$(call demo_data_target,$($(t)_DEMO_DATA))))  ## the synthetic datasets of TESTS: crops (build/crops) and clips (build/clips)
+demo-data: $(sort $(foreach t,$(TESTS),$(call demo_data_target,$($(t)_DEMO_DATA))))  ## the synthetic datasets of TESTS: crops (build/crops), videos and clips (build/synth_dfer, build/clips)
 
 demo-weights: $(foreach t,$(TESTS),demo-weights-$(t))  ## train the demo weights of TESTS on the synthetic data (build/weights/*_demo.pt)
 

@@ -17,18 +17,16 @@ The fields every training has (lr, batch_size, epochs, patience, amp, seed,
 workers) come from `common.engine.train.TrainConfig`; Former-DFER's defaults
 for them are set below.
 
-`demo` is a tiny network (stem width 8, 1 T-Former layer, 221,485
-parameters) for the synthetic clips on 2 CPU cores; it is for checking the
-pipeline, not for numbers. Its epochs and schedule are first guesses until
-the training script measures them on the synthetic clips. What was measured,
-on a toy task (200 clips of a square whose brightness or position follows one
-of 5 temporal patterns, batch 16, one thread): lr 0.05 reached 83 % and then
-diverged (loss 0.4 -> 3.6); 0.02 and 0.01 learned (83-88 % and 77 % after 10
-epochs with a step at epoch 7). At these rates the eval-mode accuracy stayed
-at chance until the first step while the same weights with batch statistics
-scored 68-80 %: BatchNorm's running averages cannot follow weights that move
-this fast, so the demo needs its learning-rate step well before the end, and runs
-all its epochs (patience 0: before the step there is nothing to stop on).
+`demo` is a tiny network (stem width 8, 1 T-Former layer, 64 x 64 input:
+220,429 parameters) for the Makefile's synthetic clips on 2 CPU cores
+(docs/dfer.md, "Demo recipe", has the data, the measurements and why each
+value): lr 0.02, batch 16, 14 epochs with the step after epoch 10 and no
+early stop (patience 14: eval-mode BatchNorm lags the weights at this rate,
+so validation WAR jumps about until the step), flip without the random crop
+(`random_crop=False`), and every clip's resized frames kept in memory after
+the first epoch (`cache_frames=True`, which needs `workers=0`: the copies of
+DataLoader workers end with each epoch). It is for checking the pipeline,
+not for numbers.
 
 A config travels inside every checkpoint as a plain dict (`to_dict`), so a
 weights file says how to rebuild its model.
@@ -57,6 +55,8 @@ class DFERConfig(TrainConfig):
     input_size: int = 112            # frames are resized / cropped to input_size x input_size
     pad_short: bool = False          # clips under `frames` frames: skipped (False) or padded by repetition
     crop_scale: float = 0.08         # training crops cover this to 100 % of the region's area (published 0.08)
+    random_crop: bool = True         # training: random-sized crop (published); False: resized as at test
+    cache_frames: bool = False       # keep each clip's decoded, resized frames in memory (workers 0, no crop)
     base_width: int = 64             # ResNet-18 stem channels; 64 is the published network
     s_depth: int = 1                 # CS-Former transformer layers (published 1)
     t_depth: int = 3                 # T-Former transformer layers (published 3)
@@ -128,7 +128,8 @@ def _check(ok: bool, field: str, value: Any, expected: str) -> None:
 
 PRESETS: dict[str, DFERConfig] = {
     "official": DFERConfig(),
-    "demo": DFERConfig(base_width=8, t_depth=1, lr=0.02, batch_size=16, epochs=20, lr_step=12, patience=20),
+    "demo": DFERConfig(base_width=8, t_depth=1, input_size=64, lr=0.02, batch_size=16, epochs=14, lr_step=10,
+                       patience=14, random_crop=False, cache_frames=True, workers=0),
 }
 
 

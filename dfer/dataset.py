@@ -27,13 +27,16 @@ from common.targets.crop_rows import CropRows
 from common.targets.video import VideoError, read_frames
 from dfer.config import STATES, DFERConfig
 from dfer.sampling import ShortClipError, sample_indices
-from dfer.transforms import eval_transform, train_transform
+from dfer.transforms import eval_transform, random_flip, train_transform
 
 #: `nia clips` reasons -> the suite's skip reasons (common.verdicts.thresholds.SKIP_REASONS), all the data's.
 CLIP_SKIP_REASONS = {"unreadable": "unreadable_video", "too_short": "too_short_video",
                      "no_state": "no_state_label", "invalid_row": "invalid_label"}
 #: read at run time: a video that no longer decodes (it changed after `nia clips`)
 UNREADABLE = "unreadable_video"
+#: with a frame cache, clips of more than this many times the frames the model reads are read from the video
+#: every time (a long video's resized frames would fill the memory)
+CACHE_MAX_FACTOR = 4
 
 
 def read_state_clips(clips_dir: str | Path, split: str, *, min_frames: int = 16,
@@ -87,15 +90,25 @@ class StateClips(Dataset):
     `ok` is False when the video could not be read as the index says (the
     clip is then zeros): the caller counts it. `train=True` draws the frame
     numbers and the crop/flip from `numpy.random.default_rng([seed, epoch, i])`.
+
+    `cache=True` keeps every frame of a clip, read once and resized, in
+    memory, and later epochs index and flip those: the same pixels as reading
+    them again, since frames are read exactly and resized one by one. It is
+    used only where no random crop is drawn (evaluation, or training with
+    `random_crop=False`), for clips of up to `CACHE_MAX_FACTOR` x `frames`
+    frames, and pays off only in the process that keeps the dataset (no
+    DataLoader workers, whose copies end with each epoch).
     """
 
-    def __init__(self, rows: pd.DataFrame, config: DFERConfig, *, train: bool) -> None:
+    def __init__(self, rows: pd.DataFrame, config: DFERConfig, *, train: bool, cache: bool = False) -> None:
         self.paths = list(rows["video_file"])
         self.n_frames = rows["n_frames"].to_numpy(dtype=np.int64)
         self.regions = rows[["x0", "y0", "x1", "y1"]].to_numpy(dtype=np.int64)
         self.targets = torch.as_tensor(rows["target"].to_numpy(dtype=np.int64))
         self.config, self.train = config, train
         self.seed, self.epoch = config.seed, 0
+        self.crop = train and config.random_crop
+        self.cache: dict[int, torch.Tensor] | None = {} if cache and not self.crop else None
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose random frames and crops to draw (before building the epoch's iterator)."""
@@ -117,15 +130,31 @@ class StateClips(Dataset):
         size = self.config.input_size
         rng = self.rng(index)
         try:
-            frames = read_frames(self.paths[index], self.frame_indices(index, rng),
-                                 region=tuple(int(v) for v in self.regions[index]))
+            indices = self.frame_indices(index, rng)
+            if self.cache is not None and self.n_frames[index] <= CACHE_MAX_FACTOR * self.config.frames:
+                clip = self._all_frames(index)[torch.from_numpy(indices)]
+                return (clip if rng is None else random_flip(clip, rng)), self.targets[index], index, True
+            frames = read_frames(self.paths[index], indices, region=self._region(index))
         except (VideoError, ShortClipError):
             return torch.zeros(self.config.frames, 3, size, size, dtype=torch.uint8), self.targets[index], index, False
         if rng is not None:
-            clip = train_transform(frames, rng, size=size, scale=(self.config.crop_scale, 1.0), as_uint8=True)
+            clip = train_transform(frames, rng, size=size, scale=(self.config.crop_scale, 1.0), as_uint8=True,
+                                   crop=self.crop)
         else:
             clip = eval_transform(frames, size=size, as_uint8=True)
         return clip, self.targets[index], index, True
+
+    def _region(self, index: int) -> tuple[int, int, int, int]:
+        x0, y0, x1, y1 = (int(v) for v in self.regions[index])
+        return x0, y0, x1, y1
+
+    def _all_frames(self, index: int) -> torch.Tensor:
+        """Every frame of clip `index`, resized to uint8 (F, 3, S, S): from the cache, read on first use."""
+        assert self.cache is not None
+        if index not in self.cache:
+            frames = read_frames(self.paths[index], np.arange(int(self.n_frames[index])), region=self._region(index))
+            self.cache[index] = eval_transform(frames, size=self.config.input_size, as_uint8=True)
+        return self.cache[index]
 
 
 def prepare_batch(clips: torch.Tensor, device: torch.device) -> torch.Tensor:

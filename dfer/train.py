@@ -40,7 +40,8 @@ def build_task(config: DFERConfig, data_dir: Path, train_split: str, val_split: 
     min_frames = 1 if config.pad_short else config.frames
     train_rows, val_rows = (read_state_clips(data_dir, split, min_frames=min_frames, videos=videos)
                             for split in (train_split, val_split))
-    val_set = StateClips(val_rows.rows, config, train=False)
+    cache = config.cache_frames and config.workers == 0  # workers' copies of a cache end with each epoch
+    val_set = StateClips(val_rows.rows, config, train=False, cache=cache)
 
     def create() -> tuple[torch.nn.Module, str]:
         model = build_model(config)
@@ -59,7 +60,7 @@ def build_task(config: DFERConfig, data_dir: Path, train_split: str, val_split: 
 
     return TrainTask(
         name=f"former-dfer (width {config.base_width})", config=config,
-        train_set=StateClips(train_rows.rows, config, train=True), val_set=val_set,
+        train_set=StateClips(train_rows.rows, config, train=True, cache=cache), val_set=val_set,
         build_model=create, prepare=prepare_batch,
         loss=lambda outputs, targets, _epoch: F.cross_entropy(outputs.float(), targets),
         val_sums=val_sums, val_metric=lambda sums: float(sums[0] / sums[1]) if sums[1] > 0 else float("nan"),

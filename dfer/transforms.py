@@ -7,7 +7,9 @@ up to 10 tries of an area fraction uniform in [0.08, 1] and an aspect ratio
 uniform in [3/4, 4/3], width and height rounded and swapped with probability
 1/2; the first that fits is cut at a uniform position and resized to
 112 x 112. If none fits, the fallback resizes the shorter side to 112 and cuts
-a random 112 x 112 square. The flip has probability 1/2.
+a random 112 x 112 square. The flip has probability 1/2. With `crop=False`
+(`DFERConfig.random_crop`, off in the demo preset) the frames are resized as
+at test and only flipped.
 
 Test (`eval_transform`): every frame resized to 112 x 112 (`GroupResize(112)`:
 the aspect ratio is not kept).
@@ -83,10 +85,13 @@ def fallback_box(height: int, width: int, size: int, rng: np.random.Generator) -
 
 def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int = INPUT_SIZE,
                     scale: tuple[float, float] = CROP_SCALE, ratio: tuple[float, float] = CROP_RATIO,
-                    flip_prob: float = FLIP_PROB, as_uint8: bool = False) -> torch.Tensor:
+                    flip_prob: float = FLIP_PROB, as_uint8: bool = False, crop: bool = True) -> torch.Tensor:
     """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1] (or uint8 0-255 with `as_uint8`):
-    the same random crop and flip for all frames."""
+    the same random crop and flip for all frames. `crop=False` (the demo) resizes as `eval_transform`
+    does and only flips: the result is then `random_flip(eval_transform(frames), rng)`."""
     _check_frames(frames)
+    if not crop:
+        return random_flip(eval_transform(frames, size=size, as_uint8=as_uint8), rng, flip_prob)
     height, width = frames.shape[1:3]
     box = random_sized_box(height, width, rng, scale=scale, ratio=ratio)
     if box is not None:   # crop the uint8 frames first: only the crop is converted to float
@@ -94,9 +99,12 @@ def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int =
     else:
         resized, box = fallback_box(height, width, size, rng)
         clip = _resize(_to_tensor(frames), resized)[..., box.y:box.y + box.h, box.x:box.x + box.w]
-    if rng.random() < flip_prob:
-        clip = clip.flip(-1)
-    return _finish(clip, as_uint8)
+    return _finish(random_flip(clip, rng, flip_prob), as_uint8)
+
+
+def random_flip(clip: torch.Tensor, rng: np.random.Generator, flip_prob: float = FLIP_PROB) -> torch.Tensor:
+    """(T, C, H, W) mirrored left-right as a whole with probability `flip_prob` (one draw from `rng`)."""
+    return clip.flip(-1) if rng.random() < flip_prob else clip
 
 
 def eval_transform(frames: np.ndarray, *, size: int = INPUT_SIZE, as_uint8: bool = False) -> torch.Tensor:

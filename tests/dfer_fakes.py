@@ -53,6 +53,13 @@ def coded_frame(index: int, state: str, size: tuple[int, int] = (WIDTH, HEIGHT))
     return frame
 
 
+def plain_frame(state: str, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.ndarray:
+    """A BGR frame of the state's colour only."""
+    frame = np.empty((size[1], size[0], 3), np.uint8)
+    frame[:] = STATE_COLOURS[state]
+    return frame
+
+
 def frame_numbers(clip: np.ndarray, width: int = WIDTH) -> list[int]:
     """The numbers the frames of an RGB clip (T, 3, H, W) or (T, H, W, 3) carry, read at the block centres."""
     if clip.shape[1] == 3:
@@ -85,10 +92,11 @@ def balanced_clips(per_split: dict[str, int], subjects_per_split: int = 2, n_fra
 
 
 def write_clip_set(base: Path, clips: list[FakeClip], *, region: tuple[int, int, int, int] | None = None,
-                   size: tuple[int, int] = (WIDTH, HEIGHT)) -> Path:
+                   size: tuple[int, int] = (WIDTH, HEIGHT), coded: bool = True) -> Path:
     """mp4s of `size` (W, H) under base/videos and the clip index under base/clips; returns base/clips.
 
-    `region` (default: the whole frame) is every clip's `x0, y0, x1, y1`.
+    `region` (default: the whole frame) is every clip's `x0, y0, x1, y1`. `coded=False` leaves the frame
+    numbers out: every frame is the state's colour alone (a task a tiny network learns in a few epochs).
     """
     videos, out = base / "videos", base / "clips"
     videos.mkdir(parents=True, exist_ok=True)
@@ -98,7 +106,9 @@ def write_clip_set(base: Path, clips: list[FakeClip], *, region: tuple[int, int,
     for clip in clips:
         rel = f"{clip.clip_id}.mp4"
         if not clip.reason:
-            write_mp4(videos / rel, [coded_frame(i, clip.state, size) for i in range(clip.n_frames)], 30.0)
+            frames = [coded_frame(i, clip.state, size) if coded else plain_frame(clip.state, size)
+                      for i in range(clip.n_frames)]
+            write_mp4(videos / rel, frames, 30.0)
         rows.append({"clip_id": clip.clip_id, "video_path": rel, "split": clip.split, "state": clip.state,
                      "label_source": "json", "label_mismatch": "", "n_frames": clip.n_frames,
                      "header_frames": clip.n_frames, "width": size[0], "height": size[1], "x0": x0, "y0": y0,

@@ -68,5 +68,13 @@ def test_early_stopping_cannot_end_a_run_before_its_next_step(name: str) -> None
 
 def test_demo_is_tiny_and_valid() -> None:
     demo = PRESETS["demo"].validated()
-    assert demo.base_width < 16 and demo.frames == 16 and demo.input_size == 112
+    assert demo.base_width < 16 and demo.frames == 16 and demo.input_size == 64  # docs/dfer.md, "Demo recipe"
     assert demo.model_kwargs()["base_width"] == demo.base_width
+    # its frame cache only lives where no random crop is drawn and no worker process holds the dataset
+    assert demo.cache_frames and not demo.random_crop and demo.workers == 0
+
+
+def test_the_official_preset_is_the_published_recipe() -> None:
+    official = PRESETS["official"]
+    assert (official.base_width, official.t_depth, official.input_size, official.frames) == (64, 3, 112, 16)
+    assert official.random_crop and official.crop_scale == 0.08 and not official.cache_frames

@@ -14,7 +14,7 @@ from dfer.dataset import StateClips, prepare_batch, read_state_clips
 from dfer.sampling import eval_indices
 from tests.dfer_fakes import STATE_COLOURS, FakeClip, clip_name, frame_numbers, write_clip_set
 
-CONFIG = preset("demo", seed=5)
+CONFIG = preset("demo", seed=5, input_size=112, random_crop=True)  # the published input and augmentation
 CLIPS = [
     FakeClip(clip_name(1, 1, "F"), "test", "F", "001", n_frames=16),
     FakeClip(clip_name(1, 2, "N"), "test", "N", "001", n_frames=40),
@@ -29,6 +29,22 @@ CLIPS = [
 @pytest.fixture(scope="module")
 def clips_dir(tmp_path_factory) -> Path:
     return write_clip_set(tmp_path_factory.mktemp("dfer_clips"), CLIPS)
+
+
+def test_a_frame_cache_gives_the_items_a_fresh_read_gives(clips_dir: Path) -> None:
+    """The demo's cache (no random crop): every epoch's frames and flips equal reading the mp4 again."""
+    rows = read_state_clips(clips_dir, "test").rows
+    demo = preset("demo", seed=5)
+    for train in (False, True):
+        cached, fresh = StateClips(rows, demo, train=train, cache=True), StateClips(rows, demo, train=train)
+        for epoch in (1, 2, 3):
+            cached.set_epoch(epoch)
+            fresh.set_epoch(epoch)
+            for i in range(len(rows)):
+                (a, _, _, ok_a), (b, _, _, ok_b) = cached[i], fresh[i]
+                assert ok_a and ok_b and torch.equal(a, b), (train, epoch, i)
+        assert cached.cache is not None and sorted(cached.cache) == list(range(len(rows)))
+    assert StateClips(rows, CONFIG, train=True, cache=True).cache is None  # a random crop is never cached
 
 
 def test_rows_and_every_skip_of_the_split(clips_dir: Path) -> None:

@@ -15,11 +15,12 @@ from tests.dfer_fakes import balanced_clips, write_clip_set
 from tests.procs import run_two_processes
 
 # a tiny network on 4 frames of 32 x 32; frozen BatchNorm statistics, so that 2 DDP processes
-# compute exactly what one process computes (no SyncBatchNorm on the CPU)
+# compute exactly what one process computes (no SyncBatchNorm on the CPU). lr 0.005: at 0.01 this
+# network's loss jumps about on the colour clips for the first few hundred steps and stays near chance
 TINY = {"base_width": 4, "frames": 4, "segments": 2, "input_size": 32, "batch_size": 4, "workers": 0,
-        "bn_mode": "frozen", "lr": 0.01, "lr_step": 100, "patience": 100}
+        "bn_mode": "frozen", "lr": 0.005, "lr_step": 100, "patience": 100}
 TINY_ARGS = ["--preset", "demo", "--base-width", "4", "--segments", "2", "--input-size", "32", "--batch-size", "4",
-             "--workers", "0", "--bn-mode", "frozen", "--lr", "0.01", "--lr-step", "100", "--patience", "100",
+             "--workers", "0", "--bn-mode", "frozen", "--lr", "0.005", "--lr-step", "100", "--patience", "100",
              "--device", "cpu"]
 EPOCHS = 5
 
@@ -34,7 +35,9 @@ def train(data: Path, out: Path, epochs: int, resume: bool = False, **changes):
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> Path:
-    return write_clip_set(tmp_path_factory.mktemp("dfer_train"), balanced_clips({"train": 40, "val": 10, "test": 10}))
+    """Clips of one colour per state (no frame codes): 150 steps of the tiny network learn them."""
+    return write_clip_set(tmp_path_factory.mktemp("dfer_train"),
+                          balanced_clips({"train": 120, "val": 20, "test": 10}), coded=False)
 
 
 @pytest.fixture(scope="module")
@@ -44,18 +47,15 @@ def trained(clips: Path, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.xfail(reason="issue 12, open: the tiny demo-based settings stay at chance on the 5-colour clips "
-                          "since the demo preset was retuned (val WAR 0.2-0.4, was >= 0.6); the outputs are checked "
-                          "by the other tests of this file", strict=False)
 def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
     with (trained / "log.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["epoch"] for r in rows] == [str(e) for e in range(1, EPOCHS + 1)]
     assert set(rows[0]) == {"epoch", "train_loss", "val_war", "lr", "seconds"}
     losses = [float(r["train_loss"]) for r in rows]
-    assert losses[-1] < losses[0]
+    assert losses[-1] < 0.6 * losses[0]  # measured 1.93 -> 0.64 (1 thread)
     wars = [float(r["val_war"]) for r in rows]
-    assert max(wars) >= 0.6  # 5 colours; chance is 0.2
+    assert max(wars) >= 0.6  # 20 clips of 5 colours, chance 0.2 (12 right by chance: p < 1e-4); measured 0.8
     best = read_our_checkpoint(trained / "best.pt")
     assert best["progress"]["best"] == pytest.approx(max(wars), abs=1e-4)
     assert best["config"]["base_width"] == 4 and best["init"].startswith("random")
@@ -109,12 +109,18 @@ def test_early_stopping_on_the_test_split_is_refused(clips: Path, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes_match_one_process(clips: Path, trained: Path, tmp_path: Path) -> None:
+def test_ddp_two_cpu_processes_match_one_process(tmp_path_factory, tmp_path: Path) -> None:
     """torchrun, 2 gloo processes x 2 clips vs 1 process x 4 clips, same global batches and draws.
 
     The gradient all-reduce adds in another order than one process does, so
-    float32 weights agree to rounding (atol 1e-4 after 5 epochs).
+    float32 weights agree to rounding: atol 1e-4 after 5 epochs of 40 clips
+    (50 steps; after the 150 steps of the learning test's set they differ by
+    up to 4e-4).
     """
+    clips = write_clip_set(tmp_path_factory.mktemp("dfer_ddp"), balanced_clips({"train": 40, "val": 10, "test": 10}),
+                           coded=False)
+    trained = tmp_path / "single"
+    train(clips, trained, epochs=EPOCHS)
     out = tmp_path / "ddp"
     out.mkdir()
     run_two_processes("dfer/train.py", [*TINY_ARGS, "--epochs", str(EPOCHS), "--data", str(clips), "--out", str(out)],

@@ -94,7 +94,7 @@ def test_docker_compose_validates_the_file(tmp_path: Path) -> None:
                            "--file", str(REPO / "docker-compose.yml"), "config"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert f"{REPO}/build/clips:/data:ro" in done.stdout and "nia-base:bookworm-cuda" in done.stdout
+    assert f"{REPO}/build/synth_dfer:/data:ro" in done.stdout and "nia-base:bookworm-cuda" in done.stdout
 
 
 # ---- the verdict table

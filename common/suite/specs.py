@@ -15,7 +15,7 @@ class TestImage:
         code_dir: the test's source folder, copied into its image only.
         entry: the validation script the image runs.
         weights_file: the file name the image reads in /weights.
-        demo_data: the synthetic input `make demo-data` writes, under the build folder.
+        demo_data: the synthetic input `make demo-data` writes, under the build folder (what /data gets).
         train_script: writes the demo weights (best.pt) with `--preset demo`.
     """
 
@@ -40,5 +40,5 @@ class TestImage:
 SUITE: dict[str, TestImage] = {
     "l2cs": TestImage("l2cs", "nia_demo_l2cs", "l2cs", "l2cs/run_valid_l2cs.py", "l2cs.pt", "crops", "l2cs/train.py"),
     "rit": TestImage("rit", "nia_demo_rit", "ritnet", "ritnet/test.py", "ritnet.pt", "crops", "ritnet/train.py"),
-    "dfer": TestImage("dfer", "nia_demo_dfer", "dfer", "dfer/valid_nia.py", "dfer.pt", "clips", "dfer/train.py"),
+    "dfer": TestImage("dfer", "nia_demo_dfer", "dfer", "dfer/valid_nia.py", "dfer.pt", "synth_dfer", "dfer/train.py"),
 }
