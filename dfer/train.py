@@ -14,7 +14,6 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python dfer/train.py`: import the package, not the folder's modules
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from dataclasses import replace
 from typing import Any
 
 import click
@@ -86,8 +85,7 @@ def main(data_dir: Path, out: Path, config: DFERConfig, *, device_name: str, pre
 def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dict[str, Any]) -> DFERConfig:
     """The preset with the given options, or on `--resume` (`last`: the read last.pt) the saved config with them."""
     if last is not None:
-        saved = DFERConfig.from_dict(last["config"])
-        return replace(saved, **{k: v for k, v in overrides.items() if v is not None}).validated()
+        return DFERConfig.resumed(last["config"], overrides)
     return preset(preset_name, **overrides)
 
 

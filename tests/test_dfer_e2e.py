@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_l2cs_e2e import NIA, demo_train_env, run
+from tests.e2e_steps import demo_train_env, run, synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 THRESHOLD = 0.70
@@ -33,11 +33,8 @@ def synth_args() -> list[str]:
 
 @pytest.mark.slow
 def test_demo_preset_passes_on_synthetic_clips(tmp_path: Path) -> None:
-    synth, manifest, clips = tmp_path / "synth", tmp_path / "manifest.parquet", tmp_path / "clips"
-    run([*NIA, "synth", str(synth), *synth_args(), "--workers", "2"], "nia synth")
-    run([*NIA, "index", str(synth), "--out", str(manifest)], "nia index")
-    run([*NIA, "split", str(manifest)], "nia split")
-    run([*NIA, "clips", str(manifest), str(clips), "--workers", "2"], "nia clips")
+    clips = synthetic_dataset(tmp_path, [*synth_args(), "--workers", "2"], "clips")
+    synth = tmp_path / "synth"
     run([sys.executable, "dfer/train.py", "--preset", "demo", "--device", "cpu", "--data", str(clips),
          "--out", str(tmp_path / "train")], "dfer/train.py", demo_train_env())
     result = run([sys.executable, "dfer/valid_nia.py", "--data", str(synth), "--work-dir", str(tmp_path / "work"),
