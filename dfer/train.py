@@ -25,7 +25,7 @@ from common.cli.entry import (run_entry_point, train_data_options, train_length_
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
-from common.engine.train import Metric, TrainTask, fit, read_last
+from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, read_last, skipped_by_split
 from common.verdicts.thresholds import threshold_for
 from dfer.checkpoint import FORMAT, READ_FORMATS, load_pretrained
 from dfer.config import BN_MODES, PRESETS, DFERConfig, lr_at, preset
@@ -67,10 +67,8 @@ def build_task(config: DFERConfig, data_dir: Path, train_split: str, val_split: 
         make_optimizer=lambda parameters: torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                                                           weight_decay=config.weight_decay),
         lr_at=lambda epoch, _history: lr_at(config, epoch),
-        skipped={f"{split}:{reason}": n for split, rows in ((train_split, train_rows), (val_split, val_rows))
-                 for reason, n in rows.skipped.items()},
-        trains_batchnorm=config.bn_mode == "train",
-        train_mode=freeze_batchnorm_stats if config.bn_mode == "frozen" else None,
+        skipped=skipped_by_split({train_split: train_rows, val_split: val_rows}),
+        **batchnorm_fields(config.bn_mode, freeze_batchnorm_stats),
         format_tag=FORMAT, read_tags=READ_FORMATS, val_batch_size=max(8, config.batch_size))
 
 
