@@ -47,7 +47,11 @@ def for_inference(model: nn.Module, device: torch.device) -> nn.Module:
     crops at a time (bench/bench_rit_valid.py). channels_last was ~20 % faster
     there. Outputs per crop do not depend on the batch (eval mode).
     """
-    model = model.to(device).to(memory_format=torch.channels_last).eval()
+    return chunked_on_cpu(model.to(device).to(memory_format=torch.channels_last).eval(), device)
+
+
+def chunked_on_cpu(model: nn.Module, device: torch.device) -> nn.Module:
+    """The model run `CPU_FORWARD_BATCH` crops at a time on the CPU (see `for_inference`); as it is on a GPU."""
     return InChunks(model, CPU_FORWARD_BATCH) if device.type == "cpu" else model
 
 

@@ -36,7 +36,7 @@ from ritnet.config import BN_MODES, INIT_CHOICES, LR_SCHEDULES, PRESETS, RITConf
 from ritnet.dataset import EyeSegCrops, ScoringCrops, crop_geometry, prepare_batch, read_seg_crops
 from ritnet.loss import ritnet_loss
 from ritnet.model import DenseNet2D
-from ritnet.scoring import CPU_FORWARD_BATCH, InChunks, Predictor, miou_of_confusion
+from ritnet.scoring import Predictor, chunked_on_cpu, miou_of_confusion
 
 
 def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: str) -> TrainTask:
@@ -55,9 +55,8 @@ def build_task(config: RITConfig, data_dir: Path, train_split: str, val_split: s
     def val_sums(model: torch.nn.Module, loader: torch.utils.data.DataLoader, device: torch.device) -> torch.Tensor:
         """The confusion matrix (C x C, flattened) of this process's validation shard, exact counts in float64."""
         predictor = Predictor(config.num_classes, config.input_width, config.input_height)
-        runner = InChunks(model, CPU_FORWARD_BATCH) if device.type == "cpu" else model
-        result = run_inference(runner, loader, device, prepare=prepare_batch, decode=predictor.confusion,
-                               amp=config.amp, progress=is_main_process())
+        result = run_inference(chunked_on_cpu(model, device), loader, device, prepare=prepare_batch,
+                               decode=predictor.confusion, amp=config.amp, progress=is_main_process())
         rows = result.values[np.isfinite(result.values).all(axis=1)]
         return torch.from_numpy(rows.sum(axis=0) if len(rows) else np.zeros(config.num_classes ** 2))
 
