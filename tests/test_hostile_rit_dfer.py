@@ -54,13 +54,9 @@ def dfer_clips(tmp_path_factory) -> Path:
     return write_clip_set(tmp_path_factory.mktemp("dfer"), balanced_clips({"test": 5}))
 
 
-def rit_truth(crops: Path) -> pd.DataFrame:
-    index = pd.read_parquet(crops / "index.parquet")
-    return index[index["split"] == "test"].reset_index(drop=True)
-
-
-def dfer_truth(clips: Path) -> pd.DataFrame:
-    index = pd.read_parquet(clips / "index.parquet")
+def scored_split_rows(dataset: Path) -> pd.DataFrame:
+    """The test split's rows of a crop or clip dataset's index.parquet (the truth a submission is scored on)."""
+    index = pd.read_parquet(dataset / "index.parquet")
     return index[index["split"] == "test"].reset_index(drop=True)
 
 
@@ -86,7 +82,7 @@ def assert_outcome(case: Case, outcome: Outcome, out: Path, file: Path, n_in_spl
 
 def _rit_predictions(case_id: str, crops: Path, folder: Path) -> Path:
     """The case's prediction folder (the truth's class maps, then the case's damage); returns the {file}."""
-    truth = rit_truth(crops)
+    truth = scored_split_rows(crops)
     folder.mkdir()
     for row in truth.itertuples():
         shutil.copy(crops / row.png_path, folder / f"{row.crop_id}.png")
@@ -131,7 +127,7 @@ def test_hostile_rit_predictions(rit_crops: Path, tmp_path: Path, case: Case) ->
     folder, out = tmp_path / "pred", tmp_path / "res"
     file = _rit_predictions(case.id, rit_crops, folder)
     outcome = rit_valid("--data", rit_crops, "--predictions", folder, "--out", out)
-    metrics = assert_outcome(case, outcome, out, file, n_in_split=len(rit_truth(rit_crops)))
+    metrics = assert_outcome(case, outcome, out, file, n_in_split=len(scored_split_rows(rit_crops)))
     if case.id == "rit_pred_extra_png":  # listed, and they skip no crop
         extra = metrics["provenance"]["model"]["predictions"]["extra"]
         assert extra == ["NIA22EYE_S1_999_T1_S01_S_rgb_F_D_T_99999_r_eye", "other:old/", "other:readme.txt"]
@@ -150,7 +146,7 @@ def test_a_link_inside_the_folder_is_read(rit_crops: Path, tmp_path: Path) -> No
 # --- Former-DFER: CSV name,label --------------------------------------------------------------------------------
 
 def _dfer_predictions(case_id: str, clips: Path) -> bytes:
-    truth = dfer_truth(clips)
+    truth = scored_split_rows(clips)
     names, labels = list(truth["clip_id"]), list(truth["state"])
     if case_id == "dfer_pred_missing_row":
         names, labels = names[1:], labels[1:]
@@ -178,7 +174,7 @@ def test_hostile_dfer_predictions(dfer_clips: Path, tmp_path: Path, case: Case) 
     path, out = tmp_path / "states.csv", tmp_path / "res"
     path.write_bytes(_dfer_predictions(case.id, dfer_clips))
     outcome = dfer_valid("--data", dfer_clips, "--predictions", path, "--out", out)
-    metrics = assert_outcome(case, outcome, out, path, n_in_split=len(dfer_truth(dfer_clips)))
+    metrics = assert_outcome(case, outcome, out, path, n_in_split=len(scored_split_rows(dfer_clips)))
     if metrics is not None:
         predictions = metrics["provenance"]["model"]["predictions"]
         assert predictions["n_extra"] == (1 if case.id == "dfer_pred_extra_row" else 3), predictions
