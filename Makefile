@@ -281,11 +281,25 @@ $(foreach t,l2cs rit dfer,$(eval $(call test_targets,$(t))))
 # report of the results this run wrote (build/results/report) and prints the
 # verdict table; exit 0 only when every test passed (1 a FAIL, 2 no verdict).
 # Each test's exit code and stderr are kept in build/results/.suite/ for the table.
+# First, side by side: the base and the images (mostly downloads, dpkg and
+# Docker commits; log in build/results/.suite/images.log) and the demo data and
+# demo weights (CPU) that the tests need; nothing there stops the run: each
+# test's own `validate-<test>` below makes whatever is still missing and says
+# why when it cannot.
 SUITE_DIR := $(BUILD)/results/.suite
+uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
+suite_inputs = $(call uniq,$(foreach t,$(TESTS),$(if $(DATA)$($(t)_DATA),,$(call demo_data_target,$($(t)_DEMO_DATA))) $(if $(call weights_given,$(t)),,$(BUILD)/weights/$(t)_demo.pt)))
 validate-all: $(VENV)/.installed  ## run the validations of TESTS (never stops at the first failure), one report, the verdict table
 	@$(if $(WEIGHTS),echo "validate-all: WEIGHTS names one file; give WEIGHTS_DIR=DIR (with l2cs.pt, ritnet.pt, dfer.pt) or l2cs_WEIGHTS=... rit_WEIGHTS=... dfer_WEIGHTS=..." >&2; exit 2)
 	@$(if $(RESULTS),echo "validate-all: RESULTS is per test; the results go to $(BUILD)/results/<test>" >&2; exit 2)
 	@rm -rf $(SUITE_DIR) $(BUILD)/results/report && mkdir -p $(SUITE_DIR)
+	@# a password prompt cannot reach a background job: ask now when the base will need sudo
+	@if [ "$$(id -u)" != 0 ] && [ -n "$(BASE_TARGET)" ] && ! docker image inspect $(BASE_IMAGE) >/dev/null 2>&1; then sudo -v; fi
+	@echo "== the images (log: $(SUITE_DIR)/images.log), beside the demo data and weights" >&2; \
+	( for t in $(TESTS); do $(MAKE) --no-print-directory build-$$t || echo "build-$$t: failed"; done ) \
+	  >$(SUITE_DIR)/images.log 2>&1 & images=$$!; \
+	$(if $(strip $(suite_inputs)),$(MAKE) --no-print-directory --keep-going $(suite_inputs) || true;) \
+	wait $$images
 	@for t in $(TESTS); do \
 	  rm -rf $(BUILD)/results/$$t/metrics.json $(BUILD)/results/$$t/per_sample.csv $(BUILD)/results/$$t/report; \
 	  echo "== validate-$$t" >&2; \

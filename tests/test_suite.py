@@ -148,6 +148,8 @@ def test_validate_all_runs_every_test_files_one_report_and_prints_the_table(tmp_
     assert [entry["test"] for entry in report["tests"]] == ["l2cs"] and report["overall_verdict"] == "PASS"
     runs = [line for line in Path(fake_docker["FAKE_LOG"]).read_text().splitlines() if line.startswith("run ")]
     assert len(runs) == 1 and f"{tmp_path / 'w'}:/weights:ro --env NIA_WEIGHTS=l2cs.pt" in runs[0]
+    # the images were built first, beside the demo inputs (none needed here), and the failure logged
+    assert "build-rit: failed" in (build / "results" / ".suite" / "images.log").read_text()
 
 
 def test_validate_all_refuses_a_single_weights_file(fake_docker) -> None:
