@@ -129,6 +129,8 @@ DEMO_TRAIN_ENV ?= OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=
 data_for = $(or $(DATA),$($(1)_DATA),$($(1)_DEMO_DATA))
 weights_given = $(or $(WEIGHTS),$($(1)_WEIGHTS),$(if $(WEIGHTS_DIR),$(WEIGHTS_DIR)/$($(1)_WEIGHTS_FILE)))
 weights_for = $(or $(call weights_given,$(1)),$(BUILD)/weights/$(1)_demo.pt)
+# what test $(1) makes here: the demo data unless DATA is given, the demo weights unless weights are given
+demo_inputs = $(if $(DATA)$($(1)_DATA),,$(call demo_data_target,$($(1)_DEMO_DATA))) $(if $(call weights_given,$(1)),,$(BUILD)/weights/$(1)_demo.pt)
 demo_data_target = $(if $(filter $(DEMO_SYNTH_DFER),$(1)),$(DEMO_CLIPS)/index.parquet,$(DEMO_CROPS)/index.parquet)
 
 .PHONY: base-offline base-cuda cuda-wheels wheels demo-data demo-weights build validate-all save load
@@ -214,7 +216,7 @@ demo-weights-$(1): $(BUILD)/weights/$(1)_demo.pt
 build-$(1): entry-$(1) $(BASE_TARGET) wheels $(if $(filter 1,$(BAKE)),$(if $(call weights_given,$(1)),,$(BUILD)/weights/$(1)_demo.pt))
 	$(call docker_build,$(1))
 
-validate-$(1): entry-$(1) build-$(1) $(if $(DATA)$($(1)_DATA),,$(call demo_data_target,$($(1)_DEMO_DATA))) $(if $(call weights_given,$(1)),,$(BUILD)/weights/$(1)_demo.pt)
+validate-$(1): entry-$(1) build-$(1) $(call demo_inputs,$(1))
 	$(call docker_validate,$(1),$(call data_for,$(1)),$(call weights_for,$(1)),$(or $(RESULTS),$(BUILD)/results/$(1)))
 
 save-$(1): build-$(1)
@@ -287,8 +289,7 @@ $(foreach t,l2cs rit dfer,$(eval $(call test_targets,$(t))))
 # test's own `validate-<test>` below makes whatever is still missing and says
 # why when it cannot.
 SUITE_DIR := $(BUILD)/results/.suite
-uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
-suite_inputs = $(call uniq,$(foreach t,$(TESTS),$(if $(DATA)$($(t)_DATA),,$(call demo_data_target,$($(t)_DEMO_DATA))) $(if $(call weights_given,$(t)),,$(BUILD)/weights/$(t)_demo.pt)))
+suite_inputs = $(sort $(foreach t,$(TESTS),$(call demo_inputs,$(t))))
 validate-all: $(VENV)/.installed  ## run the validations of TESTS (never stops at the first failure), one report, the verdict table
 	@$(if $(WEIGHTS),echo "validate-all: WEIGHTS names one file; give WEIGHTS_DIR=DIR (with l2cs.pt, ritnet.pt, dfer.pt) or l2cs_WEIGHTS=... rit_WEIGHTS=... dfer_WEIGHTS=..." >&2; exit 2)
 	@$(if $(RESULTS),echo "validate-all: RESULTS is per test; the results go to $(BUILD)/results/<test>" >&2; exit 2)
