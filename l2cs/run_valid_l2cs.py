@@ -35,6 +35,7 @@ from common.engine.inference import run_inference
 from common.cli.entry import validation_options
 from common.cli.prepared_input import resolve_crops
 from common.engine.validate import Options, Predicted, ValidationTask, model_skips, run_validation
+from common.delivery.stats import points_on_screen
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, read_gaze_predictions
@@ -81,6 +82,10 @@ def per_sample_table(rows: pd.DataFrame, pitch_yaw: np.ndarray) -> pd.DataFrame:
                           "inst": rows["inst"].to_numpy()[scored], "pred_pitch": pred[:, 0], "pred_yaw": pred[:, 1],
                           "true_pitch": truth[:, 0], "true_yaw": truth[:, 1]})
     table["error_deg"] = angular_errors_deg(pred, truth) if len(table) else np.empty(0)
+    if {"point_x", "point_y"} <= set(rows.columns):  # crop folders made before the index carried pose.point lack it
+        known = rows["point_x"].notna() & rows["point_y"].notna()
+        on_screen = points_on_screen(rows["point_x"], rows["point_y"]).astype(object).where(known, None)
+        table["on_screen"] = on_screen.to_numpy()[scored]
     return table
 
 

@@ -21,7 +21,9 @@ class _ReportError(click.ClickException):
 @click.option("--run-id", "run_ids", multiple=True,
               help="File only results written by this run (metrics.json's run_id, from $NIA_RUN_ID); "
                    "repeat for several runs. A folder from another run exits 2 (stale results).")
-def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ...]) -> None:
+@click.option("--anonymise-subjects", is_flag=True,
+              help="Show subjects as 'subject 01', ... in the group tables (their ids otherwise).")
+def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ...], anonymise_subjects: bool) -> None:
     """Merge the metrics.json + per_sample.csv of RESULTS_DIR... into one audit report.
 
     Works with any subset of the three tests (l2cs, rit, dfer), one folder
@@ -48,7 +50,7 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
             if run_ids and run_id not in run_ids:
                 raise RunError(f"{item.directory}: metrics.json is from run {run_id}, not from run "
                                f"{', '.join(run_ids)}: stale results, not filed")
-        report_dict = build_report(loaded)
+        report_dict = build_report(loaded, anonymise_subjects=anonymise_subjects)
         paths = write_report(report_dict, loaded, out_dir)
     except (RunError, OSError, ValueError, KeyError) as exc:
         raise _ReportError(str(exc)) from exc

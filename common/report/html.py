@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.report import plots
+from common.report.group_views import section_html
 from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
 
 if TYPE_CHECKING:
@@ -26,6 +27,12 @@ td.PARTIAL, td.ERROR { background: #ffe0b2; font-weight: bold; }
 img { max-width: 100%; margin: 4px 8px 12px 0; border: 1px solid #ddd; }
 img.overlay { max-height: 160px; }
 td.hash { font-family: monospace; font-size: 11px; word-break: break-all; }
+.note { color: #555; font-size: 12px; }
+td.bar { width: 240px; min-width: 240px; }
+.plot { position: relative; height: 14px; background: #f4f4f4; }
+.plot .fill { position: absolute; left: 0; top: 2px; height: 10px; background: #72b7b2; }
+.plot .ci { position: absolute; top: 6px; height: 2px; background: #222; }
+.plot .overall { position: absolute; top: 0; height: 14px; border-left: 2px dashed #d62728; }
 """
 
 
@@ -41,6 +48,7 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
     ]
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
+        body += section_html(entry, _e)
     header, rows = provenance_rows(report)
     body += ["<h2>Provenance</h2>", _table(header, rows, hash_rows=True)]
     return (

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.report.group_views import section_markdown
 from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
 
 
@@ -21,6 +22,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for entry in report["tests"]:
         lines += _details(entry)
+        lines += section_markdown(entry, _table)
     header, rows = provenance_rows(report)
     lines += ["## Provenance", "", *_table(header, rows), "", "Plots: see report.html.", ""]
     return "\n".join(lines)
