@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 
 _CSS = """
 body { font-family: DejaVu Sans, Arial, sans-serif; margin: 24px; color: #222; max-width: 1150px; }
-table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
-th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; max-width: 100%; }
+th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 th { background: #eee; }
 td.PASS { background: #c8e6c9; font-weight: bold; }
 td.FAIL { background: #ffcdd2; font-weight: bold; }
@@ -110,7 +110,7 @@ def _table(header: list[str], rows: list[list[str]], *, verdict_column: int | No
                 css = f" class='{_e(cell)}'"
             elif hash_rows and row[0].endswith("sha256") and i > 0:
                 css = " class='hash'"
-            cells.append(f"<td{css}>{_e(cell)}</td>")
+            cells.append(f"<td{css}>{_e(cell).replace(chr(10), '<br>')}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 

@@ -55,6 +55,6 @@ def _details(entry: dict[str, Any]) -> list[str]:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     def cells(row: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", "<br>") for c in row) + " |"
 
     return [cells(header), "|" + "---|" * len(header), *[cells(r) for r in rows]]
