@@ -15,6 +15,7 @@ NESTED = {"model_config": {"backbone": "resnet50", "bins": {"count": 90, "width_
 @pytest.mark.slow
 def test_the_page_fits_1280_px_with_every_section_and_image(tmp_path, monkeypatch):
     monkeypatch.setenv("NIA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NIA_CODE_VERSION", "v-test")
     dirs = report_fakes.write_all(tmp_path / "results")
     report_fakes.write_gaze(dirs["l2cs"], report_fakes.gaze_frame(), **NESTED)
     out = tmp_path / "report"
@@ -30,3 +31,20 @@ def test_the_page_fits_1280_px_with_every_section_and_image(tmp_path, monkeypatc
         assert section in headings, headings
     assert headings.count("Where the error lives") == 3
     assert "By gaze target" in headings and headings.count("By subject") == 3
+
+
+@pytest.mark.slow
+def test_the_comparison_page_fits_1280_px(tmp_path, monkeypatch):
+    monkeypatch.setenv("NIA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NIA_CODE_VERSION", "v-test")
+    old, new = report_fakes.write_all(tmp_path / "old"), report_fakes.write_all(tmp_path / "new")
+    report_fakes.write_state(new["dfer"], report_fakes.state_frame(flip=(1, 2, 3)), **NESTED)
+    out = tmp_path / "compare"
+    run = CliRunner(mix_stderr=False).invoke(main, ["report", "--compare", str(tmp_path / "old"),
+                                                    str(tmp_path / "new"), "--out", str(out)])
+    assert run.exit_code == 0, run.output + run.stderr
+    layout = layout_of(out / "compare.html", tmp_path)
+    assert layout["scroll_width"] <= 1280 and layout["broken"] == 0, layout
+    for heading in ("Verdicts", "Change by group", "Samples", "Provenance that differs", "Summary"):
+        assert heading in layout["headings"], layout["headings"]
+    assert [h.split(":")[0] for h in layout["headings"] if h.endswith(")") and ": " in h] == ["l2cs", "rit", "dfer"]

@@ -19,6 +19,7 @@ def report(tmp_path_factory):
     made = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NIA_CACHE_DIR", str(root / "cache"))
+        patch.setenv("NIA_CODE_VERSION", "v-test")
         dirs = report_fakes.write_all(root / "results")
 
     def make(*options):
