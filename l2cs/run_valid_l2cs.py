@@ -38,6 +38,7 @@ from common.engine.validate import Options, Predicted, ValidationTask, model_ski
 from common.delivery.stats import points_on_screen
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
+from common.targets.gaze import METHODS
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, read_gaze_predictions
 from common.cli.entry import run_entry_point
 from l2cs.bins import BinSpec
@@ -86,6 +87,11 @@ def per_sample_table(rows: pd.DataFrame, pitch_yaw: np.ndarray) -> pd.DataFrame:
         known = rows["point_x"].notna() & rows["point_y"].notna()
         on_screen = points_on_screen(rows["point_x"], rows["point_y"]).astype(object).where(known, None)
         table["on_screen"] = on_screen.to_numpy()[scored]
+    for method in METHODS:  # the label under each derivation: the report scores the predictions under each
+        columns = [f"gaze_pitch_deg_{method}", f"gaze_yaw_deg_{method}"]
+        if set(columns) <= set(rows.columns):
+            other = rows[columns].to_numpy(dtype=np.float64)[scored]
+            table[f"true_pitch_{method}"], table[f"true_yaw_{method}"] = other[:, 0], other[:, 1]
     return table
 
 

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from common.report import plots
 from common.report.group_views import section_html
+from common.report.sensitivity import sensitivity_html
+from common.verdicts.results import rule_of
 from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
         body += section_html(entry, escape)
+        body += sensitivity_html(entry, rule_of(entry), table_html, escape)
     header, rows = provenance_rows(report)
     body += ["<h2>Provenance</h2>", table_html(header, rows, hash_rows=True)]
     return page(f"NIA validation report: {report['overall_verdict']}", body)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from common.report.group_views import section_markdown
+from common.report.sensitivity import sensitivity_markdown
+from common.verdicts.results import rule_of
 from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
 
 
@@ -23,6 +25,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     for entry in report["tests"]:
         lines += _details(entry)
         lines += section_markdown(entry, table_markdown)
+        lines += sensitivity_markdown(entry, rule_of(entry), table_markdown)
     header, rows = provenance_rows(report)
     lines += ["## Provenance", "", *table_markdown(header, rows), "", "Plots: see report.html.", ""]
     return "\n".join(lines)

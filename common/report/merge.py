@@ -25,6 +25,7 @@ from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
 from common.report.groups import groups_of
+from common.report.sensitivity import gaze_sensitivity
 from common.report.checks import number as _number
 from common.verdicts.results import (
     EXIT_ERROR,
@@ -93,6 +94,8 @@ def build_report(result_dirs: list[ResultDir], *, anonymise_subjects: bool = Fal
     for entry, item in zip(entries, ordered):
         entry["groups"] = groups_of(item.test, item.per_sample, entry["details"], rules[item.test],
                                     item.result.get("extra"), anonymise_subjects=anonymise_subjects)
+        if item.test == "l2cs":
+            entry["sensitivity"] = gaze_sensitivity(item.per_sample, rules[item.test], entry.get("provenance"))
     codes = [entry["exit_code"] for entry in entries]
     verdicts = [entry["verdict"] for entry in entries]
     overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"

@@ -39,6 +39,7 @@ import pandas as pd
 from common.atomic import atomic_path, check_writable_folder, remove_stale_temps, write_text_atomic
 from common.targets.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
                                 known_values, row_fingerprint_text)
+from common.targets.gaze import DERIVATION_COLUMNS
 from common.targets.masks import CLASS_NAMES, EyeShapes, class_map
 from common.parallel import map_chunks
 from common.delivery.png_header import read_png_header
@@ -58,6 +59,7 @@ INDEX_COLUMNS = [
     "subject", "inst", "image", "condition", "gaze_pitch_deg", "gaze_yaw_deg",
     "x0", "y0", "scale_x", "scale_y",
     "width", "height", "video_stem", "frame", "device", "direction", "input_sha256", "point_x", "point_y",
+    *DERIVATION_COLUMNS,
 ]
 _ROW_FIELDS = [
     "sample_id", "png_path", "subject", "inst", "image", "image_type", "condition", "posture",
@@ -66,8 +68,9 @@ _ROW_FIELDS = [
     *(f"{s}_{k}" for s in "rl" for k in ("eyelid", "iris_cx", "iris_cy", "iris_rx", "iris_ry", "iris_rotate",
                                          "center_x", "center_y")),
 ]
-#: Carried into the index (the report's on/off-screen split) but no input of a crop: not fingerprinted.
-_INDEX_ONLY_FIELDS = ["point_x", "point_y"]
+#: Carried into the index (the report's on/off-screen split, the label under every gaze derivation) but no
+#: input of a crop: not fingerprinted.
+_INDEX_ONLY_FIELDS = ["point_x", "point_y", *DERIVATION_COLUMNS]
 
 
 @dataclass(frozen=True)
