@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, MutableMapping
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 WAIT_POLICY = "OMP_WAIT_POLICY"
@@ -160,10 +161,14 @@ def plan_for_run(requested_workers: int | None, *, accelerator: bool = False) ->
                       local_processes=_local_processes(os.environ), in_force=os.environ.get(WAIT_POLICY, "default"))
 
 
-def settle_wait_policy(environ: dict[str, str] | os._Environ = os.environ) -> str:
+def settle_wait_policy(environ: MutableMapping[str, str] | None = None, *, torch_loaded: bool | None = None) -> str:
     """Set ``OMP_WAIT_POLICY`` as `plan_cores` chooses it for a CPU run with its default decode workers, unless
-    the user set it. Call it before torch is imported: libgomp reads it once, when it loads."""
-    if WAIT_POLICY not in environ:
+    the user set it; return the policy in force. Call it before torch is imported: libgomp reads it once, when it
+    loads. Once torch is loaded (`torch_loaded`, default: whether it is imported) it changes nothing, so the
+    environment that child processes inherit stays the user's."""
+    environ = os.environ if environ is None else environ
+    loaded = "torch" in sys.modules if torch_loaded is None else torch_loaded
+    if WAIT_POLICY not in environ and not loaded:
         policy = plan_cores(available_cores(), env=environ, local_processes=_local_processes(environ)).wait_policy
         if policy != "default":
             environ[WAIT_POLICY] = policy
