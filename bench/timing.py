@@ -42,19 +42,20 @@ def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
     return parser
 
 
-def start_load(count: int) -> None:
-    """Start `count` busy processes for the rest of this run; they stop when it ends (and end if it dies)."""
-    if count <= 0:
-        return
-    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(count)]
-    atexit.register(stop_load, busy)
-    print(f"load: {count} busy process(es) running all along (pids {', '.join(str(p.pid) for p in busy)})",
-          flush=True)
+def start_load(count: int) -> list[subprocess.Popen]:
+    """Start `count` busy processes; `stop_load` stops them, else the end of this run (they also end if it dies)."""
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(max(0, count))]
+    if busy:
+        atexit.register(stop_load, busy)
+        print(f"load: {count} busy process(es) running all along (pids {', '.join(str(p.pid) for p in busy)})",
+              flush=True)
+    return busy
 
 
 def stop_load(busy: Iterable[subprocess.Popen]) -> None:
     for process in busy:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait()
 
 

@@ -104,7 +104,7 @@ class CorePlan:
     workers: int               # DataLoader decode processes
     wait_policy: str           # OMP_WAIT_POLICY in force: PASSIVE, ACTIVE, or "default" (libgomp's brief spin)
     threads_from: str          # what set the threads: "usable cores" or OMP_NUM_THREADS
-    workers_from: str          # "chosen" or "--workers"
+    workers_from: str          # "chosen", or "given" (--workers, a training config)
 
     def line(self) -> str:
         """The one line a run prints about it."""
@@ -139,7 +139,7 @@ def plan_cores(usable: int, *, requested_workers: int | None = None, env: Mappin
         return max(0, share - round(sampled[0]))
 
     if requested_workers is not None:
-        workers, workers_from = requested_workers, "--workers"
+        workers, workers_from = requested_workers, "given"
     elif accelerator:
         workers, workers_from = max(1, share - 1), "chosen"
     else:  # with at most one core beside the threads, one worker whatever the load

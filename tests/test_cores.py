@@ -79,7 +79,7 @@ def test_pinned_threads_fill_free_cores_with_workers_and_spin_only_when_all_fits
 def test_explicit_settings_win() -> None:
     plan = plan_cores(4, requested_workers=3, env={"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "active"},
                       busy=never_sampled)
-    assert (plan.threads, plan.workers, plan.wait_policy, plan.workers_from) == (2, 3, "ACTIVE", "--workers")
+    assert (plan.threads, plan.workers, plan.wait_policy, plan.workers_from) == (2, 3, "ACTIVE", "given")
     no_workers = plan_cores(4, requested_workers=0, env={}, busy=lambda: 0.0)  # 4 threads on 4 idle cores: spin
     assert (no_workers.workers, no_workers.wait_policy) == (0, "default")
     assert plan_cores(4, env={"OMP_NUM_THREADS": "bad"}, busy=never_sampled).threads == 4  # not a count: ignored
