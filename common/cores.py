@@ -158,7 +158,8 @@ def plan_for_run(requested_workers: int | None, *, accelerator: bool = False) ->
     """The plan of a run that has loaded torch: the wait policy is the one libgomp read when it loaded
     (`settle_wait_policy`'s, or the user's), whatever the workers asked for now."""
     return plan_cores(available_cores(), requested_workers=requested_workers, accelerator=accelerator,
-                      local_processes=_local_processes(os.environ), in_force=os.environ.get(WAIT_POLICY, "default"))
+                      local_processes=_local_processes(os.environ),
+                      in_force=os.environ.get(WAIT_POLICY) or "default")
 
 
 def settle_wait_policy(environ: MutableMapping[str, str] | None = None, *, torch_loaded: bool | None = None) -> str:
