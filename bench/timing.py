@@ -3,8 +3,12 @@
 Each bench keeps its own anchor loop, our loop and the model's input; this
 module holds the stopwatch parts: the command-line options they share, a
 timed call, the forward-only rate (the compute ceiling) and the ratio lines
-the tests and the docs read. Not a bench itself (`make bench` runs
-`bench/bench_*.py` only).
+the tests and the docs read; `--load N` (N busy processes for the whole run,
+so the anchor, ours and the forward-only ceiling are all timed under it) and
+the targets of issue 23: quiet, ours >= 95 % of the ceiling; one core busy
+of 2, >= 90 % of the ceiling under that load and >= 1.2x the anchor script;
+on a GPU, the one-GPU figures (`GPU_TARGETS`). Not a bench itself (`make
+bench` runs `bench/bench_*.py` only).
 """
 from __future__ import annotations
 
