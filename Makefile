@@ -35,10 +35,12 @@ test: venv  ## run the test suite (CPU only)
 	@scripts/install-system-deps.sh test
 	$(PY) -m pytest -q
 
-test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the GPU validation speed
+test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the three GPU validation speeds against their one-GPU targets
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA GPU here')"
 	$(PY) -m pytest -q -rs -m gpu tests/test_gpu.py
 	$(PY) bench/bench_l2cs_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64 --workers 4
+	$(PY) bench/bench_rit_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64
+	$(PY) bench/bench_dfer_valid.py --device cuda --anchor-clips 8 --clips 128 --batch-size 16
 
 bench: venv  ## run the benchmarks under bench/ and print their ratios
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -30,13 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cores import settle_wait_policy  # noqa: E402
+
+settle_wait_policy()  # as the validation scripts do, before torch loads
+
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from bench.timing import bench_parser, forward_rate, print_ratios, time_anchor, timed
+from bench.timing import (bench_parser, drain, forward_rate, print_pipeline, print_ratios, start_load, time_anchor,
+                          timed)
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from dfer.config import preset
@@ -75,9 +80,13 @@ def anchor_loop(model: torch.nn.Module, paths: list[str], regions: np.ndarray, d
     return np.array(out)
 
 
+def our_loader(dataset: StateClips, batch_size: int, workers: int) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init)
+
+
 def our_loop(model: torch.nn.Module, dataset: StateClips, batch_size: int, workers: int,
              device: torch.device) -> np.ndarray:
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init)
+    loader = our_loader(dataset, batch_size, workers)
     result = run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: predicted_state(out),
                            progress=False)
     return result.values[:, 0].astype(np.int64)
@@ -105,6 +114,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=48, help="frames per video")
     parser.add_argument("--size", default="640x360", help="video frame size WxH")
     args = parser.parse_args()
+    start_load(args.load)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     config = preset("official")
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,15 +128,17 @@ def main() -> None:
         floor_anchor = forward_rate(model, random_clips(1, cpu, channels_last=False), anchor_n, cpu)
         # the anchor on the CPU's default threads, then on what valid_nia.py picks (CUDA when visible)
         anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, paths[:n], regions[:n], device),
-                             anchor_n, warm_up=1, device_name=args.device, **CLIPS)
-        model, device = anchor.model, anchor.device
+                             anchor_n, warm_up=1, device_name=args.device, workers=args.workers, **CLIPS)
+        model, device, workers = anchor.model, anchor.device, anchor.workers
         fast = model.to(memory_format=torch.channels_last)
         dataset = StateClips(rows.iloc[:args.clips].reset_index(drop=True), config, train=False)
         our_loop(fast, StateClips(rows.iloc[:args.batch_size].reset_index(drop=True), config, train=False),
                  args.batch_size, 0, device)  # warm-up
-        ours, ours_out = timed(f"ours (batch {args.batch_size}, {args.workers} workers, channels_last)",
-                               args.clips, lambda: our_loop(fast, dataset, args.batch_size, args.workers, device),
+        ours, ours_out = timed(f"ours (batch {args.batch_size}, {workers} workers, channels_last)",
+                               args.clips, lambda: our_loop(fast, dataset, args.batch_size, workers, device),
                                **CLIPS)
+        decode, _ = timed(f"decode alone ({workers} workers)", args.clips,
+                          lambda: drain(our_loader(dataset, args.batch_size, workers)), **CLIPS)
         floor_ours = forward_rate(fast, random_clips(args.batch_size, device, channels_last=True),
                                   max(1, args.clips // args.batch_size), device)
     agree = int((ours_out[:anchor_n] == anchor.output).sum())
@@ -136,7 +148,8 @@ def main() -> None:
     print(f"model forward alone: batch 1 on {anchor.default_threads} thread(s) {floor_anchor:.2f} clips/s "
           f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
           f"batch {args.batch_size} as ours on {device} {floor_ours:.2f} clips/s")
-    print_ratios(ours, anchor.default_rate, anchor.same_rate, floor_ours)
+    print_ratios(ours, anchor.default_rate, anchor.same_rate, floor_ours, load=args.load)
+    print_pipeline("dfer", ours, decode, floor_ours, device)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cores import settle_wait_policy  # noqa: E402
+
+settle_wait_policy()  # as the validation scripts do, before torch loads
+
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.timing import bench_parser, forward_rate, print_ratios, time_anchor, timed
+from bench.timing import (bench_parser, drain, forward_rate, print_pipeline, print_ratios, start_load, time_anchor,
+                          timed)
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from l2cs.bins import BinSpec
@@ -59,12 +64,15 @@ def anchor_loop(model: torch.nn.Module, root: Path, paths: list[str], device: to
     return np.array(out)
 
 
+def our_loader(root: Path, paths: list[str], batch_size: int, workers: int) -> DataLoader:
+    dataset = EyeCrops(root, paths, np.zeros((len(paths), 2)), width=WIDTH, height=HEIGHT)
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init)
+
+
 def our_loop(model: torch.nn.Module, root: Path, paths: list[str], batch_size: int, workers: int,
              device: torch.device) -> np.ndarray:
-    dataset = EyeCrops(root, paths, np.zeros((len(paths), 2)), width=WIDTH, height=HEIGHT)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init)
-    return run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: BINS.decode_pair(out),
-                         progress=False).values
+    return run_inference(model, our_loader(root, paths, batch_size, workers), device, prepare=prepare_batch,
+                         decode=lambda out, _: BINS.decode_pair(out), progress=False).values
 
 
 def random_crops(batch: int, device: torch.device, channels_last: bool) -> torch.Tensor:
@@ -76,6 +84,7 @@ def random_crops(batch: int, device: torch.device, channels_last: bool) -> torch
 def main() -> None:
     args = bench_parser(__doc__, "images", anchor=32, ours=128, ours_help="crops timed with the batched loops",
                         batch_size=32).parse_args()
+    start_load(args.load)
     with tempfile.TemporaryDirectory() as tmp:
         root = make_fake_crops(Path(tmp), {"test": args.images}, width=WIDTH, height=HEIGHT)
         paths = list(read_eye_crops(root, "test").rows["jpg_path"])
@@ -86,14 +95,16 @@ def main() -> None:
         floor_anchor = forward_rate(model, random_crops(1, cpu, channels_last=False), anchor_n, cpu)
         # the anchor on the CPU's default threads, then on what run_valid_l2cs.py picks (CUDA when visible)
         anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, root, paths[:n], device), anchor_n,
-                             warm_up=2, device_name=args.device)
-        model, device = anchor.model, anchor.device
+                             warm_up=2, device_name=args.device, workers=args.workers)
+        model, device, workers = anchor.model, anchor.device, anchor.workers
         our_loop(model, root, paths[:args.batch_size], args.batch_size, 0, device)  # warm-up
-        batched, _ = timed(f"batched (batch {args.batch_size}, {args.workers} workers)", len(paths),
-                           lambda: our_loop(model, root, paths, args.batch_size, args.workers, device))
+        batched, _ = timed(f"batched (batch {args.batch_size}, {workers} workers)", len(paths),
+                           lambda: our_loop(model, root, paths, args.batch_size, workers, device))
         fast = fold_batchnorm(model).to(memory_format=torch.channels_last)
         ours, ours_out = timed("ours (+ channels_last, folded BatchNorm)", len(paths),
-                               lambda: our_loop(fast, root, paths, args.batch_size, args.workers, device))
+                               lambda: our_loop(fast, root, paths, args.batch_size, workers, device))
+        decode, _ = timed(f"decode alone ({workers} workers)", len(paths),
+                          lambda: drain(our_loader(root, paths, args.batch_size, workers)))
         floor_ours = forward_rate(fast, random_crops(args.batch_size, device, channels_last=True),
                                   max(1, len(paths) // args.batch_size), device)
     agree = np.abs(ours_out[:anchor_n] - anchor.output).max()
@@ -103,7 +114,8 @@ def main() -> None:
           f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
           f"batch {args.batch_size} as ours on {device} {floor_ours:.1f} images/s")
     print_ratios(ours, anchor.default_rate, anchor.same_rate, floor_ours,
-                 also=f" (batching alone: {batched / anchor.same_rate:.2f}x)")
+                 also=f" (batching alone: {batched / anchor.same_rate:.2f}x)", load=args.load)
+    print_pipeline("l2cs", ours, decode, floor_ours, device)
 
 
 if __name__ == "__main__":

@@ -34,13 +34,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common.cores import settle_wait_policy  # noqa: E402
+
+settle_wait_policy()  # as the validation scripts do, before torch loads
+
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.timing import bench_parser, forward_rate, print_ratios, time_anchor, timed
+from bench.timing import (bench_parser, drain, forward_rate, print_pipeline, print_ratios, start_load, time_anchor,
+                          timed)
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from ritnet.dataset import ScoringCrops, prepare_batch, read_seg_crops
@@ -67,12 +72,17 @@ def anchor_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]]
     return np.array(out, dtype=np.float64)
 
 
-def our_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]], batch_size: int, workers: int,
-             device: torch.device) -> np.ndarray:
+def our_loader(root: Path, pairs: list[tuple[str, str]], batch_size: int, workers: int,
+               device: torch.device) -> DataLoader:
     dataset = ScoringCrops(root, [j for j, _ in pairs], [p for _, p in pairs], width=WIDTH, height=HEIGHT,
                            map_size=(WIDTH, HEIGHT))
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
-                        pin_memory=device.type == "cuda")
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers, worker_init_fn=worker_init,
+                      pin_memory=device.type == "cuda")
+
+
+def our_loop(model: torch.nn.Module, root: Path, pairs: list[tuple[str, str]], batch_size: int, workers: int,
+             device: torch.device) -> np.ndarray:
+    loader = our_loader(root, pairs, batch_size, workers, device)
     predictor = Predictor(CLASSES, WIDTH, HEIGHT)
     return run_inference(model, loader, device, prepare=prepare_batch,
                          decode=predictor.confusion, progress=False).values
@@ -90,6 +100,7 @@ def rate(model: torch.nn.Module, batch: int, repeats: int, device: torch.device,
 def main() -> None:
     args = bench_parser(__doc__, "images", anchor=32, ours=256, ours_help="crops timed with our loop",
                         batch_size=64).parse_args()
+    start_load(args.load)
     with tempfile.TemporaryDirectory() as tmp:
         root = make_seg_crops(Path(tmp), {"test": (args.images + 1) // 2}, width=WIDTH, height=HEIGHT)
         rows = read_seg_crops(root, "test").rows.iloc[:args.images]
@@ -102,12 +113,14 @@ def main() -> None:
         paper_anchor = rate(model, 1, max(2, anchor_n // 8), cpu, PAPER_SIZE)
         # the anchor on the CPU's default threads, then on what ritnet/test.py picks (CUDA when visible)
         anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, root, pairs[:n], device), anchor_n,
-                             warm_up=2, device_name=args.device, width=48)
-        model, device = anchor.model, anchor.device
+                             warm_up=2, device_name=args.device, workers=args.workers, width=48)
+        model, device, workers = anchor.model, anchor.device, anchor.workers
         fast = for_inference(copy.deepcopy(model), device)  # channels_last; a few crops per pass on the CPU
         our_loop(fast, root, pairs[:args.batch_size], args.batch_size, 0, device)  # warm-up
-        ours, ours_out = timed(f"ours (batch {args.batch_size}, {args.workers} workers)", len(pairs),
-                               lambda: our_loop(fast, root, pairs, args.batch_size, args.workers, device), width=48)
+        ours, ours_out = timed(f"ours (batch {args.batch_size}, {workers} workers)", len(pairs),
+                               lambda: our_loop(fast, root, pairs, args.batch_size, workers, device), width=48)
+        decode, _ = timed(f"decode alone ({workers} workers)", len(pairs),
+                          lambda: drain(our_loader(root, pairs, args.batch_size, workers, device)), width=48)
         repeats = max(1, len(pairs) // args.batch_size)
         ceiling = rate(fast, args.batch_size, repeats, device)
         one_pass = rate(model, args.batch_size, repeats, device)
@@ -122,7 +135,8 @@ def main() -> None:
           f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
           f"batch {args.batch_size} as ours on {device} {ceiling:.1f} images/s (in one contiguous pass: "
           f"{one_pass:.1f}; ours runs {CPU_FORWARD_BATCH} crops per pass on the CPU, in channels_last)")
-    print_ratios(ours, anchor.default_rate, anchor.same_rate, ceiling)
+    print_ratios(ours, anchor.default_rate, anchor.same_rate, ceiling, load=args.load)
+    print_pipeline("rit", ours, decode, ceiling, device)
     print(f"batch-1 latency on {device}: {latency_crop:.1f} images/s at {WIDTH}x{HEIGHT}, {latency_paper:.1f} "
           f"images/s at {PAPER_SIZE[0]}x{PAPER_SIZE[1]} (paper: > 300 on a GTX 1080 Ti at 640x400); "
           f"{paper_anchor:.1f} images/s at 640x400 on {anchor.default_threads} CPU thread(s)")

@@ -3,40 +3,74 @@
 Each bench keeps its own anchor loop, our loop and the model's input; this
 module holds the stopwatch parts: the command-line options they share, a
 timed call, the forward-only rate (the compute ceiling) and the ratio lines
-the tests and the docs read. Not a bench itself (`make bench` runs
-`bench/bench_*.py` only).
+the tests and the docs read; `--load N` (N busy processes for the whole run,
+so the anchor, ours and the forward-only ceiling are all timed under it) and
+the targets of issue 23: quiet, ours >= 95 % of the ceiling; one core busy
+of 2, >= 90 % of the ceiling under that load and >= 1.2x the anchor script;
+on a GPU, the one-GPU figures (`GPU_TARGETS`). Not a bench itself (`make
+bench` runs `bench/bench_*.py` only).
 """
 from __future__ import annotations
 
 import argparse
+import atexit
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 
-from common.engine.device import pick_device, set_cudnn_mode
+from common.engine.device import core_plan, pick_device, set_cudnn_mode
+
+# What one GPU must do (issue 23): items, seconds, unit, per test
+GPU_TARGETS = {"l2cs": (250_000, 120, "crops"), "rit": (250_000, 60, "crops"), "dfer": (8_640, 120, "clips")}
+# A busy process: one core's worth of `while True: pass` that ends when the bench that started it is gone
+BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(10**6): pass\n"
 
 
 def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
                  batch_size: int) -> argparse.ArgumentParser:
     """The options every validation bench takes: `--anchor-UNIT` and `--UNIT` (how many items the anchor loop
-    and ours time), `--batch-size`, `--workers` and `--device`; a bench adds its own after them."""
+    and ours time), `--batch-size`, `--workers`, `--device` and `--load`; a bench adds its own after them."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument(f"--anchor-{unit}", type=int, default=anchor, help=f"{unit} timed with the anchor loop")
     parser.add_argument(f"--{unit}", type=int, default=ours, help=ours_help)
     parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="decode workers of ours (default: chosen as the validation chooses them)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
+    parser.add_argument("--load", type=int, default=0, help="busy processes (one core each) running all along")
     return parser
 
 
-def our_device(name: str) -> tuple[torch.device, int]:
-    """The device and torch threads the validation scripts take (`pick_device`, deterministic cuDNN, no TF32)."""
+def start_load(count: int) -> list[subprocess.Popen]:
+    """Start `count` busy processes; `stop_load` stops them, else the end of this run (they also end if it dies)."""
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(max(0, count))]
+    if busy:
+        atexit.register(stop_load, busy)
+        print(f"load: {count} busy process(es) running all along (pids {', '.join(str(p.pid) for p in busy)})",
+              flush=True)
+    return busy
+
+
+def stop_load(busy: Iterable[subprocess.Popen]) -> None:
+    for process in busy:
+        if process.poll() is None:
+            process.terminate()
+        process.wait()
+
+
+def our_device(name: str, workers: int | None) -> tuple[torch.device, int, int]:
+    """The device, torch threads and decode workers the validation scripts take (`pick_device`, deterministic
+    cuDNN, no TF32, `core_plan`); prints the plan's line as they do."""
     device = pick_device(name)
     set_cudnn_mode(reproducible=True)
-    return device, torch.get_num_threads()
+    plan = core_plan(workers, device)
+    print(plan.line(), flush=True)
+    return device, torch.get_num_threads(), plan.workers
 
 
 def timed(label: str, n: int, fn: Callable[[], np.ndarray], unit: str = "images", width: int = 44,
@@ -72,29 +106,63 @@ class AnchorRuns:
     output: np.ndarray  # the anchor's predictions from that run
     device: torch.device  # what `pick_device` gives ours
     threads: int
+    workers: int  # ours' decode workers (`core_plan`)
     same_rate: float  # items/s on `device` with `threads`
 
 
 def time_anchor(model: torch.nn.Module, anchor: Callable[[torch.nn.Module, torch.device, int], np.ndarray], n: int,
-                warm_up: int, device_name: str, **style: object) -> AnchorRuns:
+                warm_up: int, device_name: str, workers: int | None, **style: object) -> AnchorRuns:
     """Time `anchor(model, device, count)` (the anchor loop on the first `count` items) on `n` items, after
     `warm_up` items: first as a plain script runs it (CPU, the stack's default threads), then on the device
-    and threads the validation script takes. `style`: `timed`'s unit, width and digits."""
+    and threads the validation script takes (`workers`: ours', None to choose them as it does). `style`:
+    `timed`'s unit, width and digits."""
     default_threads = torch.get_num_threads()
     cpu = torch.device("cpu")
     anchor(model, cpu, warm_up)
     default_rate, output = timed(f"anchor, CPU, {default_threads} thread(s) (stack default)", n,
                                  lambda: anchor(model, cpu, n), **style)
-    device, threads = our_device(device_name)
+    device, threads, workers = our_device(device_name, workers)
     model = model.to(device)
     anchor(model, device, warm_up)
     same_rate, _ = timed(f"anchor, {device}, {threads} thread(s)", n, lambda: anchor(model, device, n), **style)
-    return AnchorRuns(model, default_threads, default_rate, output, device, threads, same_rate)
+    return AnchorRuns(model, default_threads, default_rate, output, device, threads, workers, same_rate)
 
 
-def print_ratios(ours: float, anchor_default: float, anchor_same: float, ceiling: float, also: str = "") -> None:
-    """The target ratio, the ceiling's and ours on the anchor's device and threads (rates in items/s)."""
+def print_ratios(ours: float, anchor_default: float, anchor_same: float, ceiling: float, also: str = "",
+                 load: int = 0) -> None:
+    """The target ratio, the ceiling's and ours on the anchor's device and threads (rates in items/s), and the
+    targets of issue 23 for the `load` (busy processes) the run had."""
     print(f"ratio ours / anchor as a plain script runs it: {ours / anchor_default:.2f}x (target >= 5x)")
     print(f"ceiling (forward alone / anchor as a plain script runs it): {ceiling / anchor_default:.2f}x; "
           f"ours reaches {100 * ours / ceiling:.0f} % of the forward-only rate")
     print(f"ratio ours / anchor on the same device and threads: {ours / anchor_same:.2f}x{also}")
+    share = 100 * ours / ceiling
+    if load:
+        print(f"with --load {load}: ours / anchor script {ours / anchor_default:.2f}x (target >= 1.2x, aim 1.5x; "
+              f"the forward pass alone: {ceiling / anchor_default:.2f}x); ours / forward-only ceiling under the "
+              f"same load {share:.0f} % (target >= 90 %)")
+    else:
+        print(f"quiet: ours / anchor script {ours / anchor_default:.2f}x; ours / forward-only ceiling {share:.0f} % "
+              "(target >= 95 %)")
+
+
+def drain(loader: Iterable) -> None:
+    """Read every batch of a loader and drop it: the decode rate alone."""
+    for _ in loader:
+        pass
+
+
+def print_pipeline(test: str, ours: float, decode: float, ceiling: float, device: torch.device) -> None:
+    """Decode rate against forward rate (items/s); on a GPU also its busy share and the one-GPU target of
+    `test` (`GPU_TARGETS`), which a run without one reports as skipped."""
+    count, seconds, unit = GPU_TARGETS[test]
+    print(f"decode alone {decode:.1f} {unit}/s vs forward alone {ceiling:.1f} {unit}/s: decode / forward "
+          f"{decode / ceiling:.2f} (under 1: decoding bounds ours)")
+    if device.type != "cuda":
+        print(f"GPU figures skipped: device {device}, no CUDA GPU used (target on one GPU: {count:,} {unit} in "
+              f"<= {seconds / 60:g} min)")
+        return
+    needed = count / ours
+    print(f"GPU: ours {ours:.1f} {unit}/s; GPU busy {100 * min(1.0, ours / ceiling):.0f} % of the loop "
+          f"(forward-only time / loop time); {count:,} {unit} in {needed / 60:.1f} min (target <= {seconds / 60:g} "
+          f"min: {'met' if needed <= seconds else 'missed'})")

@@ -21,6 +21,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python dfer/valid_nia.py`: import the package, not the folder's modules
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from common.cores import settle_wait_policy  # noqa: E402
+
+settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
+
 from functools import partial
 from typing import Any
 

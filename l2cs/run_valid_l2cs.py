@@ -20,6 +20,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python l2cs/run_valid_l2cs.py`: import the package, not the folder's modules
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from common.cores import settle_wait_policy  # noqa: E402
+
+settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
+
 from typing import Any
 
 import click
@@ -35,8 +39,10 @@ from common.engine.inference import run_inference
 from common.cli.entry import validation_options
 from common.cli.prepared_input import resolve_crops
 from common.engine.validate import Options, Predicted, ValidationTask, model_skips, run_validation
+from common.delivery.stats import points_on_screen
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
+from common.targets.gaze import METHODS
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, read_gaze_predictions
 from common.cli.entry import run_entry_point
 from l2cs.bins import BinSpec
@@ -81,6 +87,15 @@ def per_sample_table(rows: pd.DataFrame, pitch_yaw: np.ndarray) -> pd.DataFrame:
                           "inst": rows["inst"].to_numpy()[scored], "pred_pitch": pred[:, 0], "pred_yaw": pred[:, 1],
                           "true_pitch": truth[:, 0], "true_yaw": truth[:, 1]})
     table["error_deg"] = angular_errors_deg(pred, truth) if len(table) else np.empty(0)
+    if {"point_x", "point_y"} <= set(rows.columns):  # crop folders made before the index carried pose.point lack it
+        known = rows["point_x"].notna() & rows["point_y"].notna()
+        on_screen = points_on_screen(rows["point_x"], rows["point_y"]).astype(object).where(known, None)
+        table["on_screen"] = on_screen.to_numpy()[scored]
+    for method in METHODS:  # the label under each derivation: the report scores the predictions under each
+        columns = [f"gaze_pitch_deg_{method}", f"gaze_yaw_deg_{method}"]
+        if set(columns) <= set(rows.columns):
+            other = rows[columns].to_numpy(dtype=np.float64)[scored]
+            table[f"true_pitch_{method}"], table[f"true_yaw_{method}"] = other[:, 0], other[:, 1]
     return table
 
 

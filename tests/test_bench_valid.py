@@ -12,10 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CEILING = r"ceiling \(forward alone / anchor as a plain script runs it\): ([0-9.]+)x"
 
 
-def run_bench(script: str) -> str:
+def run_bench(script: str, *extra: str) -> str:
     """The bench's stdout on 2 anchor crops and 4 crops on the CPU; fails on a non-zero exit or no ceiling line."""
     done = subprocess.run([sys.executable, str(ROOT / "bench" / script), "--anchor-images", "2", "--images", "4",
-                           "--batch-size", "2", "--workers", "0", "--device", "cpu"],
+                           "--batch-size", "2", "--workers", "0", "--device", "cpu", *extra],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     ceiling = re.search(CEILING, done.stdout)
@@ -38,3 +38,16 @@ def test_rit_bench_runs_and_our_loop_matches_the_anchor() -> None:
     assert moved is not None, out
     assert float(moved.group(1)) < 1.0  # the same preprocessing and network: at most a few decode-rounding pixels
     assert re.search(r"batch-1 latency on cpu: [0-9.]+ images/s at 160x96", out), out
+
+
+@pytest.mark.slow
+def test_load_runs_busy_processes_for_the_bench_only_and_reports_the_targets() -> None:
+    """Issue 23: `--load N` keeps N cores busy during the run and stops them at its end; the bench prints the
+    ratios under that load, the decode rate against the forward rate, and why the GPU figures are skipped."""
+    out = run_bench("bench_rit_valid.py", "--load", "1")
+    started = re.search(r"load: 1 busy process\(es\) running all along \(pids (\d+)\)", out)
+    assert started is not None, out
+    assert not Path(f"/proc/{started.group(1)}").exists()  # stopped (and reaped) when the bench ended
+    assert re.search(r"with --load 1: ours / anchor script [0-9.]+x .*ceiling under the same load \d+ %", out), out
+    assert re.search(r"decode alone [0-9.]+ crops/s vs forward alone [0-9.]+ crops/s", out), out
+    assert "GPU figures skipped: device cpu" in out and "250,000 crops in <= 1 min" in out

@@ -83,6 +83,11 @@ def test_nia_crops_writes_the_layout_index_and_summary(nia_tree, tmp_path: Path)
     assert row["crop_id"] == f"{row['sample_id']}_eyes"
     assert row["jpg_path"] == f"train/eyes/{row['sample_id']}.jpg"
     assert np.isfinite(row["gaze_pitch_deg"]) and np.isfinite(row["gaze_yaw_deg"])
+    points = read_manifest(manifest)[0].set_index("sample_id")[["point_x", "point_y"]]  # for the report's on/off screen
+    assert np.allclose(index[["point_x", "point_y"]], points.loc[index["sample_id"]])
+    assert np.allclose(index["gaze_pitch_deg_geometric"], index["gaze_pitch_deg"])  # the label under each method
+    assert np.isfinite(index["gaze_pitch_deg_normal"]).all()
+    assert not np.allclose(index["gaze_pitch_deg_normal"], index["gaze_pitch_deg"])
     jpg = cv2.imread(str(out / row["jpg_path"]), cv2.IMREAD_UNCHANGED)
     png = cv2.imread(str(out / row["png_path"]), cv2.IMREAD_UNCHANGED)
     assert jpg.shape == (112, 224, 3) and png.shape == (112, 224)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,24 @@ def test_script_run_passes_and_writes_results(crops: Path, weights: Path, tmp_pa
     assert metrics["provenance"]["model"]["weights_format"] == "nia-l2cs/2"
     assert metrics["provenance"]["model"]["init"].startswith("random")
     assert per_sample["name"].str.endswith("_eyes").all()
+
+
+def test_script_run_chooses_records_and_prints_how_it_spends_the_cores(crops: Path, weights: Path,
+                                                                        tmp_path: Path) -> None:
+    """Issue 23: no --workers, no OMP_* setting: torch on every usable core, one decode worker beside it, the
+    threads sleeping while they wait (set before torch loaded); said in one line and kept in the provenance."""
+    from common.cores import available_cores
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
+    done = subprocess.run([sys.executable, str(REPO / "l2cs" / "run_valid_l2cs.py"), "--data", str(crops),
+                           "--weights", str(weights), "--out", str(tmp_path), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("cores: ")]
+    assert len(lines) == 1 and "1 decode worker (chosen), OpenMP wait PASSIVE" in lines[0]
+    cores = json.loads((tmp_path / "metrics.json").read_text())["provenance"]["cores"]
+    assert cores == {"torch_threads": available_cores(), "threads_from": "usable cores", "decode_workers": 1,
+                     "omp_wait_policy": "PASSIVE", "usable_cores": available_cores()}
 
 
 def _yaw_shifted_predictions(crops: Path, path: Path, shift: float) -> pd.DataFrame:

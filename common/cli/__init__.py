@@ -6,7 +6,11 @@ heavy imports (OpenCV, torch, pyarrow) inside the command functions so that
 """
 from __future__ import annotations
 
-import click
+from common.cores import settle_wait_policy
+
+settle_wait_policy()  # first (`nia` imports torch below): libgomp reads OMP_WAIT_POLICY once, when it loads
+
+import click  # noqa: E402
 
 from common import __version__
 from common.cli import clips_cmds, data_cmds, report_cmds, suite_cmds, synth_cmds, targets_cmds

@@ -13,7 +13,7 @@ class _ReportError(click.ClickException):
 
 
 @click.command("report")
-@click.argument("results_dirs", nargs=-1, required=True,
+@click.argument("results_dirs", nargs=-1,
                 type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for report.json, report.md and report.html (created if missing; earlier report "
@@ -21,7 +21,14 @@ class _ReportError(click.ClickException):
 @click.option("--run-id", "run_ids", multiple=True,
               help="File only results written by this run (metrics.json's run_id, from $NIA_RUN_ID); "
                    "repeat for several runs. A folder from another run exits 2 (stale results).")
-def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ...]) -> None:
+@click.option("--anonymise-subjects", is_flag=True,
+              help="Show subjects as 'subject 01', ... in the group tables (their ids otherwise).")
+@click.option("--compare", "compare_paths", nargs=2, default=None,
+              type=click.Path(exists=True, path_type=Path), metavar="OLD NEW",
+              help="Compare two runs instead (each a result folder, a folder of them, or a merged report): "
+                   "writes compare.json, compare.md and compare.html into --out.")
+def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ...], anonymise_subjects: bool,
+           compare_paths: tuple[Path, Path] | None) -> None:
     """Merge the metrics.json + per_sample.csv of RESULTS_DIR... into one audit report.
 
     Works with any subset of the three tests (l2cs, rit, dfer), one folder
@@ -33,10 +40,21 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
     any failed (or disagrees with itself), 2 when a folder cannot be read or
     has no verdict (PARTIAL, ERROR).
 
+    With --compare OLD NEW: what moved between two runs and why (verdicts,
+    the change by group, samples only in one run, the predictions that moved
+    most, flipped clips, the provenance that differs), ending in one sentence.
+
     \b
     Example:
         nia report build/results/l2cs build/results/rit build/results/dfer --out build/report
+        nia report --compare old/results build/results --out build/compare
     """
+    if compare_paths:
+        if results_dirs:
+            raise click.UsageError("give RESULTS_DIR... or --compare OLD NEW, not both")
+        _compare(*compare_paths, out_dir, anonymise_subjects)
+    if not results_dirs:
+        raise click.UsageError("missing RESULTS_DIR... (or --compare OLD NEW)")
     from common.report.merge import build_report, clear_report, load_result_dir, write_report
     from common.verdicts.results import RunError, verdict_line
 
@@ -48,7 +66,7 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
             if run_ids and run_id not in run_ids:
                 raise RunError(f"{item.directory}: metrics.json is from run {run_id}, not from run "
                                f"{', '.join(run_ids)}: stale results, not filed")
-        report_dict = build_report(loaded)
+        report_dict = build_report(loaded, anonymise_subjects=anonymise_subjects)
         paths = write_report(report_dict, loaded, out_dir)
     except (RunError, OSError, ValueError, KeyError) as exc:
         raise _ReportError(str(exc)) from exc
@@ -59,6 +77,23 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
                        f"{'; '.join(entry['problems'])}", err=True)
     click.echo(f"report: {paths['html']} (also report.md, report.json)")
     raise SystemExit(report_dict["exit_code"])
+
+
+def _compare(old: Path, new: Path, out_dir: Path, anonymise_subjects: bool) -> None:
+    """Write compare.json / .md / .html, print the terminal view, exit 0 (a comparison is no verdict)."""
+    from common.report.compare import compare, load_pair
+    from common.report.compare_views import terminal_lines, write_comparison
+    from common.verdicts.results import RunError
+
+    try:
+        result = compare(*load_pair(old, new, anonymise_subjects=anonymise_subjects))
+        paths = write_comparison(result, out_dir)
+    except (RunError, OSError, ValueError, KeyError) as exc:
+        raise _ReportError(str(exc)) from exc
+    for line in terminal_lines(result):
+        click.echo(line)
+    click.echo(f"comparison: {paths['html']} (also compare.md, compare.json)")
+    raise SystemExit(0)
 
 
 COMMANDS: list[click.Command] = [report]

@@ -124,7 +124,10 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
         nia crops build/manifest.parquet build/crops --workers 8
         nia crops build/manifest.parquet build/crops_all --split-column none
     """
+    import pandas as pd
+
     from common.targets.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
+    from common.targets.gaze import DERIVATION_COLUMNS, every_derivation
     from common.delivery.manifest import default_workers
     from common.verdicts.provenance import sha256_file
 
@@ -134,11 +137,14 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
     if split is not None and split not in df.columns:
         raise click.ClickException(f"{manifest}: no column {split!r}: run nia split first "
                                    "(or pass --split-column none to put every crop under all/)")
+    profiles = _load_profiles(profile, root)
     if "gaze_pitch_deg" in df.columns:
         methods = sorted(set(df["gaze_method"].dropna())) if "gaze_method" in df.columns else []
         click.echo(f"gaze: taken from the manifest (method {', '.join(methods) or 'unknown'})", err=True)
     else:
-        df, _ = _derive(df, _load_profiles(profile, root), method)
+        df, _ = _derive(df, profiles, method)
+    df = pd.concat([df.drop(columns=[c for c in DERIVATION_COLUMNS if c in df.columns]),
+                    every_derivation(df, profiles)], axis=1)  # the label under each method, for the report
     summary = write_crop_dataset(
         df, root, Path(out), split_column=split, options=options, workers=workers or default_workers(),
         chunk_size=chunk_size, manifest_sha256=sha256_file(manifest), progress=True)

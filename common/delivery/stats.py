@@ -36,6 +36,11 @@ SHARE_COLUMNS = {"display": "inst", "image": "image", "state": "condition", "pos
 _INDEX = re.compile(r"\[[^\]]*\]")  # an array index in a JSON path
 
 
+def points_on_screen(point_x: pd.Series, point_y: pd.Series) -> pd.Series:
+    """True where ``pose.point`` lies on the 1920x1080 screen (edges included); False off it or unknown."""
+    return point_x.between(0, SCREEN[0]) & point_y.between(0, SCREEN[1])
+
+
 def published() -> dict[str, Any]:
     """The published composition (``common/data/published_composition.json``)."""
     text = resources.files("common").joinpath("data/published_composition.json").read_text(encoding="utf-8")
@@ -125,8 +130,8 @@ def quality_flags(df: pd.DataFrame, tracks: pd.DataFrame) -> dict[str, Any]:
             key = item.split(":", 1)[0]
             fields[key] = fields.get(key, 0) + 1
     head = {c: int((good[c].abs() > limit).sum()) for c, limit in HEAD_LIMITS.items()}
-    off_screen = ((good["point_x"] < 0) | (good["point_x"] > SCREEN[0])
-                  | (good["point_y"] < 0) | (good["point_y"] > SCREEN[1]))
+    off_screen = ~points_on_screen(good["point_x"], good["point_y"]) & good["point_x"].notna() \
+        & good["point_y"].notna()
     missing = {eye: int(good[col].isna().sum()) for eye, col in EYE_COLUMNS.items()}
     any_missing = good[list(EYE_COLUMNS.values())].isna().any(axis=1)
     return {

@@ -5,6 +5,7 @@ Everything here works on torch 1.13 and 2.x, and on CPU-only machines.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.cores import available_cores
+from common.cores import CorePlan, available_cores, plan_for_run
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 _CUDA_NAME = re.compile(r"cuda(:\d+)?")
@@ -72,6 +73,13 @@ def use_available_cores() -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+def core_plan(requested_workers: int | None, device: torch.device) -> CorePlan:
+    """How this run spends its cores (`common.cores.plan_cores`), with the torch threads in force on `device`
+    (a CUDA run leaves torch's own count)."""
+    plan = plan_for_run(requested_workers, accelerator=device.type == "cuda")
+    return dataclasses.replace(plan, threads=torch.get_num_threads())
 
 
 def seed_everything(seed: int) -> None:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 from common.atomic import check_writable_folder, write_text_atomic
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
-from common.engine.device import DeviceSetup, device_setup, epoch_seed, seed_everything, set_cudnn_mode
+from common.engine.device import DeviceSetup, core_plan, device_setup, epoch_seed, seed_everything, set_cudnn_mode
 from common.engine.distributed import (all_reduce_sum, barrier, cleanup_distributed, is_main_process, start_process,
                                        unwrap)
 from common.engine.progress import Progress
@@ -272,8 +272,11 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
     progress = restore(last, model, optimizer, scaler) if resume and last is not None else Progress()
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
+        cores = core_plan(config.workers, device)
+        say(cores.line())
         write_text_atomic(out / "config.json", json.dumps({**config.to_dict(), "init": init, "world_size": world_size,
-                                                          "skipped": task.skipped}, indent=2) + "\n")
+                                                          "skipped": task.skipped, "cores": cores.provenance()},
+                                                         indent=2) + "\n")
         say(f"training {task.name} on {device} x{world_size}, init {init}, from epoch {progress.epoch + 1}; "
                    f"skipped {task.skipped or 'none'}")
     columns = ("epoch", "train_loss", metric.column, "lr", "seconds")

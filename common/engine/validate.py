@@ -13,7 +13,8 @@ from `common.cli.entry.run_entry_point`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,7 @@ import torch
 
 from common.targets.crop_rows import CropRows
 from common.targets.crops import CROP_INDEX_NAME
-from common.engine.device import pick_device
+from common.engine.device import core_plan, pick_device
 from common.verdicts.provenance import collect_provenance, utc_now
 from common.atomic import check_writable_folder
 from common.engine.inference import Outputs
@@ -51,7 +52,7 @@ class Options:
     split: str
     device_name: str
     batch_size: int
-    workers: int
+    workers: int | None  # DataLoader decode processes; None: chosen from the free cores (`common.cores`)
     predictions: Path | None
     allow_partial: bool = False
 
@@ -89,10 +90,14 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     data = task.resolve_data(options.data, work_dir)
     split = task.read_split(data, options.split)
     device = pick_device("cpu" if options.predictions is not None else options.device_name)
+    cores: dict[str, Any] = {}
     if options.predictions is not None:
         predicted = task.predict_from_file(split, options.predictions)
     else:
-        predicted = task.predict_with_model(split, data, options, device)
+        plan = core_plan(options.workers, device)
+        print(plan.line(), file=sys.stderr, flush=True)
+        cores = {"cores": plan.provenance()}
+        predicted = task.predict_with_model(split, data, replace(options, workers=plan.workers), device)
     per_sample = task.per_sample(split.rows, predicted.values)
     skipped = dict(split.skipped)
     for reason, count in predicted.skipped.items():  # a reason both name (e.g. unreadable) adds up
@@ -104,7 +109,7 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     provenance = collect_provenance(
         manifest_path=data / task.index_name, weights_path=options.weights, device=device, start_time=started,
         extra={"crop_index": index_metadata(data / task.index_name), "split": options.split,
-               "model": predicted.facts})
+               "model": predicted.facts, **cores})
     return write_results(options.out, test=task.test, metric=task.metric, value=value, per_sample=per_sample,
                          n_skipped=sum(skipped.values()), skipped=skipped, ci95=ci95, provenance=provenance,
                          n_in_split=split.n_in_split, allow_partial=options.allow_partial,

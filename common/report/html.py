@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.report import plots
+from common.report.group_views import section_html
+from common.report.sensitivity import sensitivity_html
+from common.verdicts.results import rule_of
 from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
 
 if TYPE_CHECKING:
@@ -15,8 +18,8 @@ if TYPE_CHECKING:
 
 _CSS = """
 body { font-family: DejaVu Sans, Arial, sans-serif; margin: 24px; color: #222; max-width: 1150px; }
-table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
-th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; max-width: 100%; }
+th, td { border: 1px solid #bbb; padding: 4px 8px; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
 th { background: #eee; }
 td.PASS { background: #c8e6c9; font-weight: bold; }
 td.FAIL { background: #ffcdd2; font-weight: bold; }
@@ -26,6 +29,12 @@ td.PARTIAL, td.ERROR { background: #ffe0b2; font-weight: bold; }
 img { max-width: 100%; margin: 4px 8px 12px 0; border: 1px solid #ddd; }
 img.overlay { max-height: 160px; }
 td.hash { font-family: monospace; font-size: 11px; word-break: break-all; }
+.note { color: #555; font-size: 12px; }
+td.bar { width: 240px; min-width: 240px; }
+.plot { position: relative; height: 14px; background: #f4f4f4; }
+.plot .fill { position: absolute; left: 0; top: 2px; height: 10px; background: #72b7b2; }
+.plot .ci { position: absolute; top: 6px; height: 2px; background: #222; }
+.plot .overall { position: absolute; top: 0; height: 14px; border-left: 2px dashed #d62728; }
 """
 
 
@@ -34,28 +43,35 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
     body = [
         "<h1>NIA eye-dataset validation report</h1>",
         f"<p class='overall-{report['overall_verdict']}'><b>Overall: {report['overall_verdict']}</b> "
-        f"(exit code {report['exit_code']}); generated {_e(report['generated_at'])} by code "
-        f"{_e(report['report_code_version'])}.</p>",
+        f"(exit code {report['exit_code']}); generated {escape(report['generated_at'])} by code "
+        f"{escape(report['report_code_version'])}.</p>",
         "<h2>Verdicts</h2>",
-        _table(VERDICT_HEADER, verdict_rows(report), verdict_column=VERDICT_HEADER.index("verdict")),
+        table_html(VERDICT_HEADER, verdict_rows(report), verdict_column=VERDICT_HEADER.index("verdict")),
     ]
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
+        body += section_html(entry, escape)
+        body += sensitivity_html(entry, rule_of(entry), table_html, escape)
     header, rows = provenance_rows(report)
-    body += ["<h2>Provenance</h2>", _table(header, rows, hash_rows=True)]
+    body += ["<h2>Provenance</h2>", table_html(header, rows, hash_rows=True)]
+    return page(f"NIA validation report: {report['overall_verdict']}", body)
+
+
+def page(title: str, body: list[str]) -> str:
+    """One self-contained HTML page (inline CSS) around ``body``'s parts."""
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-        f"<title>NIA validation report: {report['overall_verdict']}</title><style>{_CSS}</style></head>"
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head>"
         f"<body>\n{chr(10).join(body)}\n</body></html>\n"
     )
 
 
 def _section(entry: dict[str, Any], result_dir: ResultDir | None) -> list[str]:
-    parts = [f"<h2>{_e(entry['test'])}: {_e(entry.get('label') or entry['metric'])}</h2>"]
+    parts = [f"<h2>{escape(entry['test'])}: {escape(entry.get('label') or entry['metric'])}</h2>"]
     if entry.get("problems"):
-        items = "".join(f"<li>{_e(p)}</li>" for p in entry["problems"])
+        items = "".join(f"<li>{escape(p)}</li>" for p in entry["problems"])
         parts.append(f"<div class='problems'><p><b>This result folder disagrees with itself: filed as FAIL "
-                     f"(metrics.json says {_e(entry.get('claimed_verdict'))}).</b></p><ul>{items}</ul></div>")
+                     f"(metrics.json says {escape(entry.get('claimed_verdict'))}).</b></p><ul>{items}</ul></div>")
     details = entry.get("details") or {}
     if result_dir is None or result_dir.per_sample is None:
         return parts + ["<p>per_sample.csv not found: no plots.</p>"]
@@ -86,23 +102,23 @@ def _overlays(directory: Path, names: list[str]) -> list[str]:
         if path.is_file():
             parts.append(_img(path.read_bytes(), css_class="overlay", title=name))
         else:
-            parts.append(f"<p>overlay {_e(name)} named in per_sample.csv is missing</p>")
+            parts.append(f"<p>overlay {escape(name)} named in per_sample.csv is missing</p>")
     return parts + ["</div>"]
 
 
-def _table(header: list[str], rows: list[list[str]], *, verdict_column: int | None = None,
+def table_html(header: list[str], rows: list[list[str]], *, verdict_column: int | None = None,
            hash_rows: bool = False) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = []
     for row in rows:
         cells = []
         for i, cell in enumerate(row):
             css = ""
             if i == verdict_column:
-                css = f" class='{_e(cell)}'"
+                css = f" class='{escape(cell)}'"
             elif hash_rows and row[0].endswith("sha256") and i > 0:
                 css = " class='hash'"
-            cells.append(f"<td{css}>{_e(cell)}</td>")
+            cells.append(f"<td{css}>{escape(cell).replace(chr(10), '<br>')}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -110,12 +126,12 @@ def _table(header: list[str], rows: list[list[str]], *, verdict_column: int | No
 def _img(png: bytes, *, css_class: str = "", title: str = "") -> str:
     data = base64.b64encode(png).decode("ascii")
     attrs = f" class='{css_class}'" if css_class else ""
-    return f"<img{attrs} alt='{_e(title or 'plot')}' title='{_e(title)}' src='data:image/png;base64,{data}'>"
+    return f"<img{attrs} alt='{escape(title or 'plot')}' title='{escape(title)}' src='data:image/png;base64,{data}'>"
 
 
 def _nan(values: list[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
     return html.escape(str(value), quote=True)

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.report.group_views import section_markdown
+from common.report.sensitivity import sensitivity_markdown
+from common.verdicts.results import rule_of
 from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
 
 
@@ -16,13 +19,15 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         "## Verdicts",
         "",
-        *_table(VERDICT_HEADER, verdict_rows(report)),
+        *table_markdown(VERDICT_HEADER, verdict_rows(report)),
         "",
     ]
     for entry in report["tests"]:
         lines += _details(entry)
+        lines += section_markdown(entry, table_markdown)
+        lines += sensitivity_markdown(entry, rule_of(entry), table_markdown)
     header, rows = provenance_rows(report)
-    lines += ["## Provenance", "", *_table(header, rows), "", "Plots: see report.html.", ""]
+    lines += ["## Provenance", "", *table_markdown(header, rows), "", "Plots: see report.html.", ""]
     return "\n".join(lines)
 
 
@@ -37,22 +42,22 @@ def _details(entry: dict[str, Any]) -> list[str]:
         return lines + ["per_sample.csv not found: no details.", ""]
     if "by_inst" in details:
         rows = [[k, f"{v['mean_deg']:.2f}", str(v["n"])] for k, v in details["by_inst"].items()]
-        lines += _table(["display (inst)", "mean error (deg)", "n"], rows)
+        lines += table_markdown(["display (inst)", "mean error (deg)", "n"], rows)
     if "iou_per_class" in details:
         rows = [[c, percent_text(v)] for c, v in zip(details["classes"], details["iou_per_class"])]
         rows += [["mIoU with background", percent_text(details["miou_with_background"])],
                  ["mIoU without background", percent_text(details["miou_without_background"])]]
-        lines += _table(["class", "IoU"], rows)
+        lines += table_markdown(["class", "IoU"], rows)
     if "recall_per_class" in details:
         rows = [[c, percent_text(r), str(sum(row))]
                 for c, r, row in zip(details["classes"], details["recall_per_class"], details["confusion_matrix"])]
         rows.append(["UAR", percent_text(details["uar"]), ""])
-        lines += _table(["class", "recall", "n true"], rows)
+        lines += table_markdown(["class", "recall", "n true"], rows)
     return lines + [""]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+def table_markdown(header: list[str], rows: list[list[str]]) -> list[str]:
     def cells(row: list[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |"
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", "<br>") for c in row) + " |"
 
     return [cells(header), "|" + "---|" * len(header), *[cells(r) for r in rows]]

@@ -24,6 +24,8 @@ from common.metrics.classification import confusion_matrix, recall_per_class, ua
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
+from common.report.groups import groups_of
+from common.report.sensitivity import gaze_sensitivity
 from common.report.checks import number as _number
 from common.verdicts.results import (
     EXIT_ERROR,
@@ -77,8 +79,10 @@ def load_result_dir(directory: Path | str) -> ResultDir:
     return ResultDir(folder, result, per_sample, sha256_fresh(per_sample_path))
 
 
-def build_report(result_dirs: list[ResultDir]) -> dict[str, Any]:
-    """The report dict: overall verdict, one entry per test (in l2cs, rit, dfer order)."""
+def build_report(result_dirs: list[ResultDir], *, anonymise_subjects: bool = False) -> dict[str, Any]:
+    """The report dict: overall verdict, one entry per test (in l2cs, rit, dfer order).
+
+    ``anonymise_subjects`` shows subjects as 'subject 01', ... in the group tables (ids otherwise)."""
     seen: dict[str, Path] = {}
     for item in result_dirs:
         if item.test in seen:
@@ -87,6 +91,11 @@ def build_report(result_dirs: list[ResultDir]) -> dict[str, Any]:
     ordered = sorted(result_dirs, key=lambda r: TESTS.index(r.test))
     rules = load_thresholds()  # the suite's own, never the ones a metrics.json carries
     entries = [_entry(item, rules[item.test]) for item in ordered]
+    for entry, item in zip(entries, ordered):
+        entry["groups"] = groups_of(item.test, item.per_sample, entry["details"], rules[item.test],
+                                    item.result.get("extra"), anonymise_subjects=anonymise_subjects)
+        if item.test == "l2cs":
+            entry["sensitivity"] = gaze_sensitivity(item.per_sample, rules[item.test], entry.get("provenance"))
     codes = [entry["exit_code"] for entry in entries]
     verdicts = [entry["verdict"] for entry in entries]
     overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"

@@ -66,8 +66,24 @@ def percent_text(value: float | None) -> str:
 
 
 def _text(value: Any) -> str:
+    """A provenance value as text; a mapping as one ``key: value`` line per leaf (nested keys dotted)."""
     if value is None:
         return ""
+    if isinstance(value, dict):
+        return "\n".join(f"{key}: {text}" for key, text in provenance_leaves(value, ""))
     if isinstance(value, (list, tuple)):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_text(v) if not isinstance(v, dict) else "{" + _text(v).replace("\n", "; ") + "}"
+                         for v in value)
     return str(value)
+
+
+def provenance_leaves(mapping: dict[Any, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted key, text) of every leaf of a nested mapping, in order."""
+    leaves: list[tuple[str, str]] = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            leaves += provenance_leaves(value, f"{name}.")
+        else:
+            leaves.append((name, _text(value) if not isinstance(value, dict) else ""))
+    return leaves

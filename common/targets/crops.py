@@ -43,6 +43,7 @@ import pandas as pd
 from common.atomic import atomic_path, check_writable_folder, remove_stale_temps, write_text_atomic
 from common.targets.crop_resume import (Journal, clear_journals, input_fingerprint, known_column, known_table,
                                 known_values, row_fingerprint_text)
+from common.targets.gaze import DERIVATION_COLUMNS
 from common.targets.masks import CLASS_NAMES, EyeShapes, class_map
 from common.parallel import map_chunks
 from common.delivery.png_header import read_png_header
@@ -61,7 +62,8 @@ INDEX_COLUMNS = [
     "crop_id", "sample_id", "crop", "split", "jpg_path", "png_path", "json_path",
     "subject", "inst", "image", "condition", "gaze_pitch_deg", "gaze_yaw_deg",
     "x0", "y0", "scale_x", "scale_y",
-    "width", "height", "video_stem", "frame", "device", "direction", "input_sha256",
+    "width", "height", "video_stem", "frame", "device", "direction", "input_sha256", "point_x", "point_y",
+    *DERIVATION_COLUMNS,
 ]
 _ROW_FIELDS = [
     "sample_id", "png_path", "subject", "inst", "image", "image_type", "condition", "posture",
@@ -70,6 +72,9 @@ _ROW_FIELDS = [
     *(f"{s}_{k}" for s in "rl" for k in ("eyelid", "iris_cx", "iris_cy", "iris_rx", "iris_ry", "iris_rotate",
                                          "center_x", "center_y")),
 ]
+#: Carried into the index (the report's on/off-screen split, the label under every gaze derivation) but no
+#: input of a crop: not fingerprinted.
+_INDEX_ONLY_FIELDS = ["point_x", "point_y", *DERIVATION_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -312,7 +317,7 @@ def _crop_record(row: dict, crop: str, box: CropBox, split: str, paths: dict[str
                  fingerprint: str) -> dict:
     record = {key: row.get(key) for key in ("sample_id", "subject", "inst", "image", "condition",
                                               "gaze_pitch_deg", "gaze_yaw_deg", "video_stem", "frame",
-                                              "device", "direction")}
+                                              "device", "direction", *_INDEX_ONLY_FIELDS)}
     record.update({
         "crop_id": f"{row['sample_id']}_{crop}", "crop": crop, "split": split,
         "jpg_path": paths["jpg"].relative_to(out).as_posix(),
@@ -517,7 +522,7 @@ def _record_chunks(df: pd.DataFrame, split_column: str | None, size: int,
                    known: pd.DataFrame | None = None) -> Iterator[list[dict]]:
     """The rows as lists of plain dicts (nulls as None), ``size`` at a time, built lazily, each with
     the recorded fingerprint of its crops (``known``: :func:`common.targets.crop_resume.known_table`)."""
-    columns = [c for c in _ROW_FIELDS if c in df.columns]
+    columns = [c for c in (*_ROW_FIELDS, *_INDEX_ONLY_FIELDS) if c in df.columns]
     for start in range(0, len(df), size):
         part = df.iloc[start:start + size]
         frame = part[columns].copy()
@@ -556,7 +561,7 @@ def write_index(parts: list[pd.DataFrame], path: Path, provenance: dict[str, str
 
     index = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=INDEX_COLUMNS)
     index = index.sort_values("crop_id", kind="stable").reset_index(drop=True)
-    for column in ("gaze_pitch_deg", "gaze_yaw_deg", "x0", "y0", "scale_x", "scale_y"):
+    for column in ("gaze_pitch_deg", "gaze_yaw_deg", "x0", "y0", "scale_x", "scale_y", *_INDEX_ONLY_FIELDS):
         index[column] = index[column].astype("float64")
     index["frame"] = index["frame"].astype("Int64")
     index[["width", "height"]] = index[["width", "height"]].astype("int64")

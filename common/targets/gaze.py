@@ -157,6 +157,22 @@ def derive_gaze(df: pd.DataFrame, profiles: ProfileSet, method: str = "geometric
     return GazeResult(columns=out, skipped=Counter({k: v for k, v in skipped.items() if v}))
 
 
+#: The label under each derivation, side by side (`nia crops` carries them into the crop index, so the
+#: report can score the same predictions under every derivation: docs/report.md, "Assumption sensitivity").
+DERIVATION_COLUMNS = [f"gaze_{angle}_deg_{method}" for method in METHODS for angle in ("pitch", "yaw")]
+
+
+def every_derivation(df: pd.DataFrame, profiles: ProfileSet) -> pd.DataFrame:
+    """``DERIVATION_COLUMNS`` for every row of a manifest: pitch and yaw (deg) under each method, NaN where
+    a method cannot derive one."""
+    columns = {}
+    for method in METHODS:
+        angles = derive_gaze(df, profiles, method).columns
+        columns[f"gaze_pitch_deg_{method}"] = angles["gaze_pitch_deg"].astype("float64")
+        columns[f"gaze_yaw_deg_{method}"] = angles["gaze_yaw_deg"].astype("float64")
+    return pd.DataFrame(columns, index=df.index)
+
+
 def add_gaze_columns(df: pd.DataFrame, profiles: ProfileSet, method: str = "geometric") -> tuple[pd.DataFrame, GazeResult]:
     """A copy of ``df`` with the gaze columns replaced or added."""
     result = derive_gaze(df, profiles, method)

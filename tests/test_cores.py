@@ -1,0 +1,109 @@
+"""common/cores.py: the cores a process may use (affinity, cgroup quota), the load of the others, and the
+threads / decode workers / OpenMP wait policy chosen from them (issue 23). Fake affinity, quota and load: no
+timing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common import cores
+from common.cores import busy_between, plan_cores, quota_cores, settle_wait_policy
+
+
+def never_sampled() -> float:
+    raise AssertionError("the load was sampled where the choice does not depend on it")
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("files, expected", [
+    ({"cpu.max": "150000 100000\n"}, 1.5),                                  # cgroup v2 at the root (a container)
+    ({"cpu.max": "max 100000\n"}, None),                                    # v2, no limit
+    ({"job/cpu.max": "50000 100000\n", "cpu.max": "max 100000\n"}, 0.5),    # v2: the process's own cgroup first
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "300000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"}, 3.0),  # v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),                     # v1, none
+    ({}, None),                                                             # no cgroup files at all
+])
+def test_quota_cores_reads_cgroup_v2_and_v1(tmp_path: Path, files: dict[str, str], expected: float | None) -> None:
+    for name, text in files.items():
+        write(tmp_path / "fs" / name, text)
+    write(tmp_path / "self", "1:cpu:/\n0::/job\n")
+    assert quota_cores(tmp_path / "fs", tmp_path / "self") == expected
+
+
+def test_available_cores_is_the_affinity_narrowed_by_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cores, "affinity_cores", lambda: 8)
+    monkeypatch.setattr(cores, "quota_cores", lambda: 1.5)   # docker --cpus 1.5: two threads may run
+    assert cores.available_cores() == 2
+    monkeypatch.setattr(cores, "quota_cores", lambda: 16.0)  # a quota above the affinity changes nothing
+    assert cores.available_cores() == 8
+    monkeypatch.setattr(cores, "quota_cores", lambda: None)
+    assert cores.available_cores() == 8
+
+
+def test_busy_between_counts_other_work_on_this_process_cpus() -> None:
+    before = "cpu  30 0 30 140 0 0 0 0\ncpu0 10 0 10 80 0 0 0 0\ncpu1 20 0 20 60 0 0 0 0\nintr 5\n"
+    # cpu0: 100 jiffies, all busy; cpu1: 100 jiffies, 25 busy, 70 idle, 5 iowait (not busy)
+    after = "cpu  x\ncpu0 60 0 60 80 0 0 0 0\ncpu1 35 0 30 130 5 0 0 0\n"
+    assert busy_between(before, after) == pytest.approx(1.25)
+    assert busy_between(before, after, cpus={1}) == pytest.approx(0.25)
+    assert busy_between(before, before) == 0.0  # counters that did not move: idle
+
+
+def test_two_cores_quiet_or_busy_keep_both_threads_one_worker_and_sleep_when_waiting() -> None:
+    """The thread count never follows the load (it would move the last bits of the verdict); with both cores
+    running torch threads, one decode worker beside them and passive waiting, whatever the load."""
+    plan = plan_cores(2, env={}, busy=never_sampled)
+    assert (plan.threads, plan.workers, plan.wait_policy, plan.busy) == (2, 1, "PASSIVE", None)
+    assert plan.threads_from == "usable cores" and plan.workers_from == "chosen"
+
+
+def test_pinned_threads_fill_free_cores_with_workers_and_spin_only_when_all_fits() -> None:
+    quiet = plan_cores(16, env={"OMP_NUM_THREADS": "8"}, busy=lambda: 0.0)
+    assert (quiet.threads, quiet.workers, quiet.wait_policy, quiet.threads_from) == (8, 2, "default",
+                                                                                       "OMP_NUM_THREADS")
+    fits = plan_cores(16, env={"OMP_NUM_THREADS": "8"}, busy=lambda: 7.4)  # 9 cores free: 8 threads, 1 worker
+    assert (fits.threads, fits.workers, fits.wait_policy, fits.busy) == (8, 1, "default", 7.4)
+    crowded = plan_cores(16, env={"OMP_NUM_THREADS": "8"}, busy=lambda: 8.0)  # 8 free: the worker shares
+    assert (crowded.threads, crowded.workers, crowded.wait_policy) == (8, 1, "PASSIVE")
+    one = plan_cores(2, env={"OMP_NUM_THREADS": "1"}, busy=lambda: 0.2)  # the other core is free: it decodes
+    assert (one.threads, one.workers, one.wait_policy) == (1, 1, "default")
+    busy = plan_cores(2, env={"OMP_NUM_THREADS": "1"}, busy=lambda: 1.0)  # a neighbour holds it
+    assert (busy.threads, busy.workers, busy.wait_policy) == (1, 1, "PASSIVE")
+
+
+def test_explicit_settings_win() -> None:
+    plan = plan_cores(4, requested_workers=3, env={"OMP_NUM_THREADS": "2", "OMP_WAIT_POLICY": "active"},
+                      busy=never_sampled)
+    assert (plan.threads, plan.workers, plan.wait_policy, plan.workers_from) == (2, 3, "ACTIVE", "given")
+    no_workers = plan_cores(4, requested_workers=0, env={}, busy=lambda: 0.0)  # 4 threads on 4 idle cores: spin
+    assert (no_workers.workers, no_workers.wait_policy) == (0, "default")
+    assert plan_cores(4, env={"OMP_NUM_THREADS": "bad"}, busy=never_sampled).threads == 4  # not a count: ignored
+    assert plan_cores(4, env={}, busy=never_sampled, in_force="default").wait_policy == "default"
+
+
+def test_local_processes_share_the_cores_and_a_gpu_run_decodes_on_the_rest() -> None:
+    assert plan_cores(8, env={}, busy=never_sampled, local_processes=4).threads == 2
+    gpu = plan_cores(8, env={}, busy=never_sampled, accelerator=True)
+    assert gpu.workers == 7
+
+
+def test_the_plan_prints_one_line_and_records_no_load() -> None:
+    plan = plan_cores(16, env={"OMP_NUM_THREADS": "8"}, busy=lambda: 3.0)
+    assert "\n" not in plan.line() and "8 torch thread(s)" in plan.line() and "3.0 busy" in plan.line()
+    assert plan.provenance() == {"torch_threads": 8, "threads_from": "OMP_NUM_THREADS", "decode_workers": 2,
+                                 "omp_wait_policy": "default", "usable_cores": 16}
+
+
+def test_settle_sets_the_wait_policy_before_torch_loads_and_keeps_the_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cores, "available_cores", lambda: 2)
+    environ: dict[str, str] = {}
+    assert settle_wait_policy(environ, torch_loaded=False) == "PASSIVE" and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert settle_wait_policy(mine, torch_loaded=False) == "ACTIVE" and mine == {"OMP_WAIT_POLICY": "ACTIVE"}
+    late: dict[str, str] = {}
+    assert settle_wait_policy(late, torch_loaded=True) == "default" and late == {}  # too late: leave it
