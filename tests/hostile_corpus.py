@@ -510,6 +510,41 @@ def write_hostile_weights(kind: str, path: Path, ours: Path, marker: Path, *, fo
         raise ValueError(f"unknown kind of weights {kind!r}")
 
 
+# --- reports (nia report RESULTS_DIR... and nia suite over result folders and report.json) --------------------
+
+REPORTS = _cases("reports", "nia report / nia suite: stderr, stdout, report.json", [
+    ("report_per_sample_absolute", "metrics.json's per_sample_file: another run's per_sample.csv, absolute",
+     ["{file}", "per_sample_file", "outside the results folder"], 2),
+    ("report_per_sample_dotdot", "per_sample_file ../other/per_sample.csv",
+     ["{file}", "per_sample_file", "outside the results folder"], 2),
+    ("report_per_sample_link", "per_sample.csv a symbolic link to another run's file",
+     ["{file}", "per_sample_file", "outside the results folder"], 2),
+    ("report_overlay_outside", "a RIT-Net overlay named by an absolute path to a PNG elsewhere",
+     ["overlay", "{file}", "outside the result folder"], 1),
+    ("report_stale_folder", "nia report --run-id, one of three folders from an earlier run",
+     ["{file}", "stale results, not filed"], 2),
+    ("table_edited_verdict", "report.json's verdict edited to PASS, value under the threshold",
+     ["{file}", "says PASS", "give FAIL"], 2),
+    ("table_report_not_its_folder", "report.json's value and verdict edited together, the folder as it was",
+     ["{file}", "differ from what"], 2),
+    ("suite_undeletable_result", "nia suite run, an earlier metrics.json in a read-only folder",
+     ["cannot remove the earlier run's results", "{file}"], 2),
+    ("forged_rows_booked_missing", "failing rows deleted and booked as missing_image, SHA-256 recomputed",
+     ["skipped missing_image is 8; the data gives 0"], 1),
+    ("forged_rows_booked_unreadable", "failing rows deleted and booked as unreadable_image",
+     ["only 0 of the unscored samples' files fail to decode"], 1),
+    ("forged_gaze_truth", "true_pitch/true_yaw set to the prediction, SHA-256 recomputed",
+     ["true_pitch/true_yaw of", "differ from the data's gaze labels"], 1),
+    ("forged_state_truth", "Former-DFER truth set to the prediction", ["truth of", "observer state"], 1),
+    ("forged_iris_dropped", "RIT-Net's iris columns dropped, mIoU over the other two",
+     ["per_sample.csv scores classes", "RIT-Net's are"], 1),
+    ("forged_class_map_counts", "RIT-Net's inter_ columns raised to the unions", ["do not fit the data's class maps"],
+     1),
+    ("forged_without_data", "a consistent forgery, no data at hand", ["not checked against the data", "run's own"],
+     0),
+])
+
+
 # --- outputs and options ------------------------------------------------------------------------------------------
 
 OUTPUTS = _cases("outputs", "stderr", [
@@ -546,7 +581,7 @@ OPTIONS = _cases("options", "stderr", [
     ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
 ])
 
-ALL: list[Case] = LABELS + PNGS + VIDEOS + DELIVERIES + TREES + PREDICTIONS + WEIGHTS + OUTPUTS + OPTIONS
+ALL: list[Case] = LABELS + PNGS + VIDEOS + DELIVERIES + TREES + PREDICTIONS + WEIGHTS + REPORTS + OUTPUTS + OPTIONS
 
 
 def by_id(cases: list[Case]) -> dict[str, Case]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.report import plots
-from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
+from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, report_notes, verdict_rows
 
 if TYPE_CHECKING:
     from common.report.merge import ResultDir
@@ -38,6 +38,8 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
         f"{_e(report['report_code_version'])}.</p>",
         "<h2>Verdicts</h2>",
         _table(VERDICT_HEADER, verdict_rows(report), verdict_column=VERDICT_HEADER.index("verdict")),
+        "<h2>What was checked</h2>",
+        "<ul>" + "".join(f"<li>{_e(line)}</li>" for line in report_notes(report)) + "</ul>",
     ]
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
@@ -81,9 +83,14 @@ def _overlays(directory: Path, names: list[str]) -> list[str]:
     if not names:
         return []
     parts = ["<p>Example overlays (lowest IoU first):</p>", "<div>"]
+    from common.report.merge import inside_folder
+
     for name in names:
-        path = directory / name
-        if path.is_file():
+        path = inside_folder(directory, str(name))
+        if path is None:
+            parts.append(f"<p>overlay {_e(name)} named in per_sample.csv lies outside the result folder: "
+                         "not shown</p>")
+        elif path.is_file():
             parts.append(_img(path.read_bytes(), css_class="overlay", title=name))
         else:
             parts.append(f"<p>overlay {_e(name)} named in per_sample.csv is missing</p>")

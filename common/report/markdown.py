@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
+from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, report_notes, verdict_rows
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -17,6 +17,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Verdicts",
         "",
         *_table(VERDICT_HEADER, verdict_rows(report)),
+        "",
+        "## What was checked",
+        "",
+        *[f"- {line}" for line in report_notes(report)],
         "",
     ]
     for entry in report["tests"]:
