@@ -72,7 +72,8 @@ def find_index(result: dict[str, Any], folder: Path, given: tuple[Path, ...]) ->
             return path, None
     if given:
         return None, (f"none of --data {', '.join(map(str, given))} is the index this result was scored on "
-                      f"(its manifest_sha256 is {wanted})")
+                      f"(its manifest_sha256 is {wanted}; give the crop or clip folder the run scored: the output "
+                      "of nia crops / nia clips, or RESULTS_DIR/prepared for a dataset root)")
     return None, None
 
 
@@ -88,8 +89,9 @@ def check_against_data(test: str, result: dict[str, Any], per_sample: pd.DataFra
     split = str((result.get("extra") or {}).get("split") or (result.get("provenance") or {}).get("split") or "test")
     try:
         rows = spec.read(index.parent, split)
-    except (OSError, ValueError, KeyError) as exc:
-        return DataCheck(False, str(index), NOT_CHECKED, [f"{index}: cannot read split {split!r}: {exc}"])
+    except (OSError, ValueError, KeyError) as exc:  # e.g. the index is here, its videos are not
+        why = f"{index}: cannot read split {split!r}: {exc}"
+        return DataCheck(False, str(index), f"{NOT_CHECKED} ({why})", [why] if given else [])
     problems = _count_problems(result, per_sample, rows, spec, index.parent)
     problems += spec.truth(per_sample, rows, index.parent) if "name" in per_sample.columns else []
     trusted = "; the decoding of the videos it says were unreadable is trusted" if test == "dfer" else ""

@@ -89,8 +89,10 @@ def check_report(report: dict[str, Any], results_root: Path) -> dict[str, str]:
         folder = results_root / test
         if not (folder / "metrics.json").is_file():
             continue
+        index = (entry.get("data_check") or {}).get("index")   # checked against its run's index only
         try:
-            fresh = build_report([load_result_dir(folder)])["tests"][0]
+            fresh = build_report([load_result_dir(folder)], data=(Path(index),) if isinstance(index, str) and
+                                 Path(index).is_file() else ())["tests"][0]
         except (RunError, OSError, ValueError, KeyError) as exc:
             doubts[test] = f"{path}: {test} cannot be checked against {folder}: {exc}"
             continue
