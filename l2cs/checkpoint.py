@@ -1,5 +1,6 @@
 """Reading L2CS weights: ours through `common.engine.checkpoint` (safetensors +
-JSON, no unpickler), other files through its weights-only `torch.load`.
+JSON, no unpickler), other files through its safe unpickler
+(`common.engine.safe_load`, never `torch.load`).
 
 Three kinds of file load:
 
@@ -98,7 +99,7 @@ def load_model(path: str | os.PathLike) -> tuple[L2CS, L2CSConfig, dict[str, Any
         config = L2CSConfig.from_dict(ours["config"])
         state, kind, facts = ours["model"], FORMAT, ours
     else:
-        obj = load_pickled_weights(path, "cpu")
+        obj = load_pickled_weights(path)
         if not (isinstance(obj, dict) and "fc_yaw_gaze.weight" in strip_module_prefix(obj)):
             raise ValueError(f"{path}: neither a {FORMAT} checkpoint of ours nor an original L2CS-Net "
                              "state_dict (fc_yaw_gaze/fc_pitch_gaze keys)")
@@ -119,7 +120,7 @@ def load_imagenet_backbone(model: L2CS, path: str | os.PathLike) -> dict[str, An
     random init. Any other missing or extra key is an error naming them
     (e.g. ResNet-18 weights given to a ResNet-50).
     """
-    state = strip_module_prefix(load_pickled_weights(path, "cpu"))
+    state = strip_module_prefix(load_pickled_weights(path))
     if not isinstance(state, dict) or "conv1.weight" not in state:
         raise ValueError(f"{path}: not a torchvision ResNet state_dict (no conv1.weight)")
     backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}

@@ -12,7 +12,8 @@ Two kinds of file load (`load_model`):
   shipped `best_model.pkl`: a 4-class OpenEDS model (background, sclera,
   iris, pupil), 109 entries, keys `down_block1.conv1.weight` ...
   `out_conv1.bias`, possibly behind a `module.` prefix (DataParallel), read
-  with torch's weights-only unpickler. Width, input channels and class count
+  by the suite's safe unpickler (`common.engine.safe_load`; zip or pre-1.6
+  stream). Width, input channels and class count
   come from the tensor shapes.
 Both load into `DenseNet2D` with `strict=True`.
 
@@ -108,7 +109,7 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         facts = {"weights_format": FORMAT, "epoch": ours.get("epoch"), "init": ours.get("init")}
         return LoadedModel(model.to(map_location), "ours", model.num_classes, model.channels, config.to_dict(),
                            facts)
-    obj = load_checkpoint_safely(path, map_location)
+    obj = load_checkpoint_safely(path)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a state_dict or one of our {FORMAT} checkpoints, "
                          f"got {type(obj).__name__}")

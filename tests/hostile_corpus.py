@@ -454,11 +454,66 @@ class RunsCode:
         return os.system, (f"touch {self.marker}",)
 
 
-def pickle_that_runs_code(path: Path, marker: Path) -> None:
-    """A torch.save file whose unpickling would run ``touch marker`` (a plain pickle reduce)."""
+def pickle_that_runs_code(path: Path, marker: Path, *, legacy: bool = False) -> None:
+    """A torch.save file whose unpickling would run ``touch marker`` (a plain pickle reduce); ``legacy``: in
+    the stream format of torch < 1.6 (RIT-Net's shipped ``best_model.pkl`` is one)."""
     import torch
 
-    torch.save({"fc_yaw_gaze.weight": RunsCode(marker)}, path)
+    torch.save({"fc_yaw_gaze.weight": RunsCode(marker)}, path, _use_new_zipfile_serialization=not legacy)
+
+
+TORCHSCRIPT_SOURCE = """
+from typing import Tuple
+
+import torch
+
+
+class Payload(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.zeros(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.w
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[torch.Tensor, bool]:
+        return (self.w, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[torch.Tensor, bool]) -> None:
+        # torch.from_file(shared=True) creates the file: what torch.jit.load runs when it loads the archive
+        self.w = state[0] + torch.from_file({marker!r}, True, 2)
+        self.training = state[1]
+"""
+
+
+def torchscript_that_runs_code(path: Path, marker: Path) -> None:
+    """A TorchScript archive whose ``__setstate__`` creates ``marker`` when loaded: torch 1.13's
+    ``torch.load(weights_only=True)`` hands such a zip to ``torch.jit.load``, which runs it."""
+    import importlib.util
+
+    import torch
+
+    source = path.parent / f"{path.stem}_torchscript.py"   # torch.jit.script reads the class's source file
+    source.write_text(TORCHSCRIPT_SOURCE.format(marker=str(marker)))
+    spec = importlib.util.spec_from_file_location(source.stem, source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.jit.script(module.Payload()).save(str(path))
+
+
+def _weights_that_run_code(test: str) -> tuple:
+    """The weights cases whose loading would run code (the marker must never appear), alike for every test
+    (``test``: the id prefix)."""
+    return (
+        (f"{test}weights_pickle_runs_code", "a pickle whose loading runs os.system",
+         ["{file}", "refused: the pickle calls posix.system"], 2),
+        (f"{test}weights_legacy_runs_code", "the same in torch's pre-1.6 stream format",
+         ["{file}", "refused: the pickle calls posix.system"], 2),
+        (f"{test}weights_torchscript", "a TorchScript archive whose __setstate__ creates a file",
+         ["{file}", "refused: a TorchScript archive"], 2),
+    )
 
 
 L2CS_WEIGHTS = _cases("weights", "l2cs/run_valid_l2cs.py: stderr", [
@@ -467,7 +522,7 @@ L2CS_WEIGHTS = _cases("weights", "l2cs/run_valid_l2cs.py: stderr", [
     ("weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
     ("weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "nor an original L2CS-Net state_dict"], 2),
     ("weights_wrong_shapes", "our checkpoint of another width", ["{file}"], 2),
-    ("weights_pickle_runs_code", "a pickle whose loading runs os.system", ["{file}", "weights_only"], 2),
+    *_weights_that_run_code(""),
 ])
 
 RIT_WEIGHTS = _cases("weights", "ritnet/test.py: stderr", [
@@ -477,19 +532,18 @@ RIT_WEIGHTS = _cases("weights", "ritnet/test.py: stderr", [
     ("rit_weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not a RITnet DenseNet2D state_dict"], 2),
     ("rit_weights_other_test", "our L2CS-Net checkpoint", ["{file}", "'nia-l2cs/2', expected nia-rit/1"], 2),
     ("rit_weights_wrong_shapes", "our checkpoint whose config says another width", ["{file}", "config says 8"], 2),
-    ("rit_weights_pickle_runs_code", "a pickle whose loading runs os.system", ["{file}", "weights_only"], 2),
+    *_weights_that_run_code("rit_"),
 ])
 
 DFER_WEIGHTS = _cases("weights", "dfer/valid_nia.py: stderr", [
-    ("dfer_weights_empty", "0-byte file", ["{file}", "not a readable checkpoint"], 2),
+    ("dfer_weights_empty", "0-byte file", ["{file}", "not a loadable weights file"], 2),
     ("dfer_weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
-    ("dfer_weights_random", "4 kB of random bytes", ["{file}", "not a readable checkpoint"], 2),
+    ("dfer_weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
     ("dfer_weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not a Former-DFER checkpoint"], 2),
     ("dfer_weights_other_test", "our RIT-Net checkpoint", ["{file}", "'nia-rit/1', expected nia-dfer/1"], 2),
     ("dfer_weights_wrong_shapes", "our checkpoint whose config says another width",
      ["{file}", "weights do not fit FormerDFER"], 2),
-    ("dfer_weights_pickle_runs_code", "a pickle whose loading runs os.system",
-     ["{file}", "refused: the pickle calls posix.system"], 2),
+    *_weights_that_run_code("dfer_"),
 ])
 
 WEIGHTS = L2CS_WEIGHTS + RIT_WEIGHTS + DFER_WEIGHTS
@@ -532,8 +586,47 @@ def write_hostile_weights(kind: str, path: Path, ours: Path, marker: Path, *, fo
         save_checkpoint(path, state, format_tag)
     elif kind == "weights_pickle_runs_code":
         pickle_that_runs_code(path, marker)
+    elif kind == "weights_legacy_runs_code":
+        pickle_that_runs_code(path, marker, legacy=True)
+    elif kind == "weights_torchscript":
+        torchscript_that_runs_code(path, marker)
     else:
         raise ValueError(f"unknown kind of weights {kind!r}")
+
+
+# --- reports (nia report RESULTS_DIR... and nia suite over result folders and report.json) --------------------
+
+REPORTS = _cases("reports", "nia report / nia suite: stderr, stdout, report.json", [
+    ("report_per_sample_absolute", "metrics.json's per_sample_file: another run's per_sample.csv, absolute",
+     ["{file}", "per_sample_file", "outside the results folder"], 2),
+    ("report_per_sample_dotdot", "per_sample_file ../other/per_sample.csv",
+     ["{file}", "per_sample_file", "outside the results folder"], 2),
+    ("report_per_sample_link", "per_sample.csv a symbolic link to another run's file",
+     ["{file}", "per_sample_file", "outside the results folder"], 2),
+    ("report_overlay_outside", "a RIT-Net overlay named by an absolute path to a PNG elsewhere",
+     ["overlay", "{file}", "outside the result folder"], 1),
+    ("report_stale_folder", "nia report --run-id, one of three folders from an earlier run",
+     ["{file}", "stale results, not filed"], 2),
+    ("table_edited_verdict", "report.json's verdict edited to PASS, value under the threshold",
+     ["{file}", "says PASS", "give FAIL"], 2),
+    ("table_report_not_its_folder", "report.json's value and verdict edited together, the folder as it was",
+     ["{file}", "differ from what"], 2),
+    ("suite_undeletable_result", "nia suite run, an earlier metrics.json in a read-only folder",
+     ["cannot remove the earlier run's results", "{file}"], 2),
+    ("forged_rows_booked_missing", "failing rows deleted and booked as missing_image, SHA-256 recomputed",
+     ["skipped missing_image is 8; the data gives 0"], 1),
+    ("forged_rows_booked_unreadable", "failing rows deleted and booked as unreadable_image",
+     ["only 0 of the unscored samples' files fail to decode"], 1),
+    ("forged_gaze_truth", "true_pitch/true_yaw set to the prediction, SHA-256 recomputed",
+     ["true_pitch/true_yaw of", "differ from the data's gaze labels"], 1),
+    ("forged_state_truth", "Former-DFER truth set to the prediction", ["truth of", "observer state"], 1),
+    ("forged_iris_dropped", "RIT-Net's iris columns dropped, mIoU over the other two",
+     ["per_sample.csv scores classes", "RIT-Net's are"], 1),
+    ("forged_class_map_counts", "RIT-Net's inter_ columns raised to the unions", ["do not fit the data's class maps"],
+     1),
+    ("forged_without_data", "a consistent forgery, no data at hand", ["not checked against the data", "run's own"],
+     0),
+])
 
 
 # --- outputs and options ------------------------------------------------------------------------------------------
@@ -573,7 +666,7 @@ OPTIONS = _cases("options", "stderr", [
 ])
 
 ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + INDEXES + INDEX_FILES + DELIVERIES + TREES + PREDICTIONS + WEIGHTS
-                   + OUTPUTS + OPTIONS)
+                   + REPORTS + OUTPUTS + OPTIONS)
 
 
 def by_id(cases: list[Case]) -> dict[str, Case]:

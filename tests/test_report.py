@@ -17,7 +17,7 @@ from common.verdicts.results import EXIT_FAIL, exit_code_for, write_results
 
 RNG_SEED = 0
 STATES = ["F", "S", "D", "A", "N"]
-SEG_CLASSES = ["bg", "eye", "iris"]
+SEG_CLASSES = ["background", "eye_region", "iris"]
 
 
 def write_gaze_result(out, noise_deg):

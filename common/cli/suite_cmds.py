@@ -50,19 +50,23 @@ def suite() -> None:
 def table(results_root: Path, tests: tuple[str, ...]) -> None:
     """Print the verdict table of a `make validate-all` run in RESULTS_ROOT; exit 0 all PASS, 1 a FAIL, 2 no verdict.
 
-    Reads RESULTS_ROOT/report/report.json (the merged report) and, for each
-    test without a result, RESULTS_ROOT/.suite/TEST.exit and TEST.stderr (why
-    it could not run).
+    Reads RESULTS_ROOT/report/report.json (the merged report; each verdict is
+    checked against its value and the suite's threshold, and against
+    RESULTS_ROOT/TEST where that folder is at hand: an entry that disagrees is
+    shown without a verdict) and, for each test without a result,
+    RESULTS_ROOT/.suite/TEST.exit and TEST.stderr (why it could not run).
 
     \b
     Example:
         nia suite table build/results --tests "l2cs rit dfer"
     """
-    from common.suite.table import read_outcomes, read_report, verdict_table
+    from common.suite.table import check_report, read_outcomes, read_report, verdict_table
 
     names = _split_tests(tests)
     report_dir = results_root / "report"
-    lines, code = verdict_table(names, read_outcomes(results_root / ".suite", names), read_report(report_dir))
+    report = read_report(report_dir)
+    doubts = check_report(report, results_root) if report is not None else {}
+    lines, code = verdict_table(names, read_outcomes(results_root / ".suite", names), report, doubts)
     click.echo("\n".join(lines))
     if (report_dir / "report.html").is_file():
         click.echo(f"report: {report_dir / 'report.html'} (also report.md, report.json)")
@@ -126,9 +130,8 @@ def run(tests: tuple[str, ...], images_dir: Path | None, build_images: bool, bas
     for spec in specs:
         click.echo(f"== {spec.test}: {spec.image}")
         results = results_root / spec.test
-        for stale in ("metrics.json", "per_sample.csv"):
-            (results / stale).unlink(missing_ok=True)
         try:
+            _clear_earlier_run(results)
             if build_images:
                 missing = spec.entry_missing(repo)
                 if missing:
@@ -145,7 +148,7 @@ def run(tests: tuple[str, ...], images_dir: Path | None, build_images: bool, bas
             ran = containers.run_validation(client, spec, data=test_data, weights=test_weights, results=results,
                                             run_id=run_id, device_requests=device_requests, extra_args=[],
                                             echo=click.echo, tail=tail)
-        except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        except (RuntimeError, OSError, ValueError) as exc:
             click.echo(f"error: {spec.test}: {exc}", err=True)
             outcomes[spec.test] = Outcome(spec.test, 2, str(exc))
             continue
@@ -186,19 +189,42 @@ def _code_version(repo: Path) -> str:
     return done.stdout.strip() or "unknown"
 
 
+def _clear_earlier_run(results: Path) -> None:
+    """Remove an earlier run's results, overlays and report from RESULTS/<test>; a file that cannot be removed
+    (a read-only mount) stops this test only, with one line naming it."""
+    import shutil
+
+    from common.verdicts.results import clear_results
+
+    try:
+        clear_results(results)
+        if (results / "report").is_dir():
+            shutil.rmtree(results / "report")
+    except OSError as exc:
+        raise RuntimeError(f"cannot remove the earlier run's results in {results} ({exc.strerror}: "
+                           f"{exc.filename}): not run, its stale result would be filed as this run's") from exc
+
+
 def _merge_report(results_root: Path, names: list[str], run_id: str) -> dict | None:
-    """The merged report of this run's results (RESULTS/report), or None when no test wrote one."""
-    from common.report.merge import build_report, clear_report, load_result_dir, write_report
+    """The merged report of this run's results (RESULTS/report), or None when no test wrote one; a folder
+    that is stale or cannot be read is named in the report's `not_filed` and the others are filed."""
+    from common.report.merge import build_report, clear_report, load_result_dir, not_filed, split_by_run, write_report
+    from common.verdicts.results import RunError
 
     out = results_root / "report"
     clear_report(out)
-    loaded = [load_result_dir(results_root / name) for name in names
-              if (results_root / name / "metrics.json").is_file()]
-    loaded = [item for item in loaded if item.result.get("run_id") == run_id]
-    if not loaded:
+    loaded, unreadable = [], []
+    for name in names:
+        if (results_root / name / "metrics.json").is_file():
+            try:
+                loaded.append(load_result_dir(results_root / name))
+            except (RunError, OSError, ValueError) as exc:
+                unreadable.append(not_filed(name, results_root / name, str(exc)))
+    filed, stale = split_by_run(loaded, (run_id,))
+    if not filed:
         return None
-    report = build_report(loaded)
-    write_report(report, loaded, out)
+    report = build_report(filed, stale + unreadable)
+    write_report(report, filed, out)
     return report
 
 

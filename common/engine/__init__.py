@@ -17,7 +17,7 @@ A model folder provides only what is its own; the engine does the rest:
 Modules: `device` (device, threads, seeding, cuDNN, CUDA features),
 `distributed` (process group helpers), `batches` (item contract, batch
 normalisation), `inference` (outputs placed by dataset index), `checkpoint`
-(safetensors + JSON; weights-only pickles for other files), `schedule`
+(safetensors + JSON), `safe_load` (other people's pickled weights, run nothing), `schedule`
 (learning-rate rules), `progress`, `training_log`, `train`, `validate`,
 `inputs` (`--data` -> prepared dataset).
 """

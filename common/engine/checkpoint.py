@@ -1,5 +1,5 @@
 """Weights files: ours as safetensors + JSON (no unpickler at all), other
-people's pickled files through torch's weights-only unpickler.
+people's pickled files through the suite's own restricted unpickler.
 
 Our checkpoint is one safetensors file (the `.pt` name is kept for
 familiarity: the bytes start with a JSON header, not a zip or a pickle).
@@ -12,25 +12,23 @@ order and the same training must give the same bytes. Reading it parses
 that JSON and maps raw tensor bytes: nothing in the file can run code.
 
 Pickled files (original repositories' checkpoints, torchvision weights, our
-files before safetensors) load with `torch.load(weights_only=True)`. On torch
-1.13 that restricted unpickler has public bypasses (CVE-2025-32434, fixed in
-torch 2.6), so for such files it is a filter, not a guarantee: the
-containers (non-root, no network, read-only mounts) are the sandbox for
-third-party weights.
+files before safetensors) are read by `common.engine.safe_load`, never by
+`torch.load`: tensors and plain containers only, a TorchScript archive or a
+pickle that calls a function refused without running anything from it, on
+torch 1.13 and 2.x alike.
 """
 from __future__ import annotations
 
 import json
 import os
-import pickle
 import struct
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from common.atomic import atomic_path
+from common.engine.safe_load import read_pickled
 
 MODEL_PREFIX = "model."
 OPTIMIZER_PREFIX = "optimizer."
@@ -162,23 +160,14 @@ def _decode_pickled(obj: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def load_pickled_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """`torch.load(weights_only=True)`: tensors, dicts, lists, numbers and strings only.
+def load_pickled_weights(path: str | os.PathLike) -> Any:
+    """A pickled `torch.save` file's object, tensors on the CPU: `common.engine.safe_load.read_pickled`.
 
     For files that are not ours (original checkpoints, torchvision weights).
-    See the module docstring for what this guarantees on torch 1.13. Raises
-    FileNotFoundError for a missing file and ValueError naming the file for
-    anything that is not such a file.
+    Raises FileNotFoundError for a missing file and a one-line ValueError
+    naming the file for anything that is not such a file or would run code.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, AttributeError, KeyError,
-            struct.error, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a loadable weights file (expected safetensors, or a torch.save of "
-                         f"tensors and plain containers read with weights_only=True): {exc}") from exc
+    return read_pickled(path)
 
 
 def strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

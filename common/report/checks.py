@@ -4,8 +4,10 @@
 value, the skip counts and the suite's thresholds (common/data/thresholds.json,
 never the ones metrics.json carries), the value from per_sample.csv, and the
 file's integrity (per_sample.csv's SHA-256, the coverage equation
-``n_samples + n_skipped == n_in_split``, one row per sample). Each
-disagreement is one line naming the field; a folder with any is filed as FAIL.
+``n_samples + n_skipped == n_in_split``, one row per sample, the test's whole
+class set). Each disagreement is one line naming the field; a folder with any
+is filed as FAIL. The split's size, the data's skip counts and the truth are
+checked against the data by ``common.report.data_check`` where it is at hand.
 """
 from __future__ import annotations
 
@@ -118,11 +120,33 @@ def _per_sample_problems(result: dict[str, Any], per_sample: pd.DataFrame | None
                             f"more than once (e.g. {repeated.index[0]!r})")
     if result.get("test") == "l2cs":
         problems += _gaze_row_problems(per_sample)
+    problems += class_set_problems(result, per_sample)
     value = number(result.get("value"))
     if value is not None and recomputed_value is not None and not math.isnan(recomputed_value) \
             and abs(recomputed_value - value) > RECOMPUTE_TOLERANCE:
         problems.append(f"value in metrics.json is {value:.6g}; per_sample.csv gives {recomputed_value:.6g}")
     return problems
+
+
+def class_set_problems(result: dict[str, Any], per_sample: pd.DataFrame) -> list[str]:
+    """The classes a result is scored over must be its test's, all of them: RIT-Net's three class maps'
+    (an inter_/union_ pair each, background included), Former-DFER's five states."""
+    test, extra = result.get("test"), result.get("extra") if isinstance(result.get("extra"), dict) else {}
+    if test == "rit":
+        from ritnet.scoring import CLASS_NAMES
+
+        found = [c[len("inter_"):] for c in per_sample.columns if str(c).startswith("inter_")]
+        problems = [] if found == list(CLASS_NAMES) else [
+            f"per_sample.csv scores classes {found}; RIT-Net's are {list(CLASS_NAMES)}"]
+        if extra.get("include_background", True) is not True:
+            problems.append("extra.include_background is not true; the suite's mIoU counts the background")
+        return problems
+    if test == "dfer":
+        from common.delivery.filenames import STATES
+
+        if extra.get("classes") != list(STATES):
+            return [f"extra.classes is {_json(extra.get('classes'))}; Former-DFER's states are {list(STATES)}"]
+    return []
 
 
 def _gaze_row_problems(per_sample: pd.DataFrame) -> list[str]:

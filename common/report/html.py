@@ -11,7 +11,7 @@ from common.report import plots
 from common.report.group_views import section_html
 from common.report.sensitivity import sensitivity_html
 from common.verdicts.results import rule_of
-from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
+from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, report_notes, verdict_rows
 
 if TYPE_CHECKING:
     from common.report.merge import ResultDir
@@ -47,6 +47,8 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
         f"{escape(report['report_code_version'])}.</p>",
         "<h2>Verdicts</h2>",
         table_html(VERDICT_HEADER, verdict_rows(report), verdict_column=VERDICT_HEADER.index("verdict")),
+        "<h2>What was checked</h2>",
+        "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in report_notes(report)) + "</ul>",
     ]
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
@@ -97,9 +99,14 @@ def _overlays(directory: Path, names: list[str]) -> list[str]:
     if not names:
         return []
     parts = ["<p>Example overlays (lowest IoU first):</p>", "<div>"]
+    from common.report.merge import inside_folder
+
     for name in names:
-        path = directory / name
-        if path.is_file():
+        path = inside_folder(directory, str(name))
+        if path is None:
+            parts.append(f"<p>overlay {escape(name)} named in per_sample.csv lies outside the result folder: "
+                         "not shown</p>")
+        elif path.is_file():
             parts.append(_img(path.read_bytes(), css_class="overlay", title=name))
         else:
             parts.append(f"<p>overlay {escape(name)} named in per_sample.csv is missing</p>")

@@ -6,7 +6,7 @@ from typing import Any
 from common.report.group_views import section_markdown
 from common.report.sensitivity import sensitivity_markdown
 from common.verdicts.results import rule_of
-from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, verdict_rows
+from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, report_notes, verdict_rows
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -20,6 +20,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         "## Verdicts",
         "",
         *table_markdown(VERDICT_HEADER, verdict_rows(report)),
+        "",
+        "## What was checked",
+        "",
+        *[f"- {line}" for line in report_notes(report)],
         "",
     ]
     for entry in report["tests"]:

@@ -4,7 +4,10 @@ A result folder holds ``metrics.json`` (from ``common.verdicts.results.write_res
 and ``per_sample.csv``. Nothing in metrics.json is taken on trust: the
 headline is recomputed from the per-sample file, the verdict from the value,
 the skip counts and the suite's own thresholds, and the folder is checked
-for integrity (``common.report.checks``). A folder that disagrees with
+for integrity (``common.report.checks``); the split's size, the data's skip
+counts and the truth are recomputed from the data where its index is at hand,
+and each entry's ``data_check`` says whether they were
+(``common.report.data_check``). A folder that disagrees with
 itself is filed as FAIL with its problems listed, so every verdict in the
 report traces back to files and rules.
 """
@@ -26,6 +29,7 @@ from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
 from common.report.groups import groups_of
 from common.report.sensitivity import gaze_sensitivity
+from common.report.data_check import check_against_data
 from common.report.checks import number as _number
 from common.verdicts.results import (
     EXIT_ERROR,
@@ -72,16 +76,65 @@ def load_result_dir(directory: Path | str) -> ResultDir:
     missing = [k for k in ("test", "metric", "value", "threshold", "passed", "n_samples") if k not in result]
     if missing or result.get("test") not in TESTS:
         raise RunError(f"{metrics_path}: lacks {', '.join(missing) or 'a known test'}; expected test in {TESTS}")
-    per_sample_path = folder / str(result.get("per_sample_file") or PER_SAMPLE_FILE)
+    per_sample_path = per_sample_path_of(folder, metrics_path, result.get("per_sample_file"))
     if not per_sample_path.is_file():
         return ResultDir(folder, result, None)
     per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str})
     return ResultDir(folder, result, per_sample, sha256_fresh(per_sample_path))
 
 
-def build_report(result_dirs: list[ResultDir], *, anonymise_subjects: bool = False) -> dict[str, Any]:
-    """The report dict: overall verdict, one entry per test (in l2cs, rit, dfer order).
+def per_sample_path_of(folder: Path, metrics_path: Path, named: Any) -> Path:
+    """The per-sample file metrics.json names (default per_sample.csv), which must lie inside ``folder``:
+    another run's per_sample.csv would otherwise be filed as this one's."""
+    name = PER_SAMPLE_FILE if named is None or named == "" else named
+    if not isinstance(name, str):
+        raise RunError(f"{metrics_path}: per_sample_file is {json.dumps(name)}; expected a file name")
+    path = inside_folder(folder, name)
+    if path is None:
+        raise RunError(f"{metrics_path}: per_sample_file {name!r} lies outside the results folder {folder}: "
+                       "refused (a result is filed only with its own per-sample file)")
+    return path
 
+
+def inside_folder(folder: Path, name: str) -> Path | None:
+    """``folder / name`` when it lies inside ``folder``, else None: an absolute name, one that climbs out
+    with ``..``, or one that reaches outside through a symbolic link (the file or a folder on the way)."""
+    if Path(name).is_absolute():
+        return None
+    inside = folder.resolve()
+    path = (folder / name).resolve()
+    return folder / name if inside in path.parents else None
+
+
+def split_by_run(result_dirs: list[ResultDir], run_ids: tuple[str, ...]) -> tuple[list[ResultDir], list[dict]]:
+    """(the folders written by one of ``run_ids``, one ``{test, source_dir, reason}`` for each other folder).
+
+    A stale folder (an earlier run's metrics.json that could not be removed,
+    e.g. a read-only mount) is named for its test only: the tests of this
+    run are still filed.
+    """
+    filed, stale = [], []
+    for item in result_dirs:
+        run_id = item.result.get("run_id")
+        if run_id in run_ids:
+            filed.append(item)
+        else:
+            stale.append(not_filed(item.test, item.directory,
+                                   f"{item.directory}: metrics.json is from run {run_id}, not from run "
+                                   f"{', '.join(run_ids)}: stale results, not filed"))
+    return filed, stale
+
+
+def not_filed(test: str, directory: Path, reason: str) -> dict[str, str]:
+    """A report's record of a test whose folder was not filed, and why (one line)."""
+    return {"test": test, "source_dir": str(directory), "reason": reason}
+
+
+def build_report(result_dirs: list[ResultDir], unfiled: list[dict] | tuple = (),
+                 data: tuple[Path, ...] = (), *, anonymise_subjects: bool = False) -> dict[str, Any]:
+    """The report dict: overall verdict, one entry per test (in l2cs, rit, dfer order); ``unfiled``: the
+    tests of the run whose folder was not filed (`split_by_run`), which have no verdict (exit 2); ``data``:
+    the indexes (`nia report --data`) to check the results against (`common.report.data_check`);
     ``anonymise_subjects`` shows subjects as 'subject 01', ... in the group tables (ids otherwise)."""
     seen: dict[str, Path] = {}
     for item in result_dirs:
@@ -90,14 +143,14 @@ def build_report(result_dirs: list[ResultDir], *, anonymise_subjects: bool = Fal
         seen[item.test] = item.directory
     ordered = sorted(result_dirs, key=lambda r: TESTS.index(r.test))
     rules = load_thresholds()  # the suite's own, never the ones a metrics.json carries
-    entries = [_entry(item, rules[item.test]) for item in ordered]
+    entries = [_entry(item, rules[item.test], data) for item in ordered]
     for entry, item in zip(entries, ordered):
         entry["groups"] = groups_of(item.test, item.per_sample, entry["details"], rules[item.test],
                                     item.result.get("extra"), anonymise_subjects=anonymise_subjects)
         if item.test == "l2cs":
             entry["sensitivity"] = gaze_sensitivity(item.per_sample, rules[item.test], entry.get("provenance"))
-    codes = [entry["exit_code"] for entry in entries]
-    verdicts = [entry["verdict"] for entry in entries]
+    codes = [entry["exit_code"] for entry in entries] + [EXIT_ERROR for _ in unfiled]
+    verdicts = [entry["verdict"] for entry in entries] + ["NOT FILED" for _ in unfiled]
     overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"
     return to_jsonable({
         "schema_version": 2,
@@ -107,6 +160,7 @@ def build_report(result_dirs: list[ResultDir], *, anonymise_subjects: bool = Fal
         "overall_verdict": overall,
         "exit_code": max(codes) if codes else EXIT_ERROR,
         "tests": entries,
+        "not_filed": list(unfiled),
     })
 
 
@@ -131,7 +185,7 @@ def clear_report(out_dir: Path | str) -> None:
         (Path(out_dir) / name).unlink(missing_ok=True)
 
 
-def _entry(item: ResultDir, rule: Threshold) -> dict[str, Any]:
+def _entry(item: ResultDir, rule: Threshold, data: tuple[Path, ...] = ()) -> dict[str, Any]:
     """One test's report entry: the file's numbers under the suite's rule, the recomputed verdict, the problems."""
     result = item.result
     entry = {
@@ -156,6 +210,9 @@ def _entry(item: ResultDir, rule: Threshold) -> dict[str, Any]:
     verdict, problems = check_result(result, item.per_sample, item.per_sample_sha256, rule,
                                      entry["details"].get("recomputed_value"))
     problems += [details_problem] if details_problem else []
+    data_check = check_against_data(item.test, result, item.per_sample, item.directory, data)
+    problems += data_check.problems
+    entry["data_check"] = data_check.to_dict()
     entry["claimed_verdict"] = claimed_verdict(result)
     entry["problems"] = problems
     entry["consistent"] = not problems

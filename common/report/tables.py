@@ -41,6 +41,15 @@ def verdict_rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def report_notes(report: dict[str, Any]) -> list[str]:
+    """Plain lines on what the report could not file, and on what each verdict was checked against."""
+    lines = [f"{item['test']}: not filed, no verdict: {item['reason']}" for item in report.get("not_filed", [])]
+    for entry in report["tests"]:
+        check = entry.get("data_check") or {}
+        lines.append(f"{entry['test']}: {check.get('note') or 'not checked against the data'}")
+    return lines
+
+
 def provenance_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """(header, rows): one row per provenance key, one column per test."""
     header = ["", *[entry["test"] for entry in report["tests"]]]

@@ -2,7 +2,12 @@
 
 A test either has a verdict in the merged report (report.json of `nia
 report`, which recomputes every verdict) or it has none, with the reason it
-could not run (its entry point is missing, its container died, ...). Exit
+could not run (its entry point is missing, its container died, its folder
+held an earlier run's stale result, ...). report.json is not taken on trust
+either (`check_report`): each verdict must follow from its value, skip counts
+and the suite's own threshold, and agree with the result folder it came from
+when that folder is at hand; an entry that does not is shown without a
+verdict, with the reason. Exit
 code: 2 when any test of the run has no PASS/FAIL verdict, else 1 when any
 failed, else 0, the suite's rule (0 PASS, 1 FAIL, 2 could not run).
 """
@@ -14,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from common.verdicts.results import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
-from common.verdicts.thresholds import FAIL, PASS, load_thresholds
+from common.verdicts.thresholds import FAIL, PARTIAL, PASS, SKIP_REASONS, decide, load_thresholds
 
 NO_RESULT = "NO RESULT"
 
@@ -52,17 +57,67 @@ def read_report(report_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def verdict_table(tests: list[str], outcomes: dict[str, Outcome],
-                  report: dict[str, Any] | None) -> tuple[list[str], int]:
-    """The table's lines and the run's exit code."""
-    entries = {entry["test"]: entry for entry in (report or {}).get("tests", [])}
+def check_report(report: dict[str, Any], results_root: Path) -> dict[str, str]:
+    """test -> why its entry in RESULTS_ROOT/report/report.json cannot be shown as it stands (one line).
+
+    The verdict must be the one the suite's threshold gives for the entry's
+    value and skip counts (FAIL for an entry marked inconsistent), and, where
+    RESULTS_ROOT/<test> holds the result folder, the one `nia report` files
+    for that folder now, with the same value and counts.
+    """
+    from common.report.merge import build_report, load_result_dir
+    from common.verdicts.results import RunError
+
+    path, rules, doubts = results_root / "report" / "report.json", load_thresholds(), {}
+    for entry in report.get("tests", []):
+        test, verdict = entry.get("test"), entry.get("verdict")
+        if test not in rules:
+            continue
+        rule, value = rules[test], entry.get("value")
+        skipped = {k: v for k, v in (entry.get("skipped") or {}).items() if k in SKIP_REASONS and isinstance(v, int)}
+        try:
+            expected = FAIL if not entry.get("consistent", False) else decide(
+                rule, value if isinstance(value, (int, float)) else None, skipped, allow_partial=verdict == PARTIAL)
+        except ValueError as exc:
+            expected = f"no verdict ({exc})"
+        if verdict != expected:
+            shown = rule.show(value if isinstance(value, (int, float)) else None)
+            doubts[test] = (f"{path}: {test} says {verdict}, but its value {shown} against {rule.direction} "
+                            f"{rule.show(rule.threshold, compact=True)} and its skips give {expected}: "
+                            "report.json was edited; rerun nia report")
+            continue
+        folder = results_root / test
+        if not (folder / "metrics.json").is_file():
+            continue
+        index = (entry.get("data_check") or {}).get("index")   # checked against its run's index only
+        try:
+            fresh = build_report([load_result_dir(folder)], data=(Path(index),) if isinstance(index, str) and
+                                 Path(index).is_file() else ())["tests"][0]
+        except (RunError, OSError, ValueError, KeyError) as exc:
+            doubts[test] = f"{path}: {test} cannot be checked against {folder}: {exc}"
+            continue
+        differ = [k for k in ("verdict", "value", "n_in_split", "n_samples", "n_skipped", "skipped", "run_id")
+                  if fresh.get(k) != entry.get(k)]
+        if differ:
+            doubts[test] = (f"{path}: {test}'s {', '.join(differ)} differ from what {folder} gives now "
+                            f"({fresh['verdict']}): rerun nia report")
+    return doubts
+
+
+def verdict_table(tests: list[str], outcomes: dict[str, Outcome], report: dict[str, Any] | None,
+                  doubts: dict[str, str] | None = None) -> tuple[list[str], int]:
+    """The table's lines and the run's exit code; ``doubts`` (`check_report`): entries shown without a verdict."""
+    doubts = doubts or {}
+    entries = {entry["test"]: entry for entry in (report or {}).get("tests", []) if entry["test"] not in doubts}
+    unfiled = {item["test"]: item["reason"] for item in (report or {}).get("not_filed", [])}
     rules = load_thresholds()
     rows, codes = [], []
     for test in tests:
         entry = entries.get(test)
         if entry is None:
             outcome = outcomes.get(test, Outcome(test, EXIT_ERROR, "not run"))
-            reason = outcome.reason or f"exit {outcome.exit_code}, no metrics.json"
+            reason = (doubts.get(test) or outcome.reason or unfiled.get(test)
+                      or f"exit {outcome.exit_code}, no metrics.json")
             rows.append((test, NO_RESULT, reason, "", ""))
             codes.append(EXIT_ERROR)
             continue
