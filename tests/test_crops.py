@@ -201,8 +201,8 @@ def test_unreadable_images_are_named_file_by_file(nia_tree, tmp_path: Path) -> N
                                           "detail": f"{broken}: PNG file: not a PNG (starts with 6e 6f 74 20 61 20 70 6e)"}]
     assert summary["skipped_list"] == "crops_skipped.csv"
     listed = pd.read_csv(out / "crops_skipped.csv")
-    assert listed.columns.tolist() == ["sample_id", "crop", "split", "png_path", "reason"]
-    assert sorted(listed["crop"]) == ["eyes", "l_eye", "r_eye"]
+    assert listed.columns.tolist() == ["sample_id", "crop", "split", "png_path", "reason", "skip_reason"]
+    assert sorted(listed["crop"]) == ["eyes", "l_eye", "r_eye"] and set(listed["skip_reason"]) == {"unreadable_image"}
     assert set(listed["png_path"]) == {broken} and set(listed["split"]) == {"train"}
     assert f"unreadable image: {broken}" in result.output
 
@@ -218,8 +218,9 @@ def test_rows_invalid_for_their_image_are_counted_by_check_and_listed(nia_tree, 
     assert summary["rows_skipped"] == {"invalid image: PNG file": 1, "invalid label (see the error column)": 1,
                                        "not a frame (kind=video)": 2}
     listed = pd.read_csv(tmp_path / "c" / "crops_skipped.csv", keep_default_na=False)
-    assert listed[["sample_id", "crop", "reason"]].values.tolist() == [
-        [df.loc[frames[0], "sample_id"], "", damaged]]
+    assert listed[["sample_id", "crop", "reason", "skip_reason"]].values.tolist() == [  # both, by the suite's reason
+        [df.loc[frames[0], "sample_id"], "", damaged, "unreadable_image"],
+        [df.loc[frames[1], "sample_id"], "", "y.json: Annotations.inst: expected one of S, T", "invalid_label"]]
     assert summary["damaged_images"] == [{"png_path": df.loc[frames[0], "png_path"], "reason": "invalid image",
                                           "detail": damaged}]
 
@@ -238,7 +239,7 @@ def test_a_crop_box_mostly_outside_its_image_is_skipped_not_padded(tmp_path: Pat
     assert not (tmp_path / "o" / "test" / "r_eye" / "f.jpg").exists()
     # its box: pixels 1067..1146 wide, 33 of its 80 columns inside the frame
     assert result.skipped_rows == [("f", "r_eye", "test", "f.png",
-                                    "crop_outside_image: 41% of its box inside the 1100x400 image")]
+                                    "crop_outside_image: 41% of its box inside the 1100x400 image", "missing_crop")]
 
 
 def _hashes(out: Path) -> dict[str, str]:

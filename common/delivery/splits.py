@@ -3,8 +3,15 @@
 Units: by default a person, as the FILE NAME says (``subject``), so no
 person is in two splits; ``by="video"`` uses the video (``video_stem``, from
 the name too) instead. Either way the frames of one video share its split:
-the name's video stem holds its subject. Only valid ``frame`` and ``video``
-rows are assigned; the others get no split. The name is the unit because
+the name's video stem holds its subject. Every sample is assigned, valid or
+not: a damaged one (a broken label, a missing or undecodable PNG, a JSON whose
+mp4 is missing) gets its person's split like its intact copy would, so a
+test counts it as skipped under its data reason instead of it vanishing from
+the split (issue 19). A sample is one row per stem (duplicate files and a PNG
+named like a video are not samples) whose name gives a subject; its kind is
+the name's (with a frame number a frame, else a video), its stratum the JSON's
+display and state, or the name's where the row is invalid, so damage to a
+sample never moves a person to another split. The name is the unit because
 it is what ties a frame to its video and its person everywhere else (crop
 folders, per-sample results); the JSON's ``metaid`` only confirms it:
 
@@ -77,7 +84,8 @@ def assignment_sha256(sample_ids: pd.Series, split: pd.Series, block: int = 1 <<
 # what make_splits reads: selected before the rows are filtered, so that the
 # filter copies these columns and not the manifest's 80 (0.6 kB a row;
 # df.loc[mask, cols] would filter all columns first)
-_SPLIT_COLUMNS = ["kind", "sample_id", "metaid", "subject", "video_stem", "inst", "condition"]
+_SPLIT_COLUMNS = ["kind", "sample_id", "metaid", "subject", "video_stem", "inst", "condition", "valid", "frame",
+                  "device", "state"]
 
 
 NO_SUBJECT = "file name gives no subject"
@@ -85,8 +93,37 @@ SUBJECT_MISMATCH = "subject: file name and JSON metaid disagree"
 NO_ROOM = "no split has room for its unit (--counts)"
 
 
+def _valid(df: pd.DataFrame) -> pd.Series:
+    return df["valid"].fillna(False).astype(bool)
+
+
+def damaged_samples(df: pd.DataFrame) -> pd.Series:
+    """The invalid rows that are samples: the first row of a stem (not a duplicate file or a PNG named like
+    a video) whose name gives a subject (a broken label, a missing or damaged image, a label whose mp4 is
+    missing)."""
+    if "subject" not in df.columns:
+        return pd.Series(False, index=df.index)
+    own_stem = ~df["sample_id"].astype(str).str.contains("#", regex=False)
+    return ~_valid(df) & own_stem & df["subject"].notna()
+
+
 def _eligible(df: pd.DataFrame) -> pd.Series:
-    return df["valid"].fillna(False).astype(bool) & df["kind"].isin(["frame", "video"])
+    """The samples: valid frame and video rows, and the damaged ones."""
+    return (_valid(df) & df["kind"].isin(["frame", "video"])) | damaged_samples(df)
+
+
+def sample_kinds(rows: pd.DataFrame) -> pd.Series:
+    """``frame`` or ``video`` per sample row: its pairing's, else its name's (a frame number makes a frame)."""
+    by_name = pd.Series(np.where(rows["frame"].notna(), "frame", "video"), index=rows.index)
+    return rows["kind"].where(rows["kind"].isin(["frame", "video"]), by_name)
+
+
+def _strata(rows: pd.DataFrame) -> pd.Series:
+    """Display x state per sample: the JSON's; the name's on an invalid row (its JSON may be what is damaged)."""
+    valid = _valid(rows)
+    inst = rows["inst"].where(valid, rows["device"])
+    condition = rows["condition"].where(valid, rows["state"])
+    return inst.fillna("?") + "/" + condition.fillna("?")
 
 
 def _person_problems(rows: pd.DataFrame) -> pd.Series:
@@ -141,16 +178,19 @@ def make_splits(df: pd.DataFrame, seed: int = 0, ratios: tuple[float, ...] | Non
         if values is not None and (len(values) != 3 or min(values) < 0 or sum(values) <= 0):
             raise SplitError(f"{name} must be three non-negative numbers (train, val, test), got {values}")
     eligible = _eligible(df)
-    person = _person_problems(df[_SPLIT_COLUMNS][eligible])
+    columns = df[[c for c in _SPLIT_COLUMNS if c in df.columns]]
+    columns = columns.reindex(columns=_SPLIT_COLUMNS)  # a manifest made by hand may lack the name's fields
+    person = _person_problems(columns[eligible])
     ok = eligible.copy()
     ok[person.index[person.notna()]] = False
-    rows = df[_SPLIT_COLUMNS][ok]
-    size_kind = "frame" if (rows["kind"] == "frame").any() else "video"
+    rows = columns[ok]
+    kinds = sample_kinds(rows)
+    size_kind = "frame" if (kinds == "frame").any() else "video"
     if ratios is None and counts is None:
         ratios = FRAME_RATIOS if size_kind == "frame" else VIDEO_RATIOS
     units = _units(rows, by)
-    counted = rows["kind"] == size_kind
-    strata = rows["inst"].fillna("?") + "/" + rows["condition"].fillna("?")
+    counted = kinds == size_kind
+    strata = _strata(rows)
     table = pd.crosstab(units[counted], strata[counted])
     all_units = sorted(units.unique())
     table = table.reindex(all_units, fill_value=0)
@@ -175,7 +215,7 @@ def make_splits(df: pd.DataFrame, seed: int = 0, ratios: tuple[float, ...] | Non
     reasons[person.index] = person
     reasons[ok & split.isna()] = NO_ROOM
     unassigned = reasons[eligible].value_counts()
-    got = {s: int(((split == s) & (df["kind"] == size_kind)).sum()) for s in SPLITS}
+    got = {s: int(((split[ok] == s) & (kinds == size_kind)).sum()) for s in SPLITS}
     return SplitResult(split, assignment_sha256(df["sample_id"], split), got, len(all_units),
                        int(unassigned.sum()), {str(k): int(v) for k, v in unassigned.items()}, reasons)
 

@@ -1,5 +1,11 @@
 """The rows of one split of a crop dataset (`nia crops` output) that a test
-can use, and how many it set aside and why (never dropped silently)."""
+can use, and how many it set aside and why (never dropped silently).
+
+Set aside are the index's rows that lack a label or a file, and the crops
+`nia crops` could not make, which `crops_skipped.csv` lists with their split
+and the suite's skip reason: a damaged frame sample (broken label, missing or
+damaged PNG) counts once for each of the test's crops, as its intact copy
+would be scored once for each (issue 19)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +15,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from common.targets.crops import CROP_INDEX_NAME
+from common.targets.crops import CROP_INDEX_NAME, SKIPPED_NAME, UNREADABLE
+from common.verdicts.thresholds import SKIP_REASONS
 
 
 @dataclass(frozen=True)
@@ -47,17 +54,45 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
         raise ValueError(f"{index_path}: missing columns {missing}; expected at least {list(columns)}")
     of_kind = frame["crop"].isin(list(crops))
     rows = frame[of_kind & (frame["split"] == split)] if split is not None else frame[of_kind]
-    if rows.empty:
+    skipped = not_made(data_dir, crops, split)
+    if rows.empty and not skipped:
         splits = sorted(frame.loc[of_kind, "split"].dropna().unique())
         raise ValueError(f"{index_path}: no {'/'.join(repr(c) for c in crops)} crops in split {split!r}; "
                          f"splits present: {splits}")
     keep = np.ones(len(rows), dtype=bool)
-    skipped: dict[str, int] = {}
     for reason, needed in labels.items():
         bad = keep & rows[list(needed)].isna().any(axis=1).to_numpy()
-        skipped[reason], keep = int(bad.sum()), keep & ~bad
+        skipped[reason], keep = skipped.get(reason, 0) + int(bad.sum()), keep & ~bad
     for reason, column in files.items():
         exists = np.array([isinstance(p, str) and (data_dir / p).is_file() for p in rows[column]], dtype=bool)
         bad = keep & ~exists
-        skipped[reason], keep = int(bad.sum()), keep & ~bad
+        skipped[reason], keep = skipped.get(reason, 0) + int(bad.sum()), keep & ~bad
     return CropRows(rows[keep].reset_index(drop=True), {k: v for k, v in skipped.items() if v})
+
+
+def not_made(data_dir: Path, crops: Sequence[str], split: str | None) -> dict[str, int]:
+    """The crops of `crops` in `split` (all splits if None) that `nia crops` listed as not made, by the
+    suite's skip reason; a listed frame (crop empty: its label or image is damaged) counts once per crop.
+    Nothing for a folder without the list (a crop dataset not made by `nia crops`)."""
+    path = data_dir / SKIPPED_NAME
+    if not path.is_file():
+        return {}
+    try:
+        listed = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (ValueError, OSError) as exc:
+        raise ValueError(f"{path}: not a readable list of skipped crops: {exc}") from None
+    missing = [c for c in ("crop", "split", "reason") if c not in listed.columns]
+    if missing:
+        raise ValueError(f"{path}: columns missing: {', '.join(missing)}")
+    if "skip_reason" not in listed.columns:  # an older nia crops: it listed only the frames invalid for their image
+        listed["skip_reason"] = np.where(listed["crop"] == "", "invalid_image",
+                                         np.where(listed["reason"].str.startswith(UNREADABLE), "unreadable_image",
+                                                  "missing_crop"))
+    unknown = sorted(set(listed["skip_reason"]) - set(SKIP_REASONS))
+    if unknown:
+        raise ValueError(f"{path}: skip_reason {unknown[0]!r} is not one of the suite's skip reasons")
+    if split is not None:
+        listed = listed[listed["split"] == split]
+    per_row = np.where(listed["crop"] == "", len(crops), listed["crop"].isin(list(crops)).astype(int))
+    counts = pd.Series(per_row, index=listed.index).groupby(listed["skip_reason"]).sum()
+    return {str(reason): int(n) for reason, n in counts.items() if n}

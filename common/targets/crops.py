@@ -20,8 +20,12 @@ Resume (:mod:`common.targets.crop_resume`): a crop is kept only when its three f
 exist and the fingerprint of its inputs (the manifest row's fields, its
 split, the PNG's size and mtime, the crop options, the writer's version)
 is the one recorded when they were written; anything else is written again.
-Every crop not made is listed with its reason in ``OUT/crops_skipped.csv``
-(damaged images named file by file, also in the summary).
+Every crop not made, and every frame sample that gives none (a damaged
+label or image, a label whose PNG is missing), is listed with its split, its
+reason and the suite's skip reason (``skip_reason``, one of
+``common.verdicts.thresholds.SKIP_REASONS``) in ``OUT/crops_skipped.csv``
+(damaged images named file by file, also in the summary): a test reads it to
+count each such sample of its split as skipped (:mod:`common.targets.crop_rows`).
 """
 from __future__ import annotations
 
@@ -47,7 +51,7 @@ CROP_NAMES = ("eyes", "r_eye", "l_eye")
 CROP_INDEX_NAME = "index.parquet"
 SUMMARY_NAME = "crops_summary.json"
 SKIPPED_NAME = "crops_skipped.csv"
-SKIPPED_COLUMNS = ["sample_id", "crop", "split", "png_path", "reason"]
+SKIPPED_COLUMNS = ["sample_id", "crop", "split", "png_path", "reason", "skip_reason"]
 MIN_INSIDE = 0.5  # a crop box with less of its area inside the frame is not cut
 OUTSIDE = "crop_outside_image"
 UNREADABLE = "unreadable image"
@@ -291,12 +295,12 @@ class _Job:
 @dataclass
 class ChunkResult:
     """What some chunks wrote: their index rows (one DataFrame per chunk, cheap to send back), counts,
-    and every crop not made as ``(sample_id, crop, split, png_path, reason)``."""
+    and every crop not made as ``(sample_id, crop, split, png_path, reason, skip_reason)``."""
 
     counts: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     index_parts: list[pd.DataFrame] = field(default_factory=list)
-    skipped_rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    skipped_rows: list[tuple[str, str, str, str, str, str]] = field(default_factory=list)
 
 
 def _centre(row: dict, side: str) -> tuple[float, float] | None:
@@ -353,10 +357,12 @@ class _RowSkips:
     def __init__(self, result: ChunkResult, row: dict, split: str) -> None:
         self.result, self.row, self.split = result, row, split
 
-    def add(self, crop: str, key: str, reason: str) -> None:
-        """Count under ``key`` (the summary's reason), list with the detailed ``reason``."""
+    def add(self, crop: str, key: str, reason: str, skip_reason: str = "missing_crop") -> None:
+        """Count under ``key`` (the summary's reason), list with the detailed ``reason`` and the suite's
+        ``skip_reason``."""
         self.result.skipped[key] += 1
-        self.result.skipped_rows.append((self.row["sample_id"], crop, self.split, self.row.get("png_path"), reason))
+        self.result.skipped_rows.append((self.row["sample_id"], crop, self.split, self.row.get("png_path"), reason,
+                                         skip_reason))
 
 
 def _planned(row: dict, eyes: dict[str, EyeShapes], options: CropOptions, skips: _RowSkips,
@@ -398,7 +404,7 @@ def _process_row(row: dict, job: _Job, result: ChunkResult, journal: Journal) ->
     if header.error or (todo and image is None):  # a damaged image is never scored, not even by old crops
         detail = header.error or f"{row['png_path']}: OpenCV could not decode the image"
         for crop in boxes:
-            skips.add(crop, UNREADABLE, f"{UNREADABLE}: {detail}")
+            skips.add(crop, UNREADABLE, f"{UNREADABLE}: {detail}", "unreadable_image")
         return []
     for crop in todo:
         _write_crop(image, row, crop, boxes[crop], split, eyes, paths[crop], job.options)
@@ -454,30 +460,56 @@ def _image_invalid(df: pd.DataFrame, invalid: pd.Series) -> pd.Series:
     return invalid & (image_error != "") & (image_error == df["error"].fillna(""))
 
 
+def _frame_samples(df: pd.DataFrame, kind: pd.Series) -> pd.Series:
+    """The frame samples: ``frame`` rows, and the damaged samples named as frames (a label without its PNG,
+    a PNG without its label: ``nia split`` gives them their person's split)."""
+    from common.delivery.splits import damaged_samples, sample_kinds
+
+    if "sample_id" not in df.columns or "frame" not in df.columns:
+        return kind == "frame"
+    damaged = damaged_samples(df)
+    return (kind == "frame") | (damaged & (sample_kinds(df) == "frame"))
+
+
+def _data_reason(kind: pd.Series, for_image: pd.Series, image_errors: pd.Series) -> pd.Series:
+    """The suite's skip reason of each invalid frame sample: its PNG missing, damaged, or not fit for its
+    labels, else its label."""
+    reason = pd.Series("invalid_label", index=kind.index, dtype=object)
+    reason[kind == "label_only"] = "missing_image"
+    checks = image_errors.map(_check_of)
+    reason[checks.index] = np.where(checks == "PNG file", "unreadable_image", "invalid_image")
+    return reason
+
+
 def select_rows(df: pd.DataFrame, split_column: str | None) -> tuple[pd.DataFrame, Counter, pd.DataFrame]:
-    """Valid frame rows with a split; every other row counted under a reason; and the frames invalid
-    for their image (damaged, not the delivery's size, labels outside it) listed by name (SKIPPED_COLUMNS)."""
+    """Valid frame rows with a split; every other row counted under a reason; and every invalid frame
+    sample (damaged label or image, not the delivery's size, labels outside it, its PNG missing) listed by
+    name with its split (SKIPPED_COLUMNS)."""
     skipped: Counter = Counter()
     kind = df["kind"].astype(object).fillna("?") if "kind" in df.columns else pd.Series("frame", index=df.index)
-    not_frame = kind != "frame"
-    for value, count in kind[not_frame].value_counts().items():
+    keep = _frame_samples(df, kind)
+    for value, count in kind[~keep].value_counts().items():
         skipped[f"not a frame (kind={value})"] += int(count)
-    keep = ~not_frame
     invalid = keep & ~df.get("valid", pd.Series(True, index=df.index)).fillna(False).astype(bool)
     for_image = _image_invalid(df, invalid)
     image_errors = df["image_error"][for_image] if for_image.any() else pd.Series(dtype=object)
     for check, count in image_errors.map(_check_of).value_counts().items():
         skipped[f"{INVALID_IMAGE}: {check}"] += int(count)
-    skipped["invalid label (see the error column)"] += int((invalid & ~for_image).sum())
+    no_png = invalid & ~for_image & (kind == "label_only")
+    skipped["missing image (a label without its PNG)"] += int(no_png.sum())
+    skipped["invalid label (see the error column)"] += int((invalid & ~for_image & ~no_png).sum())
     keep &= ~invalid
     if split_column is not None:
         no_split = keep & df[split_column].isna()
         skipped[f"no value in column {split_column!r}"] += int(no_split.sum())
         keep &= ~no_split
-    listed = pd.DataFrame({"sample_id": df["sample_id"][for_image], "crop": "",
-                           "split": (df[split_column][for_image].astype(object).fillna("")
+    errors = df["error"].astype(object).fillna("") if "error" in df.columns else pd.Series("", index=df.index)
+    listed = pd.DataFrame({"sample_id": df["sample_id"][invalid], "crop": "",
+                           "split": (df[split_column][invalid].astype(object).fillna("")
                                      if split_column is not None else "all"),
-                           "png_path": df["png_path"][for_image], "reason": image_errors}, columns=SKIPPED_COLUMNS)
+                           "png_path": df["png_path"][invalid], "reason": errors[invalid],
+                           "skip_reason": _data_reason(kind[invalid], for_image[invalid], image_errors)},
+                          columns=SKIPPED_COLUMNS)
     return df[keep], Counter({k: v for k, v in skipped.items() if v}), listed
 
 
@@ -549,7 +581,8 @@ def write_skipped(invalid_images: pd.DataFrame, skipped_rows: list[tuple], path:
 def damaged_images(skipped: pd.DataFrame) -> list[dict]:
     """One entry per damaged or unusable image among the skips: ``png_path``, ``reason`` (UNREADABLE when
     the crop step found it, INVALID_IMAGE when nia index did), ``detail`` (the error, naming the file)."""
-    rows = skipped[(skipped["crop"] == "") | skipped["reason"].str.startswith(f"{UNREADABLE}: ")]
+    of_image = skipped["skip_reason"].isin(["unreadable_image", "invalid_image"])
+    rows = skipped[of_image & ((skipped["crop"] == "") | skipped["reason"].str.startswith(f"{UNREADABLE}: "))]
     rows = rows.drop_duplicates("png_path")
     return [{"png_path": r.png_path,
              "reason": UNREADABLE if r.crop else INVALID_IMAGE,

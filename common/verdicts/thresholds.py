@@ -39,6 +39,7 @@ SKIP_REASONS: dict[str, tuple[str, str]] = {
     "missing_crop": (DATA, "no crop could be made for the sample"),
     "missing_image": (DATA, "the sample's image or crop file is missing"),
     "unreadable_image": (DATA, "the sample's image or crop file cannot be decoded"),
+    "invalid_image": (DATA, "the sample's image is not of its delivery's size, or its labels lie outside it"),
     "missing_video": (DATA, "the clip's mp4 file is missing"),
     "unreadable_video": (DATA, "the clip's mp4 does not open or decode, or yields fewer frames than it declares"),
     "too_short_video": (DATA, "the clip has fewer frames than the model reads (16) and padding was not asked for"),
