@@ -30,7 +30,7 @@ from dfer.sampling import ShortClipError, sample_indices
 from dfer.transforms import eval_transform, random_flip, train_transform
 
 #: `nia clips` reasons -> the suite's skip reasons (common.verdicts.thresholds.SKIP_REASONS), all the data's.
-CLIP_SKIP_REASONS = {"unreadable": "unreadable_video", "too_short": "too_short_video",
+CLIP_SKIP_REASONS = {"missing": "missing_video", "unreadable": "unreadable_video", "too_short": "too_short_video",
                      "no_state": "no_state_label", "invalid_row": "invalid_label"}
 #: read at run time: a video that no longer decodes (it changed after `nia clips`)
 UNREADABLE = "unreadable_video"

@@ -184,6 +184,51 @@ VIDEOS = _cases("media", "clip index: reason, error", [
 ])
 
 
+# --- coverage: one sample of the scored split damaged (the three tests, every shape of --data; issue 19) -----------
+
+def _unlink(column: str) -> Callable[[Path, Any], None]:
+    return lambda root, row: (root / row[column]).unlink()
+
+
+def _rewrite(column: str, change: Callable[[bytes, Any], bytes]) -> Callable[[Path, Any], None]:
+    def make(root: Path, row: Any) -> None:
+        path = root / row[column]
+        path.write_bytes(change(path.read_bytes(), row))
+    return make
+
+
+def _condition_x(data: bytes, row: Any) -> bytes:
+    label = json.loads(data)
+    label["Annotations"]["condition"] = "X"
+    return json.dumps(label).encode()
+
+
+COVERAGE = _cases("coverage", "metrics.json skipped", [
+    ("cov_frame_png_missing", "a test frame's PNG deleted (its JSON kept)", ["missing_image"], 0,
+     _unlink("png_path")),
+    ("cov_frame_png_truncated", "a test frame's PNG cut in half", ["unreadable_image"], 0,
+     _rewrite("png_path", lambda data, row: data[:len(data) // 2])),
+    ("cov_frame_png_damaged_pixels", "a test frame's PNG: sound header, pixel data that does not inflate",
+     ["unreadable_image"], 0,
+     _rewrite("png_path", lambda data, row: png(row["png_width"], row["png_height"], idat=b"\x78\x9c" + b"\xff" * 200))),
+    ("cov_frame_label_missing", "a test frame's JSON deleted (its PNG kept)", ["invalid_label"], 0,
+     _unlink("json_path")),
+    ("cov_frame_label_truncated", "a test frame's JSON cut in half", ["invalid_label"], 0,
+     _rewrite("json_path", lambda data, row: data[:len(data) // 2])),
+    ("cov_frame_unknown_condition", "a test frame's JSON condition X", ["invalid_label"], 0,
+     _rewrite("json_path", _condition_x)),
+    ("cov_video_mp4_missing", "a test video's mp4 deleted (its JSON kept)", ["missing_video"], 0,
+     _unlink("video_path")),
+    ("cov_video_label_truncated", "a test video's JSON cut in half", ["invalid_label"], 0,
+     _rewrite("json_path", lambda data, row: data[:len(data) // 2])),
+])
+
+
+def is_video_case(case: Case) -> bool:
+    """A coverage case that damages a video sample (else a frame sample)."""
+    return case.id.startswith("cov_video_")
+
+
 # --- deliveries (nia prepare SRC DEST, each case alone in SRC beside a good archive) --------------------------
 
 def zip_bytes(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -488,7 +533,8 @@ OPTIONS = _cases("options", "stderr", [
     ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
 ])
 
-ALL: list[Case] = LABELS + PNGS + VIDEOS + DELIVERIES + TREES + PREDICTIONS + WEIGHTS + OUTPUTS + OPTIONS
+ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + DELIVERIES + TREES + PREDICTIONS + WEIGHTS + OUTPUTS
+                   + OPTIONS)
 
 
 def by_id(cases: list[Case]) -> dict[str, Case]:

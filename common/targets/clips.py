@@ -1,6 +1,9 @@
 """``nia clips``: the clip dataset of the observer-state test (Former-DFER), one row per video.
 
-Per ``kind == "video"`` row of the manifest (docs/architecture.md, "Clip dataset"):
+Per video sample of the manifest (docs/architecture.md, "Clip dataset"): each
+``kind == "video"`` row, and each damaged sample named as a video (a video
+JSON whose mp4 is missing is a ``label_only`` row; ``nia split`` gives it its
+person's split, so a test counts it as ``missing_video``, issue 19):
 
 - **state**: the video JSON's ``condition`` where there is one, else the file
   name's state field (``label_source`` ``json``/``name``); where both exist
@@ -21,6 +24,7 @@ Per ``kind == "video"`` row of the manifest (docs/architecture.md, "Clip dataset
 
 Nothing is dropped: a video it cannot use stays in the index with
 ``usable = False`` and one ``reason``, the first that applies of
+``missing`` (no mp4: none with its JSON's stem, or gone since ``nia index``),
 ``unreadable`` (does not open or decode, or yields fewer frames than its
 header declares: damaged), ``too_short`` (fewer than ``min_frames``, 16),
 ``no_state``, ``invalid_row`` (the manifest row is not valid: see ``error``;
@@ -53,7 +57,7 @@ from common.parallel import map_chunks
 CLIP_INDEX_NAME = "index.parquet"
 SUMMARY_NAME = "clips_summary.json"
 PROBE_CACHE_NAME = "probe_cache.jsonl"
-REASONS = ("unreadable", "too_short", "no_state", "invalid_row", "no_split")
+REASONS = ("missing", "unreadable", "too_short", "no_state", "invalid_row", "no_split")
 INDEX_COLUMNS = [
     "clip_id", "video_path", "split", "state", "label_source", "label_mismatch",
     "n_frames", "header_frames", "width", "height", "x0", "y0", "x1", "y1", "region_source", "label_frames",
@@ -235,7 +239,8 @@ def probe_all(videos: pd.DataFrame, root: Path, out: Path, workers: int, chunk_s
         st = _stat(root, rel)
         if st is None:
             records[rel] = {"video_path": rel, "n_frames": None, "header_frames": None, "width": None,
-                            "height": None, "error": f"{root / rel}: no such file", "size": None, "mtime_ns": None}
+                            "height": None, "error": f"{root / rel}: no such file", "size": None, "mtime_ns": None,
+                            "missing": True}
             counts["missing"] += 1
             continue
         hit = cached.get((rel, st[0], st[1], decoder))
@@ -272,9 +277,26 @@ def _unreadable(record: dict[str, Any]) -> str:
     return ""
 
 
+def video_samples(df: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's video samples: its ``video`` rows and the damaged samples named as videos."""
+    from common.delivery.splits import damaged_samples, sample_kinds
+
+    videos = df["kind"] == "video"
+    if "frame" in df.columns and "sample_id" in df.columns:
+        videos |= damaged_samples(df) & (sample_kinds(df) == "video") & (df["kind"] != "image_only")
+    return df[videos]
+
+
+def _missing(row: pd.Series, rel: Any, record: dict[str, Any]) -> str:
+    """Why the sample has no mp4 ('' when it has one)."""
+    if not isinstance(rel, str):
+        return f"{row.get('json_path') or row['sample_id']}: no mp4 video with this stem"
+    return record["error"] if record.get("missing") else ""
+
+
 def build_rows(df: pd.DataFrame, records: dict[str, dict[str, Any]], options: ClipOptions) -> pd.DataFrame:
-    """One index row per video row of the manifest."""
-    videos = df[df["kind"] == "video"]
+    """One index row per video sample of the manifest."""
+    videos = video_samples(df)
     states = resolve_states(videos)
     boxes = eye_boxes(df)
     box_of = boxes.to_dict("index")
@@ -282,7 +304,8 @@ def build_rows(df: pd.DataFrame, records: dict[str, dict[str, Any]], options: Cl
     for (index, row), state in zip(videos.iterrows(), states.itertuples(index=False)):
         rel = row.get("video_path")
         record = records.get(rel, {}) if isinstance(rel, str) else {}
-        problem = _unreadable(record) if record else "no video path"
+        missing = _missing(row, rel, record)
+        problem = missing or _unreadable(record)
         width, height = record.get("width") or 0, record.get("height") or 0
         stem = row.get("video_stem")
         box = box_of.get(stem) if isinstance(stem, str) else None
@@ -295,7 +318,9 @@ def build_rows(df: pd.DataFrame, records: dict[str, dict[str, Any]], options: Cl
         split = split if isinstance(split, str) and split else None
         n_frames = record.get("n_frames")
         valid = bool(row.get("valid")) if pd.notna(row.get("valid")) else False
-        if problem:
+        if missing:
+            reason = "missing"
+        elif problem:
             reason = "unreadable"
         elif n_frames < options.min_frames:
             reason = "too_short"
@@ -396,7 +421,7 @@ def write_clip_dataset(df: pd.DataFrame, root: Path, out: Path, *, options: Clip
     root = Path(root).resolve()
     check_writable_folder(out)
     remove_stale_temps(out)  # what a killed run left
-    videos = df[df["kind"] == "video"]
+    videos = video_samples(df)
     records, counts = probe_all(videos, root, out, workers, chunk_size, progress)
     index = build_rows(df, records, options)
     summary = summarize(index, df, counts, options, manifest_sha256)
