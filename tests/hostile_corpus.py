@@ -229,6 +229,20 @@ def is_video_case(case: Case) -> bool:
     return case.id.startswith("cov_video_")
 
 
+# --- prepared indexes given as --data: paths that would leave the dataset folder (issue 19) ----------------------
+
+_ESCAPES = ["{file}", "row 1", "absolute or climbs out"]
+INDEXES = _cases("indexes", "the entry point's stderr ({file}: the index.parquet)", [
+    ("idx_crop_jpg_absolute", "l2cs/run_valid_l2cs.py: a crop row's jpg_path absolute (another crop's image)",
+     [*_ESCAPES, "jpg_path"], 2),
+    ("idx_crop_jpg_dotdot", "l2cs/run_valid_l2cs.py: a crop row's jpg_path ../outside.jpg", [*_ESCAPES, "jpg_path"], 2),
+    ("idx_crop_png_absolute", "ritnet/test.py: a crop row's png_path (its truth) absolute", [*_ESCAPES, "png_path"], 2),
+    ("idx_crop_png_dotdot", "ritnet/test.py: a crop row's png_path ../../maps/x.png", [*_ESCAPES, "png_path"], 2),
+    ("idx_clip_video_absolute", "dfer/valid_nia.py: a clip row's video_path absolute", [*_ESCAPES, "video_path"], 2),
+    ("idx_clip_video_dotdot", "dfer/valid_nia.py: a clip row's video_path ../x.mp4", [*_ESCAPES, "video_path"], 2),
+])
+
+
 # --- deliveries (nia prepare SRC DEST, each case alone in SRC beside a good archive) --------------------------
 
 def zip_bytes(members: list[tuple[str, bytes]], method: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -533,8 +547,8 @@ OPTIONS = _cases("options", "stderr", [
     ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
 ])
 
-ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + DELIVERIES + TREES + PREDICTIONS + WEIGHTS + OUTPUTS
-                   + OPTIONS)
+ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + INDEXES + DELIVERIES + TREES + PREDICTIONS + WEIGHTS
+                   + OUTPUTS + OPTIONS)
 
 
 def by_id(cases: list[Case]) -> dict[str, Case]:

@@ -52,6 +52,7 @@ import pandas as pd
 
 from common.atomic import atomic_path, check_writable_folder, remove_stale_temps, write_text_atomic
 from common.delivery.filenames import STATES
+from common.targets.index_paths import refuse_escaping_paths
 from common.parallel import map_chunks
 
 CLIP_INDEX_NAME = "index.parquet"
@@ -453,6 +454,10 @@ def _read_index(clips_dir: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     missing = [c for c in INDEX_COLUMNS if c not in index.columns]
     if missing:
         raise ClipIndexError(f"{path}: columns missing: {', '.join(missing)}")
+    try:
+        refuse_escaping_paths(index, ["video_path"], path, "clip_id")
+    except ValueError as exc:
+        raise ClipIndexError(str(exc)) from None
     return index, metadata
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from common.targets.crops import CROP_INDEX_NAME, SKIPPED_NAME, UNREADABLE
+from common.targets.index_paths import refuse_escaping_paths
 from common.verdicts.thresholds import SKIP_REASONS
 
 
@@ -59,6 +60,7 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
         splits = sorted(frame.loc[of_kind, "split"].dropna().unique())
         raise ValueError(f"{index_path}: no {'/'.join(repr(c) for c in crops)} crops in split {split!r}; "
                          f"splits present: {splits}")
+    refuse_escaping_paths(rows, list(files.values()), index_path, "crop_id")
     keep = np.ones(len(rows), dtype=bool)
     for reason, needed in labels.items():
         bad = keep & rows[list(needed)].isna().any(axis=1).to_numpy()
