@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from common.imread import read_image
 from common.targets.crop_rows import CropRows, read_crop_rows
 from common.engine.batches import normalize_batch
 from l2cs.config import IMAGENET_MEAN, IMAGENET_STD
@@ -41,7 +42,7 @@ def decode_rgb(path: str, width: int, height: int) -> np.ndarray | None:
 
     IMREAD_COLOR replicates a grey (IR) image to 3 channels.
     """
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    image = read_image(path, cv2.IMREAD_COLOR)
     if image is None:
         return None
     if image.shape[1] != width or image.shape[0] != height:

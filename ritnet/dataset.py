@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
+from common.imread import read_image
 from common.targets.crop_rows import CropRows, read_crop_rows
 from common.targets.crops import CROP_INDEX_NAME
 from ritnet.preprocess import apply_clahe, apply_gamma, normalise, preprocess, to_grey
@@ -125,8 +126,8 @@ def read_pair(jpg_path: str, png_path: str, width: int, height: int) -> tuple[np
     they are not already at that size. A map that is not one 8-bit channel
     raises ValueError naming the file.
     """
-    image = cv2.imread(jpg_path, cv2.IMREAD_UNCHANGED)
-    class_map = cv2.imread(png_path, cv2.IMREAD_UNCHANGED)
+    image = read_image(jpg_path, cv2.IMREAD_UNCHANGED)
+    class_map = read_image(png_path, cv2.IMREAD_UNCHANGED)
     if image is None or class_map is None:
         return None
     if class_map.ndim != 2 or class_map.dtype != np.uint8:
@@ -217,7 +218,7 @@ def crop_geometry(data_dir: str | Path, rows: pd.DataFrame) -> CropGeometry:
     data_dir = Path(data_dir)
     size = None
     for png in rows["png_path"]:
-        class_map = cv2.imread(str(data_dir / png), cv2.IMREAD_UNCHANGED)
+        class_map = read_image(str(data_dir / png), cv2.IMREAD_UNCHANGED)
         if class_map is not None:
             size = class_map.shape[1], class_map.shape[0]
             break
@@ -233,7 +234,7 @@ def crop_geometry(data_dir: str | Path, rows: pd.DataFrame) -> CropGeometry:
 def read_class_map(path: str | Path, num_classes: int, size: tuple[int, int] | None = None) -> np.ndarray | None:
     """A truth class map (uint8 HxW), None when OpenCV cannot decode it; ValueError naming the file when it
     is not one 8-bit channel, not `size` (width, height), or holds a class >= `num_classes`."""
-    class_map = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    class_map = read_image(str(path), cv2.IMREAD_UNCHANGED)
     if class_map is None:
         return None
     if class_map.ndim != 2 or class_map.dtype != np.uint8:
@@ -281,7 +282,7 @@ class ScoringCrops(Dataset):
 
     def grey_and_map(self, index: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(grey uint8 crop at map size, class map uint8), or None when either file cannot be decoded."""
-        image = cv2.imread(self.jpg_paths[index], cv2.IMREAD_UNCHANGED)
+        image = read_image(self.jpg_paths[index], cv2.IMREAD_UNCHANGED)
         class_map = read_class_map(self.png_paths[index], self.num_classes, self.map_size)
         if image is None or class_map is None:
             return None

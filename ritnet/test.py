@@ -37,6 +37,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from common.imread import read_image
 from common.cli.entry import run_entry_point, validation_options
 from common.cli.prepared_input import resolve_crops
 from common.engine.batches import worker_init
@@ -138,7 +139,7 @@ def overlay_rows(crops: CropRows, values: np.ndarray) -> list[tuple[int, str, fl
 def read_crop_image(data: Path, crops: CropRows, row: int, shape: tuple[int, int]) -> np.ndarray:
     """The crop JPG as decoded (colour or grey) for an overlay; mid-grey of `shape` when it does not decode
     (score-only mode scores a crop from its class maps alone)."""
-    image = cv2.imread(str(data / crops.rows["jpg_path"].iloc[row]), cv2.IMREAD_UNCHANGED)
+    image = read_image(str(data / crops.rows["jpg_path"].iloc[row]), cv2.IMREAD_UNCHANGED)
     return image if image is not None else np.full(shape, 128, np.uint8)
 
 

@@ -241,6 +241,10 @@ INDEXES = _cases("indexes", "the entry point's stderr ({file}: the index.parquet
     ("idx_clip_video_absolute", "dfer/valid_nia.py: a clip row's video_path absolute", [*_ESCAPES, "video_path"], 2),
     ("idx_clip_video_dotdot", "dfer/valid_nia.py: a clip row's video_path ../x.mp4", [*_ESCAPES, "video_path"], 2),
 ])
+INDEX_FILES = _cases("indexes", "the entry point's stderr ({file}: the file of the case)", [
+    ("idx_crop_truth_over_opencv_limit", "ritnet/test.py: a crop's class map (the truth) declaring 40000x40000",
+     ["{file}", "OpenCV refuses", "CV_IO_MAX_IMAGE_PIXELS"], 2),
+])
 
 
 # --- deliveries (nia prepare SRC DEST, each case alone in SRC beside a good archive) --------------------------
@@ -396,6 +400,10 @@ RIT_PREDICTIONS = _cases("predictions", "ritnet/test.py: stderr / metrics.json",
     ("rit_pred_empty_file", "0-byte X.png", ["{file}", "cannot be read as a PNG"], 2),
     ("rit_pred_binary", "random bytes as X.png", ["{file}", "cannot be read as a PNG"], 2),
     ("rit_pred_not_a_folder", "--predictions is a file", ["{file}", "not a folder"], 2),
+    ("rit_pred_pixel_bomb", "X.png: 0.4 kB declaring 20000x20000 (refused from its header, never inflated)",
+     ["{file}", "(20000, 20000)", "not decoded"], 2),
+    ("rit_pred_over_opencv_limit", "X.png declaring 40000x40000 (past OpenCV's CV_IO_MAX_IMAGE_PIXELS)",
+     ["{file}", "(40000, 40000)", "not decoded"], 2),
 ])
 
 # CSV name,label (F, S, D, A, N)
@@ -547,7 +555,7 @@ OPTIONS = _cases("options", "stderr", [
     ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
 ])
 
-ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + INDEXES + DELIVERIES + TREES + PREDICTIONS + WEIGHTS
+ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + INDEXES + INDEX_FILES + DELIVERIES + TREES + PREDICTIONS + WEIGHTS
                    + OUTPUTS + OPTIONS)
 
 

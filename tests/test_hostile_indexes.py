@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import zlib
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.hostile_corpus import INDEXES, Case
+from tests.hostile_corpus import INDEX_FILES, INDEXES, Case, png
 from tests.hostile_env import assert_one_error, run_click
 
 ENTRY_POINTS = {"crop_jpg": "l2cs.run_valid_l2cs", "crop_png": "ritnet.test", "clip_video": "dfer.valid_nia"}
@@ -58,12 +60,35 @@ def test_hostile_index_paths(tmp_path: Path, case: Case) -> None:
     # the same file both ways: the crops' folder (or the videos' root) and outside/ are siblings
     escaping = str(outside) if case.id.endswith("_absolute") else f"../outside/{outside.name}"
     edit_index(index, column, 1, escaping)
+    assert_refused(tmp_path, ENTRY_POINTS[kind], data, case, index)
+
+
+def assert_refused(folder: Path, module: str, data: Path, case: Case, file: Path,
+                   predictions: Path | None = None) -> None:
+    """The entry point, given ``data`` and predictions (an empty CSV by default), exits with the case's one
+    line naming ``file`` and leaves no metrics.json."""
     from importlib import import_module
 
-    out = tmp_path / "res"
-    predictions = tmp_path / "pred.csv"
-    predictions.write_text("name,label\n")
-    outcome = run_click(import_module(ENTRY_POINTS[kind]).cli, ["--data", data, "--predictions", predictions,
-                                                                "--out", out, "--device", "cpu", "--workers", "0"])
-    assert_one_error(outcome, case.code, *case.expected(str(index)))
+    out = folder / "res"
+    if predictions is None:
+        predictions = folder / "pred.csv"
+        predictions.write_text("name,label\n")
+    outcome = run_click(import_module(module).cli, ["--data", data, "--predictions", predictions,
+                                                    "--out", out, "--device", "cpu", "--workers", "0"])
+    assert_one_error(outcome, case.code, *case.expected(str(file)))
     assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("case", INDEX_FILES, ids=lambda c: c.id)
+def test_hostile_index_files(tmp_path: Path, case: Case) -> None:
+    from tests.rit_fakes import make_seg_crops
+
+    data = make_seg_crops(tmp_path / "data", {"test": 2})
+    index = pd.read_parquet(data / "index.parquet")
+    maps = tmp_path / "maps"  # the truth's own maps: every crop is predicted
+    maps.mkdir()
+    for row in index.itertuples():
+        (maps / f"{row.crop_id}.png").write_bytes((data / row.png_path).read_bytes())
+    truth = data / index["png_path"].iloc[0]
+    truth.write_bytes(png(40000, 40000, idat=zlib.compress(b"\0" * 1000)))
+    assert_refused(tmp_path, "ritnet.test", data, case, truth, maps)

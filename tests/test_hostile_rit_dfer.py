@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
 from pathlib import Path
 
 import cv2
@@ -115,6 +116,11 @@ def _rit_predictions(case_id: str, crops: Path, folder: Path) -> Path:
         target.write_bytes(b"")
     elif case_id == "rit_pred_binary":
         target.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif case_id in ("rit_pred_pixel_bomb", "rit_pred_over_opencv_limit"):
+        from tests.hostile_corpus import png
+
+        side = 20000 if case_id == "rit_pred_pixel_bomb" else 40000
+        target.write_bytes(png(side, side, idat=zlib.compress(b"\0" * (side + 1) * 16)))
     elif case_id == "rit_pred_not_a_folder":
         shutil.rmtree(folder)
         folder.write_text("not a folder")

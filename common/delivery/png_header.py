@@ -41,6 +41,16 @@ _SIZE = struct.Struct(">II")
 _CRC = struct.Struct(">I")
 
 
+def ihdr_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from a file's first 33 bytes when they are a PNG signature and a sound IHDR chunk
+    (its CRC checked), else None: what a PNG declares, known before anything is decoded."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEAD)
+    if len(head) == _HEAD and head[:16] == _START and zlib.crc32(head[12:29]) == _CRC.unpack_from(head, 29)[0]:
+        return _SIZE.unpack_from(head, 16)
+    return None
+
+
 def header_error(head: bytes, tail: bytes, size: int) -> tuple[int, int, str]:
     """(width, height, '') of a PNG from its first 33 and last 12 bytes, or (0, 0, what is wrong)."""
     if head[:16] == _START and len(head) == _HEAD and tail == _IEND \

@@ -35,6 +35,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from common.delivery.png_header import ihdr_size
+from common.imread import read_image
 from common.verdicts.results import RunError
 
 #: How many names of each list go into metrics.json (the counts are always complete).
@@ -221,10 +223,22 @@ def find_segmentation_predictions(
 
 
 def load_class_map(path: Path | str, num_classes: int, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read one PNG class map as a 2D uint8 array; check its values and shape."""
+    """Read one PNG class map as a 2D uint8 array; check its values and shape.
+
+    The size its PNG header declares is checked before anything is decoded: a
+    small file declaring 20000 x 20000 pixels is refused, not inflated (issue 19)."""
     import cv2
 
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        declared = ihdr_size(path)
+    except OSError as exc:
+        raise PredictionFileError(f"{path}: cannot be read as a PNG: {exc.strerror}") from None
+    if declared is None:
+        raise PredictionFileError(f"{path}: cannot be read as a PNG (no PNG signature and sound IHDR header)")
+    if shape is not None and (declared[1], declared[0]) != tuple(shape):
+        raise PredictionFileError(f"{path}: has size {(declared[1], declared[0])} (H, W) in its PNG header; "
+                                  f"expected {tuple(shape)} like the crop (not decoded)")
+    image = read_image(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise PredictionFileError(f"{path}: cannot be read as a PNG")
     if image.ndim != 2:
