@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from common.targets.clips import read_clip_index, video_root
+from common.targets.clips import check_unchanged, read_clip_index, video_root
 from common.targets.crop_rows import CropRows
 from common.targets.video import VideoError, read_frames
 from dfer.config import STATES, DFERConfig
@@ -47,7 +47,8 @@ def read_state_clips(clips_dir: str | Path, split: str, *, min_frames: int = 16,
     Every clip of the split is a row or counted under a skip reason: `nia clips`'
     reasons (`CLIP_SKIP_REASONS`), `too_short_video` for a clip under
     `min_frames` (an index made with a smaller `--min-frames`), and
-    `missing_video` for an mp4 that is not there any more. `videos`
+    `missing_video` for an mp4 that is not there any more. An mp4 whose
+    size or mtime changed since `nia clips` is refused (ClipIndexError). `videos`
     overrides where the mp4s live (default: the index's `nia.root`).
     """
     clips = read_clip_index(clips_dir, split)
@@ -58,6 +59,7 @@ def read_state_clips(clips_dir: str | Path, split: str, *, min_frames: int = 16,
     if rows.empty:
         return CropRows(_row_frame(rows, Path(clips_dir)), skipped)
     root = video_root(clips_dir, videos)
+    check_unchanged(rows, root, clips_dir)
     rows = _row_frame(rows, root)
     short = rows["n_frames"].to_numpy() < min_frames
     exists = np.array([Path(p).is_file() for p in rows["video_file"]], dtype=bool)

@@ -105,16 +105,18 @@ def write_clip_set(base: Path, clips: list[FakeClip], *, region: tuple[int, int,
     rows = []
     for clip in clips:
         rel = f"{clip.clip_id}.mp4"
+        stat = (1, 1)  # no mp4 for an unusable clip
         if not clip.reason:
             frames = [coded_frame(i, clip.state, size) if coded else plain_frame(clip.state, size)
                       for i in range(clip.n_frames)]
             write_mp4(videos / rel, frames, 30.0)
+            stat = ((videos / rel).stat().st_size, (videos / rel).stat().st_mtime_ns)  # as nia clips records them
         rows.append({"clip_id": clip.clip_id, "video_path": rel, "split": clip.split, "state": clip.state,
                      "label_source": "json", "label_mismatch": "", "n_frames": clip.n_frames,
                      "header_frames": clip.n_frames, "width": size[0], "height": size[1], "x0": x0, "y0": y0,
                      "x1": x1, "y1": y1, "region_source": "fixed", "label_frames": 0, "subject": clip.subject,
                      "inst": "S", "image": "rgb", "posture": "D", "usable": not clip.reason, "reason": clip.reason,
-                     "error": "", "video_size": 1, "video_mtime_ns": 1})
+                     "error": "", "video_size": stat[0], "video_mtime_ns": stat[1]})
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     for column in ("n_frames", "header_frames", "width", "height", "x0", "y0", "x1", "y1", "label_frames",
                    "video_size", "video_mtime_ns"):

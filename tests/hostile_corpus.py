@@ -244,6 +244,10 @@ INDEXES = _cases("indexes", "the entry point's stderr ({file}: the index.parquet
 INDEX_FILES = _cases("indexes", "the entry point's stderr ({file}: the file of the case)", [
     ("idx_crop_truth_over_opencv_limit", "ritnet/test.py: a crop's class map (the truth) declaring 40000x40000",
      ["{file}", "OpenCV refuses", "CV_IO_MAX_IMAGE_PIXELS"], 2),
+    ("idx_clip_video_swapped", "dfer/valid_nia.py: an mp4 replaced by another clip after nia clips",
+     ["{file}", "changed since nia clips indexed it", "run nia clips again"], 2),
+    ("idx_clip_video_touched", "dfer/valid_nia.py: an mp4 of the same size, its mtime moved, after nia clips",
+     ["{file}", "changed since nia clips indexed it", "mtime_ns"], 2),
 ])
 
 

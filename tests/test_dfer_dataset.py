@@ -1,6 +1,7 @@
 """dfer.dataset: exact frames in each item, shapes, seeded augmentation, regions, skips, batch layout."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,8 @@ def test_min_frames_and_missing_videos_are_counted(clips_dir: Path, tmp_path: Pa
     assert read_state_clips(clips_dir, "test", min_frames=24).skipped["too_short_video"] == 1 + 2  # 16 and 23 frames
     moved = tmp_path / "videos"
     moved.mkdir()
-    for clip in CLIPS[:2]:  # the third mp4 is not copied
-        (moved / f"{clip.clip_id}.mp4").write_bytes((clips_dir.parent / "videos" / f"{clip.clip_id}.mp4").read_bytes())
+    for clip in CLIPS[:2]:  # the third mp4 is not moved; a move keeps the size and mtime nia clips recorded
+        shutil.copy2(clips_dir.parent / "videos" / f"{clip.clip_id}.mp4", moved / f"{clip.clip_id}.mp4")
     rows = read_state_clips(clips_dir, "test", videos=moved)
     assert len(rows.rows) == 2 and rows.skipped["missing_video"] == 1 and rows.n_in_split == 6
 
@@ -104,8 +105,9 @@ def test_the_item_sees_only_its_region(tmp_path: Path) -> None:
 def test_a_video_that_no_longer_decodes_is_an_unreadable_item(tmp_path: Path) -> None:
     clip = FakeClip(clip_name(9, 2, "S"), "test", "S", "009")
     clips_dir = write_clip_set(tmp_path, [clip])
+    rows = read_state_clips(clips_dir, "test").rows  # read before the change (read after it, it is refused)
     (tmp_path / "videos" / f"{clip.clip_id}.mp4").write_bytes(b"not a video any more")
-    clip_tensor, target, index, ok = StateClips(read_state_clips(clips_dir, "test").rows, CONFIG, train=False)[0]
+    clip_tensor, target, index, ok = StateClips(rows, CONFIG, train=False)[0]
     assert not ok and int(target) == 1 and index == 0
     assert clip_tensor.shape == (16, 3, 112, 112) and int(clip_tensor.max()) == 0
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
 import zlib
 
 import pandas as pd
@@ -81,6 +82,17 @@ def assert_refused(folder: Path, module: str, data: Path, case: Case, file: Path
 
 @pytest.mark.parametrize("case", INDEX_FILES, ids=lambda c: c.id)
 def test_hostile_index_files(tmp_path: Path, case: Case) -> None:
+    if case.id.startswith("idx_clip_"):
+        from tests.dfer_fakes import balanced_clips, write_clip_set
+
+        data = write_clip_set(tmp_path, balanced_clips({"test": 3}))
+        videos = sorted((tmp_path / "videos").glob("*.mp4"))
+        if case.id == "idx_clip_video_swapped":  # another clip of the set under its name: another state
+            videos[0].write_bytes(videos[1].read_bytes())
+        else:
+            os.utime(videos[0], ns=(videos[0].stat().st_atime_ns, videos[0].stat().st_mtime_ns + 10**9))
+        assert_refused(tmp_path, "dfer.valid_nia", data, case, videos[0])
+        return
     from tests.rit_fakes import make_seg_crops
 
     data = make_seg_crops(tmp_path / "data", {"test": 2})

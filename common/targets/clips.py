@@ -470,6 +470,18 @@ def read_clip_index(clips_dir: str | Path, split: str) -> ClipRows:
     return ClipRows(rows=rows, skipped={r: int(reasons[r]) for r in REASONS if r in reasons}, metadata=metadata)
 
 
+def check_unchanged(rows: pd.DataFrame, root: Path, clips_dir: str | Path) -> None:
+    """ClipIndexError naming the first present mp4 of ``rows`` (index rows) whose size or mtime is not what
+    ``nia clips`` recorded: its frame count, region and state were decided on another file (issue 19)."""
+    for rel, size, mtime in zip(rows["video_path"], rows["video_size"], rows["video_mtime_ns"]):
+        now = _stat(root, rel)
+        if now is not None and now != (size, mtime):
+            raise ClipIndexError(
+                f"{root / rel}: changed since nia clips indexed it in {Path(clips_dir) / CLIP_INDEX_NAME} "
+                f"(size {size} -> {now[0]} bytes, mtime_ns {mtime} -> {now[1]}): run nia clips again "
+                "(a copy that kept no modification times needs it too)")
+
+
 def video_root(clips_dir: str | Path, override: Path | None = None) -> Path:
     """Where the index's ``video_path`` values live: ``override`` when given, else the index's ``nia.root``.
 
