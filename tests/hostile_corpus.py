@@ -170,6 +170,17 @@ def _mp4_cut(path: Path) -> None:
     path.write_bytes(data[:int(len(data) * 0.6)])
 
 
+def _mp4_rotated(path: Path) -> None:
+    """20 frames of 64x48, the container tagged rotate=90 (stream copy by the ffmpeg program)."""
+    import subprocess
+
+    plain = path.with_name(f"plain_{path.name}")
+    _mp4(20)(plain)
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v", "rotate=90",
+                    str(path)], check=True)
+    plain.unlink()
+
+
 def _mp4_bytes(data: bytes) -> Callable[[Path], None]:
     return lambda path: path.write_bytes(data)
 
@@ -181,6 +192,8 @@ VIDEOS = _cases("media", "clip index: reason, error", [
     ("mp4_short", "8 frames (16 needed)", ["too_short"], 0, _mp4(8)),
     ("mp4_vfr", "variable frame rate, 20 frames (30 then 10 fps)", ["usable, 20 frames"], 0,
      _mp4(20, [1.0] * 10 + [3.0] * 10)),
+    ("mp4_rotated", "64x48 frames tagged rotate=90 (a phone held upright): read as stored, not turned",
+     ["usable, 20 frames, 64x48"], 0, _mp4_rotated),
 ])
 
 

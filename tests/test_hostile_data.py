@@ -150,14 +150,16 @@ def test_clips_go_on_and_count_every_bad_video(clipped: dict) -> None:
     assert clipped["clips"].code == 0, clipped["clips"].err
     unusable = clipped["summary"]["unusable"]
     assert unusable == {"too_short": 1, "unreadable": 3}
-    assert clipped["summary"]["usable"] == 2  # the good video and the variable-frame-rate one
+    assert clipped["summary"]["usable"] == 3  # the good video, the variable-frame-rate one and the rotated one
+    assert clipped["summary"]["videos_rotated"] == [clipped["placed"]["mp4_rotated"]["file"]]
+    assert "warning: 1 video(s) tagged with a rotation, read as stored" in clipped["clips"].err
 
 
 @pytest.mark.parametrize("case", VIDEOS, ids=lambda c: c.id)
 def test_bad_video_is_one_line_in_the_clip_index(clipped: dict, case: Case) -> None:
     placed = clipped["placed"][case.id]
     row = clipped["clip_index"].loc[placed["stem"]]
-    line = f"{row['reason'] or 'usable'}, {row['n_frames']} frames, {row['error']}"
+    line = f"{row['reason'] or 'usable'}, {row['n_frames']} frames, {row['width']}x{row['height']}, {row['error']}"
     assert "\n" not in line
     for part in case.expected(placed["file"]):
         assert part in line, (part, line)

@@ -58,6 +58,10 @@ def clips_command(manifest: str, out: str, min_frames: int, face_scale: float, f
         click.echo(f"  skipped, {reason}: {count}", err=True)
     click.echo(f"  labels: {summary['label_sources']}, {summary['label_mismatches']} name/JSON mismatch(es); "
                f"regions: {summary['region_sources']}", err=True)
+    rotated = summary["videos_rotated"]
+    if rotated:
+        click.echo(f"warning: {len(rotated)} video(s) tagged with a rotation, read as stored (not turned; their "
+                   f"labels are taken in the stored frame's pixels), e.g. {rotated[0]}", err=True)
     click.echo(f"wrote {Path(out) / CLIP_INDEX_NAME} and {Path(out) / SUMMARY_NAME}", err=True)
 
 

@@ -170,7 +170,7 @@ def decoder_name() -> str:
     """What counts the frames: a cached count from another decoder version is not reused."""
     import cv2
 
-    return f"opencv {cv2.__version__} ffmpeg"
+    return f"opencv {cv2.__version__} ffmpeg, frames as stored"  # earlier counts were of auto-rotated frames
 
 
 def probe_videos(items: list[tuple[str, int, int]], root: str) -> list[dict[str, Any]]:
@@ -181,14 +181,15 @@ def probe_videos(items: list[tuple[str, int, int]], root: str) -> list[dict[str,
     records = []
     for rel, size, mtime in items:
         record: dict[str, Any] = {"video_path": rel, "size": size, "mtime_ns": mtime, "decoder": decoder,
-                                  "n_frames": None, "header_frames": None, "width": None, "height": None, "error": ""}
+                                  "n_frames": None, "header_frames": None, "width": None, "height": None,
+                                  "rotation": 0, "error": ""}
         try:
             info = probe(Path(root) / rel)
         except VideoError as exc:
             record["error"] = str(exc)
         else:
             record.update(n_frames=info.n_frames, header_frames=info.header_frames,
-                          width=info.width, height=info.height)
+                          width=info.width, height=info.height, rotation=info.rotation)
         records.append(record)
     return records
 
@@ -366,11 +367,12 @@ def _counts(column: pd.Series) -> dict[str, int]:
 
 
 def summarize(index: pd.DataFrame, df: pd.DataFrame, counts: Counter, options: ClipOptions,
-              manifest_sha256: str) -> dict[str, Any]:
+              manifest_sha256: str, rotated: list[str] | None = None) -> dict[str, Any]:
     """What the run found: usable clips per split, every unusable one under its reason, and how labels
     and regions were decided."""
     unusable = index[~index["usable"]]
     by_reason = unusable["reason"].value_counts()
+
     split_of = index["split"].fillna("(none)")
     per_split: dict[str, dict[str, Any]] = {}
     for split in sorted(split_of.unique()):
@@ -387,6 +389,7 @@ def summarize(index: pd.DataFrame, df: pd.DataFrame, counts: Counter, options: C
         "videos_probed": int(counts["probed"]),
         "videos_reused": int(counts["reused"]),
         "videos_missing": int(counts["missing"]),
+        "videos_rotated": sorted(rotated or []),  # tagged with a rotation: read as stored, not turned
         "label_sources": _counts(index["label_source"]),
         "label_mismatches": int((index["label_mismatch"] != "").sum()),
         "region_sources": _counts(index["region_source"]),
@@ -425,7 +428,8 @@ def write_clip_dataset(df: pd.DataFrame, root: Path, out: Path, *, options: Clip
     videos = video_samples(df)
     records, counts = probe_all(videos, root, out, workers, chunk_size, progress)
     index = build_rows(df, records, options)
-    summary = summarize(index, df, counts, options, manifest_sha256)
+    rotated = [rel for rel, record in records.items() if record.get("rotation")]
+    summary = summarize(index, df, counts, options, manifest_sha256, rotated)
     write_index(index, out / CLIP_INDEX_NAME, {
         "nia.root": str(root), "nia.manifest_sha256": manifest_sha256,
         "nia.clip_options": json.dumps(options.as_dict()), "nia.clips_summary": json.dumps(summary),

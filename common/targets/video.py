@@ -20,6 +20,15 @@ reports both numbers so that a caller can refuse it.
 
 Cost: reading frame ``k`` decodes frames ``0..k`` once; 16 frames of one
 video cost one pass over the stream up to the last of them.
+
+Orientation: frames are returned as stored. OpenCV (4.5 and later) turns
+the frames of an mp4 tagged with a rotation (a phone held upright) by
+default; a label's pixel coordinates then no longer match the frame they are
+applied to (issue 19: the eye region cut from a turned frame changed a
+prediction from N to F without a word). The labels are taken in the stored
+frame's coordinates, so auto-rotation is switched off
+(``CAP_PROP_ORIENTATION_AUTO``) and :func:`probe` reports the tag
+(``rotation``, degrees) so that ``nia clips`` can count and name such files.
 """
 from __future__ import annotations
 
@@ -49,13 +58,15 @@ class VideoInfo:
     ``n_frames``: frames the stream yields (counted); ``header_frames``: frames
     the container declares (``CAP_PROP_FRAME_COUNT``, 0 when it declares none);
     ``width``/``height``: the size of the frames :func:`read_frames` returns
-    (0 when no frame decodes).
+    (0 when no frame decodes), as stored; ``rotation``: the container's rotation
+    tag in degrees (0 when none), which is not applied.
     """
 
     n_frames: int
     header_frames: int
     width: int
     height: int
+    rotation: int = 0
 
 
 def _open(path: str | os.PathLike):
@@ -68,6 +79,8 @@ def _open(path: str | os.PathLike):
     if file.stat().st_size == 0:
         raise VideoError(path, "empty file (0 bytes)")
     cap = cv2.VideoCapture(str(file), cv2.CAP_FFMPEG)
+    if hasattr(cv2, "CAP_PROP_ORIENTATION_AUTO"):  # frames as stored: the labels' coordinates (module docstring)
+        cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)
     if not cap.isOpened():
         cap.release()
         raise VideoError(path, "OpenCV (FFmpeg) cannot open it as a video: not a video it can decode, or damaged "
@@ -94,6 +107,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     cap = _open(path)
     try:
         header = max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0), 0)
+        meta = getattr(cv2, "CAP_PROP_ORIENTATION_META", None)
+        rotation = int(cap.get(meta) or 0) % 360 if meta is not None else 0
         width = height = 0
         if cap.grab():
             ok, frame = cap.retrieve()
@@ -105,7 +120,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                 n += 1
         else:
             n = 0
-        return VideoInfo(n_frames=n, header_frames=header, width=int(width), height=int(height))
+        return VideoInfo(n_frames=n, header_frames=header, width=int(width), height=int(height), rotation=rotation)
     finally:
         cap.release()
 
