@@ -91,7 +91,10 @@ def test_hostile_index_files(tmp_path: Path, case: Case) -> None:
             videos[0].write_bytes(videos[1].read_bytes())
         else:
             os.utime(videos[0], ns=(videos[0].stat().st_atime_ns, videos[0].stat().st_mtime_ns + 10**9))
-        assert_refused(tmp_path, "dfer.valid_nia", data, case, videos[0])
+        states = tmp_path / "states.csv"  # the truth: on the old code the swapped clip scored, PASS
+        pd.read_parquet(data / "index.parquet").rename(columns={"clip_id": "name", "state": "label"})[
+            ["name", "label"]].to_csv(states, index=False)
+        assert_refused(tmp_path, "dfer.valid_nia", data, case, videos[0], states)
         return
     from tests.rit_fakes import make_seg_crops
 
