@@ -99,7 +99,7 @@ l2cs_ENTRY := l2cs/run_valid_l2cs.py
 l2cs_WEIGHTS_FILE := l2cs.pt
 l2cs_DEMO_DATA := $(DEMO_CROPS)
 l2cs_TRAIN := l2cs/train.py
-l2cs_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
+l2cs_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
 
 rit_IMAGE := nia_demo_rit
 rit_DIR := ritnet
@@ -107,7 +107,7 @@ rit_ENTRY := ritnet/test.py
 rit_WEIGHTS_FILE := ritnet.pt
 rit_DEMO_DATA := $(DEMO_CROPS)
 rit_TRAIN := ritnet/train.py
-rit_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
+rit_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
 
 dfer_IMAGE := nia_demo_dfer
 dfer_DIR := dfer
@@ -115,13 +115,15 @@ dfer_ENTRY := dfer/valid_nia.py
 dfer_WEIGHTS_FILE := dfer.pt
 dfer_DEMO_DATA := $(DEMO_SYNTH_DFER)
 dfer_TRAIN := dfer/train.py
-dfer_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
+dfer_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
 
-# Demo training on a fixed thread count and CPU kernel level: float sums
-# depend on how the work is split, and training amplifies that (1 thread
-# gives 9.24 deg where 2 give 8.69), so this makes the default verdict the
-# same number on any x86-64 machine, whatever its core count.
-DEMO_TRAIN_ENV ?= OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+# Demo training on the CPU with fixed thread counts and CPU kernels (OpenMP,
+# OpenBLAS, ATen, oneDNN, MKL: common/pinned_env.py, which overrides what the
+# shell exports): float sums depend on how the work is split and which kernels
+# run, and training amplifies that (1 thread gives 9.24 deg where 2 give
+# 8.69), so the demo weights are the same bytes on any x86-64 machine with
+# AVX2, whatever its core count (docs/reproducibility.md).
+DEMO_TRAIN_ENV ?= $(PY) -m common.pinned_env
 
 # The inputs of test $(1): DATA, else $(1)_DATA, else the demo data;
 # WEIGHTS (one test only), else $(1)_WEIGHTS, else WEIGHTS_DIR/<its file>,
