@@ -80,18 +80,21 @@ CUDA_WHEELS := $(WHEEL_CACHE)/cuda-py3.11
 # ---- per-test values: the image, its source folder and entry script, the
 # weights file it reads in /weights, and the demo inputs used when DATA /
 # WEIGHTS are not given (data folder; training command writing best.pt).
-DEMO_SUBJECTS ?= 30
-DEMO_SYNTH_ARGS ?= --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
+# the demo crops (l2cs, rit): many people, few frames each (docs/synthetic.md,
+# "Demo recipe": 3,840 frames, 24 test subjects)
+DEMO_SUBJECTS ?= 240
+DEMO_SYNTH_ARGS ?= --videos-per-subject 4 --frames-per-video 4 --size 640x360 --seed 0
 DEMO_CROPS := $(BUILD)/crops
 DEMO_CLIPS := $(BUILD)/clips
 # dfer's synthetic videos and their clip dataset (docs/dfer.md, "Demo recipe"):
-# 1,280 phone clips of 16 frames at 320x180 (80 subjects: 128 test clips), then
+# 1,280 phone clips of 16 frames at 320x180 (256 subjects: 25 of them and 125
+# clips in the test split; at least 20 test subjects: tests/test_demo_splits.py), then
 # index, split and `nia clips` with their defaults. The demo training reads the
 # clips; the dfer image is given the videos (/data), which it indexes, splits
 # and clips again itself with the same defaults (the clip index points at
 # videos by host paths, which a container does not have).
 DEMO_SYNTH_DFER := $(BUILD)/synth_dfer
-DFER_SYNTH_ARGS ?= --subjects 80 --videos-per-subject 16 --frames-per-video 16 --size 320x180 --devices S --seed 0
+DFER_SYNTH_ARGS ?= --subjects 256 --videos-per-subject 5 --frames-per-video 16 --size 320x180 --devices S --seed 0
 
 l2cs_IMAGE := nia_demo_l2cs
 l2cs_DIR := l2cs

@@ -8,7 +8,8 @@
 #
 #   scripts/emulate-machines.sh [EPOCHS] [TESTS]     # defaults: 1 "l2cs rit dfer"
 #   NO_PIN=1 scripts/emulate-machines.sh ...         # the same without the pin (the control)
-# Needs the demo data (make demo-data); writes under build/emulate/.
+#   BUILD=build/emu scripts/emulate-machines.sh ...  # on other data: BUILD/crops, BUILD/clips
+# Needs the demo data (make demo-data, with the same BUILD); writes under build/emulate/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:-1}
@@ -24,7 +25,8 @@ declare -A MACHINES=(
   [prescott]="OPENBLAS_CORETYPE=Prescott OPENBLAS_L2_SIZE=256 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 OPENCV_CPU_DISABLE=AVX,AVX2,FMA3,POPCNT,SSE4_2"
   [zen16]="OPENBLAS_CORETYPE=Zen OMP_NUM_THREADS=16 OPENBLAS_NUM_THREADS=16 GOTO_NUM_THREADS=16 MKL_NUM_THREADS=16 OMP_THREAD_LIMIT=16 OMP_DYNAMIC=TRUE OMP_WAIT_POLICY=ACTIVE"
 )
-declare -A DATA=([l2cs]=build/crops [rit]=build/crops [dfer]=build/clips)
+BUILD=${BUILD:-build}
+declare -A DATA=([l2cs]=$BUILD/crops [rit]=$BUILD/crops [dfer]=$BUILD/clips)
 declare -A SCRIPT=([l2cs]=l2cs/train.py [rit]=ritnet/train.py [dfer]=dfer/train.py)
 
 for machine in here bare skylakex prescott zen16; do
