@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, Sequence
+from typing import Mapping, NoReturn, Sequence
 
 THREADS = "2"
 
@@ -64,15 +64,21 @@ def pinned(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Exec argv (default: this process's arguments) in the pinned environment."""
+    """Exec argv (default: this process's arguments) in the pinned environment; a usage error or a command
+    that cannot run is one `error:` line and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args:
-        sys.exit("usage: python -m common.pinned_env CMD [ARGS...]: runs CMD with the demo training's "
-                 "threads and CPU kernels pinned")
+        _fail("no command given: python -m common.pinned_env CMD [ARGS...] runs CMD with the demo training's "
+              "threads and CPU kernels pinned")
     try:
         os.execvpe(args[0], args, pinned(os.environ))
     except OSError as error:
-        sys.exit(f"{args[0]}: cannot run: {error.strerror}")
+        _fail(f"{args[0]}: cannot run: {error.strerror}")
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

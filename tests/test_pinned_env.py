@@ -81,3 +81,12 @@ def test_make_trains_every_demo_weights_file_behind_the_pin(tmp_path: Path) -> N
     for line in trainings:
         assert line.startswith(".venv/bin/python -m common.pinned_env .venv/bin/python "), line
         assert "--device cpu" in line, line
+
+
+def test_a_missing_command_is_one_error_line_and_exit_2(tmp_path: Path) -> None:
+    for args in ([], [str(tmp_path / "no-such-program")]):
+        done = subprocess.run([sys.executable, "-m", "common.pinned_env", *args], cwd=REPO, capture_output=True,
+                              text=True)
+        assert done.returncode == 2 and done.stdout == ""
+        assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr
+    assert "no-such-program: cannot run" in done.stderr
