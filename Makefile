@@ -82,18 +82,21 @@ CUDA_WHEELS := $(WHEEL_CACHE)/cuda-py3.11
 # ---- per-test values: the image, its source folder and entry script, the
 # weights file it reads in /weights, and the demo inputs used when DATA /
 # WEIGHTS are not given (data folder; training command writing best.pt).
-DEMO_SUBJECTS ?= 30
-DEMO_SYNTH_ARGS ?= --videos-per-subject 8 --frames-per-video 16 --size 640x360 --seed 0
+# the demo crops (l2cs, rit): many people, few frames each (docs/synthetic.md,
+# "Demo recipe": 3,840 frames, 24 test subjects)
+DEMO_SUBJECTS ?= 240
+DEMO_SYNTH_ARGS ?= --videos-per-subject 4 --frames-per-video 4 --size 640x360 --seed 0
 DEMO_CROPS := $(BUILD)/crops
 DEMO_CLIPS := $(BUILD)/clips
 # dfer's synthetic videos and their clip dataset (docs/dfer.md, "Demo recipe"):
-# 1,280 phone clips of 16 frames at 320x180 (80 subjects: 128 test clips), then
+# 1,280 phone clips of 16 frames at 320x180 (256 subjects: 25 of them and 125
+# clips in the test split; at least 20 test subjects: tests/test_demo_splits.py), then
 # index, split and `nia clips` with their defaults. The demo training reads the
 # clips; the dfer image is given the videos (/data), which it indexes, splits
 # and clips again itself with the same defaults (the clip index points at
 # videos by host paths, which a container does not have).
 DEMO_SYNTH_DFER := $(BUILD)/synth_dfer
-DFER_SYNTH_ARGS ?= --subjects 80 --videos-per-subject 16 --frames-per-video 16 --size 320x180 --devices S --seed 0
+DFER_SYNTH_ARGS ?= --subjects 256 --videos-per-subject 5 --frames-per-video 16 --size 320x180 --devices S --seed 0
 
 l2cs_IMAGE := nia_demo_l2cs
 l2cs_DIR := l2cs
@@ -101,7 +104,7 @@ l2cs_ENTRY := l2cs/run_valid_l2cs.py
 l2cs_WEIGHTS_FILE := l2cs.pt
 l2cs_DEMO_DATA := $(DEMO_CROPS)
 l2cs_TRAIN := l2cs/train.py
-l2cs_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
+l2cs_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
 
 rit_IMAGE := nia_demo_rit
 rit_DIR := ritnet
@@ -109,7 +112,7 @@ rit_ENTRY := ritnet/test.py
 rit_WEIGHTS_FILE := ritnet.pt
 rit_DEMO_DATA := $(DEMO_CROPS)
 rit_TRAIN := ritnet/train.py
-rit_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
+rit_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
 
 dfer_IMAGE := nia_demo_dfer
 dfer_DIR := dfer
@@ -117,13 +120,15 @@ dfer_ENTRY := dfer/valid_nia.py
 dfer_WEIGHTS_FILE := dfer.pt
 dfer_DEMO_DATA := $(DEMO_SYNTH_DFER)
 dfer_TRAIN := dfer/train.py
-dfer_DEMO_TRAIN_ARGS := --preset demo --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
+dfer_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
 
-# Demo training on a fixed thread count and CPU kernel level: float sums
-# depend on how the work is split, and training amplifies that (1 thread
-# gives 9.24 deg where 2 give 8.69), so this makes the default verdict the
-# same number on any x86-64 machine, whatever its core count.
-DEMO_TRAIN_ENV ?= OMP_NUM_THREADS=2 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2
+# Demo training on the CPU with fixed thread counts and CPU kernels (OpenMP,
+# OpenBLAS, ATen, oneDNN, MKL: common/pinned_env.py, which overrides what the
+# shell exports): float sums depend on how the work is split and which kernels
+# run, and training amplifies that (1 thread gives 9.24 deg where 2 give
+# 8.69), so the demo weights are the same bytes on any x86-64 machine with
+# AVX2, whatever its core count (docs/reproducibility.md).
+DEMO_TRAIN_ENV ?= $(PY) -m common.pinned_env
 
 # The inputs of test $(1): DATA, else $(1)_DATA, else the demo data;
 # WEIGHTS (one test only), else $(1)_WEIGHTS, else WEIGHTS_DIR/<its file>,

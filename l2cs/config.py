@@ -94,7 +94,7 @@ class L2CSConfig(TrainConfig):
 
 PRESETS: dict[str, L2CSConfig] = {
     "official": L2CSConfig(),
-    "demo": L2CSConfig(arch="resnet18", base_width=16, input_width=112, input_height=56,
+    "demo": L2CSConfig(arch="resnet18", base_width=24, input_width=112, input_height=56,
                        lr=1e-3, lr_schedule="cosine", batch_size=32, epochs=15, patience=5),
 }
 

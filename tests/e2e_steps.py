@@ -16,22 +16,35 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NIA = [str(Path(sys.executable).with_name("nia"))]  # the console script of this venv
-# the demo crops (docs/synthetic.md, "Demo recipe"; the Makefile's demo data): the smallest size
-# at which l2cs and ritnet demo training still pass with a margin
-CROPS_SYNTH_ARGS = ["--subjects", "30", "--videos-per-subject", "8", "--frames-per-video", "16",
-                    "--size", "640x360", "--seed", "0", "--workers", "2"]
 
 
-def demo_train_env() -> dict[str, str]:
-    """The Makefile's DEMO_TRAIN_ENV (fixed threads and CPU kernels), so a test trains as `make` does."""
-    line = re.search(r"^DEMO_TRAIN_ENV \?= (.+)$", (REPO / "Makefile").read_text(), re.M)
-    assert line is not None, "Makefile: DEMO_TRAIN_ENV is gone"
-    return dict(item.split("=", 1) for item in line.group(1).split())
+def makefile_value(name: str) -> str:
+    """The Makefile's `NAME ?= value` (its demo recipe), so a test runs what `make` runs."""
+    line = re.search(rf"^{name} \?= (.+)$", (REPO / "Makefile").read_text(), re.M)
+    assert line is not None, f"Makefile: {name} is gone"
+    return line.group(1).strip()
 
 
-def run(args: list[str], what: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def crops_synth_args() -> list[str]:
+    """`nia synth` options of the Makefile's demo crops (DEMO_SUBJECTS, DEMO_SYNTH_ARGS; docs/synthetic.md)."""
+    return ["--subjects", makefile_value("DEMO_SUBJECTS"), *makefile_value("DEMO_SYNTH_ARGS").split(),
+            "--workers", "2"]
+
+
+def dfer_synth_args() -> list[str]:
+    """`nia synth` options of the Makefile's demo videos (DFER_SYNTH_ARGS; docs/dfer.md, "Demo recipe")."""
+    return [*makefile_value("DFER_SYNTH_ARGS").split(), "--workers", "2"]
+
+
+def demo_train(script: str, *args: str) -> list[str]:
+    """A demo training command as `make` runs it: behind the Makefile's DEMO_TRAIN_ENV (common.pinned_env)."""
+    prefix = makefile_value("DEMO_TRAIN_ENV").replace("$(PY)", sys.executable).split()
+    return [*prefix, sys.executable, script, *args]
+
+
+def run(args: list[str], what: str) -> subprocess.CompletedProcess:
     """Run one step from the repository root; a failing step fails the test with its output."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), **(extra_env or {})}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"{what} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -11,32 +11,23 @@ indexes, splits and clips it again itself and must find the same test split.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.e2e_steps import demo_train_env, run, synthetic_dataset
+from tests.e2e_steps import demo_train, dfer_synth_args, run, synthetic_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 THRESHOLD = 0.70
-
-
-def synth_args() -> list[str]:
-    """The Makefile's DFER_SYNTH_ARGS: this test trains on the data `make demo-weights-dfer` trains on."""
-    line = re.search(r"^DFER_SYNTH_ARGS \?= (.+)$", (REPO / "Makefile").read_text(), re.M)
-    assert line is not None, "Makefile: DFER_SYNTH_ARGS is gone"
-    return line.group(1).split()
 
 
 @pytest.mark.slow
 def test_demo_preset_passes_on_synthetic_clips(tmp_path: Path) -> None:
-    clips = synthetic_dataset(tmp_path, [*synth_args(), "--workers", "2"], "clips")
+    clips = synthetic_dataset(tmp_path, dfer_synth_args(), "clips")
     synth = tmp_path / "synth"
-    run([sys.executable, "dfer/train.py", "--preset", "demo", "--device", "cpu", "--data", str(clips),
-         "--out", str(tmp_path / "train")], "dfer/train.py", demo_train_env())
+    run(demo_train("dfer/train.py", "--preset", "demo", "--device", "cpu", "--data", str(clips),
+                   "--out", str(tmp_path / "train")), "dfer/train.py")
     result = run([sys.executable, "dfer/valid_nia.py", "--data", str(synth), "--work-dir", str(tmp_path / "work"),
                   "--weights", str(tmp_path / "train" / "best.pt"), "--out", str(tmp_path / "results")],
                  "dfer/valid_nia.py")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.e2e_steps import CROPS_SYNTH_ARGS, demo_train_env, run, synthetic_dataset
+from tests.e2e_steps import crops_synth_args, demo_train, run, synthetic_dataset
 
 TRAIN_ARGS = ["--preset", "demo", "--device", "cpu"]
 THRESHOLD_DEG = 10.0
@@ -24,9 +24,9 @@ THRESHOLD_DEG = 10.0
 
 @pytest.mark.slow
 def test_demo_preset_passes_on_synthetic_data(tmp_path: Path) -> None:
-    crops = synthetic_dataset(tmp_path, CROPS_SYNTH_ARGS, "crops")
-    run([sys.executable, "l2cs/train.py", *TRAIN_ARGS, "--data", str(crops), "--out", str(tmp_path / "train")],
-        "l2cs/train.py", demo_train_env())
+    crops = synthetic_dataset(tmp_path, crops_synth_args(), "crops")
+    run(demo_train("l2cs/train.py", *TRAIN_ARGS, "--data", str(crops), "--out", str(tmp_path / "train")),
+        "l2cs/train.py")
     result = run([sys.executable, "l2cs/run_valid_l2cs.py", "--data", str(crops), "--weights",
                   str(tmp_path / "train" / "best.pt"), "--out", str(tmp_path / "results"), "--split", "test"],
                  "l2cs/run_valid_l2cs.py")

@@ -15,16 +15,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.e2e_steps import CROPS_SYNTH_ARGS, demo_train_env, run, synthetic_dataset
+from tests.e2e_steps import crops_synth_args, demo_train, run, synthetic_dataset
 
 THRESHOLD = 0.80
 
 
 @pytest.mark.slow
 def test_demo_preset_passes_on_synthetic_data(tmp_path: Path) -> None:
-    crops = synthetic_dataset(tmp_path, CROPS_SYNTH_ARGS, "crops")
-    run([sys.executable, "ritnet/train.py", "--preset", "demo", "--device", "cpu", "--data", str(crops),
-         "--out", str(tmp_path / "train")], "ritnet/train.py", demo_train_env())
+    crops = synthetic_dataset(tmp_path, crops_synth_args(), "crops")
+    run(demo_train("ritnet/train.py", "--preset", "demo", "--device", "cpu", "--data", str(crops),
+                   "--out", str(tmp_path / "train")), "ritnet/train.py")
     result = run([sys.executable, "ritnet/test.py", "--data", str(crops), "--weights",
                   str(tmp_path / "train" / "best.pt"), "--out", str(tmp_path / "results")], "ritnet/test.py")
 

@@ -111,7 +111,7 @@ def test_cli_writes_a_set_and_refuses_a_bad_size(tmp_path):
     assert "wrote 1 clip(s), 24 frame(s) of 1 subject(s)" in result.output
     bad = runner.invoke(main, ["synth", str(tmp_path / "bad"), "--size", "wide"])
     assert bad.exit_code == 2 and "expected WIDTHxHEIGHT" in bad.output
-    few = runner.invoke(main, ["synth", str(tmp_path / "few"), "--frames-per-video", "8"])
+    few = runner.invoke(main, ["synth", str(tmp_path / "few"), "--frames-per-video", "0"])  # 1 and more: short clips for crops
     assert few.exit_code == 2
 
 

@@ -23,7 +23,7 @@ def _devices(text: str) -> tuple[str, ...]:
 @click.option("--subjects", default=6, show_default=True, type=click.IntRange(1, 999), help="Number of people (metaid 001..N).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed: the same seed and options give byte-identical files.")
 @click.option("--videos-per-subject", default=4, show_default=True, type=click.IntRange(1, 99), help="Clips per person.")
-@click.option("--frames-per-video", default=24, show_default=True, type=click.IntRange(16), help="Frames per clip (Former-DFER needs 16).")
+@click.option("--frames-per-video", default=24, show_default=True, type=click.IntRange(1), help="Frames per clip (Former-DFER reads 16: shorter clips are its too_short_video).")
 @click.option("--size", "size", default="1920x1080", show_default=True, help="Frame size WxH; other than 1920x1080 also writes OUT/device_profiles.json.")
 @click.option("--fps", default=30.0, show_default=True, type=click.FloatRange(1, 240), help="Frame rate of the mp4s.")
 @click.option("--devices", default=",".join(DEVICES), show_default=True, help="Displays to draw from (comma-separated codes).")
