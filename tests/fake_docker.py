@@ -18,7 +18,8 @@ from common.verdicts.results import write_results
 REPO = Path(__file__).resolve().parents[1]
 
 # Every call is logged to FAKE_LOG. `docker run` with FAKE_MODE=crash exits 2
-# and writes nothing (a run that could not start, or was killed); otherwise
+# and writes nothing (a run that could not start, or was killed); with
+# FAKE_MODE=fail it writes FAKE_RESULT_FAIL's FAIL and exits 1; otherwise
 # it writes FAKE_RESULT's PASS into the folder mounted on /results, as the
 # container would, with the run id it was given.
 FAKE_DOCKER = """\
@@ -32,24 +33,27 @@ results = next(a.split(":")[0] for a in args if a.endswith(":/results"))
 run_id = next((a.split("=", 1)[1] for a in args if a.startswith("NIA_RUN_ID=")), None)
 if os.environ.get("FAKE_MODE") == "crash":
     sys.exit(2)
-source = os.environ["FAKE_RESULT"]
+failed = os.environ.get("FAKE_MODE") == "fail"
+source = os.environ["FAKE_RESULT_FAIL" if failed else "FAKE_RESULT"]
 shutil.copy(os.path.join(source, "per_sample.csv"), results)
 metrics = json.load(open(os.path.join(source, "metrics.json")))
 metrics["run_id"] = run_id
 json.dump(metrics, open(os.path.join(results, "metrics.json"), "w"))
+sys.exit(1 if failed else 0)
 """
 
 
-def passing_l2cs_result(folder: Path, run_id: str | None = None) -> None:
-    """A two-crop l2cs result of 5 deg (PASS) in FOLDER, written as the validation writes it."""
+def passing_l2cs_result(folder: Path, run_id: str | None = None, errors: tuple[float, float] = (4.0, 6.0)) -> None:
+    """A two-crop l2cs result of 5 deg (PASS; other ``errors``, other values) in FOLDER, written as the
+    validation writes it."""
     per_sample = pd.DataFrame({"name": ["a_eyes", "b_eyes"], "subject": ["001", "002"], "inst": ["S", "T"],
                                "pred_pitch": [0.0, 0.0], "pred_yaw": [0.0, 0.0], "true_pitch": [0.0, 0.0],
-                               "true_yaw": [4.0, 6.0], "error_deg": [4.0, 6.0]})
+                               "true_yaw": list(errors), "error_deg": list(errors)})
     if run_id:
         os.environ["NIA_RUN_ID"] = run_id
     try:
-        write_results(folder, test="l2cs", metric="mean_angular_error_deg", value=5.0, per_sample=per_sample,
-                      n_skipped=0, skipped={}, ci95=None, provenance={}, n_in_split=2)
+        write_results(folder, test="l2cs", metric="mean_angular_error_deg", value=sum(errors) / 2,
+                      per_sample=per_sample, n_skipped=0, skipped={}, ci95=None, provenance={}, n_in_split=2)
     finally:
         if run_id:
             del os.environ["NIA_RUN_ID"]
@@ -57,7 +61,8 @@ def passing_l2cs_result(folder: Path, run_id: str | None = None) -> None:
 
 def fake_docker_env(tmp_path: Path) -> dict[str, str]:
     """The environment for `make` with the stand-in docker first on PATH, logging to TMP/log and filing the
-    PASS result in TMP/source; skips the test where `make` is not installed."""
+    PASS result in TMP/source (FAKE_MODE=fail: the FAIL in TMP/source_fail); skips the test where `make` is
+    not installed."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     bin_dir = tmp_path / "bin"
@@ -66,6 +71,8 @@ def fake_docker_env(tmp_path: Path) -> dict[str, str]:
     docker.write_text(f"#!{sys.executable}\n{FAKE_DOCKER}")
     docker.chmod(0o755)
     passing_l2cs_result(tmp_path / "source")
+    passing_l2cs_result(tmp_path / "source_fail", errors=(11.0, 13.0))  # 12 deg: a FAIL
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_LOG": str(tmp_path / "log"),
-            "FAKE_RESULT": str(tmp_path / "source"), "PYTHONPATH": str(REPO),
+            "FAKE_RESULT": str(tmp_path / "source"), "FAKE_RESULT_FAIL": str(tmp_path / "source_fail"),
+            "PYTHONPATH": str(REPO),
             "NIA_CACHE_DIR": str(tmp_path / "cache")}
