@@ -248,7 +248,10 @@ endef
 # this run's results are filed: the results and report of an earlier run are
 # removed first, the run gets a fresh RUN_ID (NIA_RUN_ID, written into its
 # metrics.json) and `nia report --run-id` refuses any other; a run that
-# leaves no metrics.json (it stopped) gets no report. The container's exit
+# leaves no metrics.json (it stopped) gets no report; the report's verdict
+# lines are not printed (the container printed its own; a report that
+# disagrees says so on stderr). Missing data, weights or image: one line, exit 2,
+# before docker can create a missing mount as root or pull an image. The container's exit
 # code (0 PASS, 1 FAIL, 2 no verdict) is the recipe's; make itself exits 2
 # whenever a recipe fails (GNU make has no way to exit 1 for a FAIL), so
 # EXIT_FILE=F, when given, gets the recipe's 0/1/2: scripts/validate reads it.
@@ -257,16 +260,24 @@ ifndef RUN_ID
 RUN_ID := $(shell date -u +%Y%m%dT%H%M%SZ-$$(od -An -N4 -tx4 /dev/urandom | tr -d ' '))
 endif
 define docker_validate
+	@[ -e $(2) ] || { echo "$(2): not found: no $(1) data there (DATA or $(1)_DATA); nothing was run" >&2; exit 2; }
+	@$(if $(findstring --predictions,$(ARGS)),true,[ -f $(3) ]) || \
+	  { echo "$(3): not found: no $(1) weights file there; nothing was run" >&2; exit 2; }
+	@docker image inspect $($(1)_IMAGE) >/dev/null 2>&1 || \
+	  { echo "image $($(1)_IMAGE) not found: build it with make build-$(1) or load it with make load" >&2; exit 2; }
 	@mkdir -p $(4)
 	@rm -rf $(4)/metrics.json $(4)/per_sample.csv $(4)/overlays $(4)/report
 	@if [ "$$$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(4); fi
-	docker run --rm --network none --cap-drop ALL --security-opt no-new-privileges $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
+	docker run --pull never --rm --network none --cap-drop ALL --security-opt no-new-privileges $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
 	  --volume $(abspath $(2)):/data:ro \
 	  --volume $(abspath $(dir $(3))):/weights:ro --env NIA_WEIGHTS=$(notdir $(3)) \
 	  --env NIA_RUN_ID=$(RUN_ID) --volume $(abspath $(4)):/results \
 	  $($(1)_IMAGE) $(ARGS); \
 	status=$$$$?; \
-	if [ -f $(4)/metrics.json ]; then $(NIA) report $(4) --out $(4)/report --run-id $(RUN_ID) || true; fi; \
+	if [ -f $(4)/metrics.json ]; then \
+	  $(NIA) report $(4) --out $(4)/report --run-id $(RUN_ID) >/dev/null; \
+	  [ ! -f $(4)/report/report.html ] || echo "report: $(4)/report/report.html (also report.md, report.json)"; \
+	fi; \
 	$(if $(EXIT_FILE),echo $$$$status >$(EXIT_FILE);) exit $$$$status
 endef
 

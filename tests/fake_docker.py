@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,16 +18,19 @@ from common.verdicts.results import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Every call is logged to FAKE_LOG. `docker run` with FAKE_MODE=crash exits 2
-# and writes nothing (a run that could not start, or was killed); with
+# Every call is logged to FAKE_LOG. With FAKE_MODE=noimage no image is
+# there (`docker image inspect` exits 1). `docker run` with FAKE_MODE=crash
+# exits 2 and writes nothing (a run that could not start, or was killed); with
 # FAKE_MODE=fail it writes FAKE_RESULT_FAIL's FAIL and exits 1; otherwise
 # it writes FAKE_RESULT's PASS into the folder mounted on /results, as the
-# container would, with the run id it was given.
+# container would, with the run id it was given, and prints its verdict line.
 FAKE_DOCKER = """\
 import json, os, shutil, sys
 args = sys.argv[1:]
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(" ".join(args) + "\\n")
+if args[:2] == ["image", "inspect"] and os.environ.get("FAKE_MODE") == "noimage":
+    sys.exit(1)
 if args[:1] != ["run"]:
     sys.exit(0)
 results = next(a.split(":")[0] for a in args if a.endswith(":/results"))
@@ -39,6 +43,8 @@ shutil.copy(os.path.join(source, "per_sample.csv"), results)
 metrics = json.load(open(os.path.join(source, "metrics.json")))
 metrics["run_id"] = run_id
 json.dump(metrics, open(os.path.join(results, "metrics.json"), "w"))
+from common.verdicts.results import verdict_line
+print(verdict_line(metrics))
 sys.exit(1 if failed else 0)
 """
 
@@ -76,3 +82,26 @@ def fake_docker_env(tmp_path: Path) -> dict[str, str]:
             "FAKE_RESULT": str(tmp_path / "source"), "FAKE_RESULT_FAIL": str(tmp_path / "source_fail"),
             "PYTHONPATH": str(REPO),
             "NIA_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def run_make_validate(tmp_path: Path, env: dict[str, str], *extra: str,
+                      command: tuple[str, ...] = ("make", "--no-print-directory", "validate-l2cs")
+                      ) -> subprocess.CompletedProcess:
+    """`make validate-l2cs` (or `command`) on TMP/data with TMP/w/l2cs.pt into TMP/res, BUILD=TMP/build, the
+    image build assumed done (`-o build-l2cs`); ``extra`` make arguments come last and so win."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "w").mkdir(exist_ok=True)
+    (tmp_path / "w" / "l2cs.pt").write_bytes(b"weights")
+    return subprocess.run(
+        [*command, "-o", "build-l2cs", f"DATA={tmp_path / 'data'}", f"WEIGHTS={tmp_path / 'w' / 'l2cs.pt'}",
+         f"RESULTS={tmp_path / 'res'}", "GPU_FLAGS=", f"NIA={sys.executable} -m common", f"BUILD={tmp_path / 'build'}",
+         *extra],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+def run_make_validate_all(tmp_path: Path, env: dict[str, str], *args: str,
+                          command: tuple[str, ...] = ("make", "--no-print-directory", "validate-all")
+                          ) -> subprocess.CompletedProcess:
+    """`make validate-all` (or `command`) as :func:`run_make_validate` runs validate-l2cs: WEIGHTS_DIR=TMP/w."""
+    return run_make_validate(tmp_path, env, "-o", ".venv/.installed", *args, "WEIGHTS=", "RESULTS=",
+                             f"WEIGHTS_DIR={tmp_path / 'w'}", command=command)

@@ -7,7 +7,7 @@ from pathlib import Path
 from tests.hostile_corpus import ALL, counts, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
-AREAS = {"labels", "media", "deliveries", "trees", "predictions", "weights", "outputs", "options"}
+AREAS = {"labels", "media", "deliveries", "trees", "predictions", "weights", "outputs", "options", "suite", "datasets"}
 
 
 def test_at_least_40_cases_in_every_area_with_unique_names() -> None:

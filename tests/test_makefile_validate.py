@@ -8,28 +8,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fake_docker import REPO, fake_docker_env
+from tests.fake_docker import fake_docker_env, run_make_validate
 
 
 @pytest.fixture()
 def make_validate(tmp_path: Path):
     fake_env = fake_docker_env(tmp_path)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "l2cs.pt").write_bytes(b"weights")
 
     def run(mode: str, command: tuple[str, ...] = ("make", "--no-print-directory", "validate-l2cs"),
             *extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [*command, "-o", "build-l2cs", f"DATA={tmp_path / 'data'}",
-             f"WEIGHTS={tmp_path / 'w' / 'l2cs.pt'}", f"RESULTS={tmp_path / 'res'}", "GPU_FLAGS=",
-             f"NIA={sys.executable} -m common", f"BUILD={tmp_path / 'build'}", *extra],
-            cwd=REPO, env={**fake_env, "FAKE_MODE": mode}, capture_output=True, text=True, timeout=120)
+        return run_make_validate(tmp_path, {**fake_env, "FAKE_MODE": mode}, *extra, command=command)
 
     return run
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from common.parquet_read import read_frame, read_schema
 from common.targets.crops import CROP_INDEX_NAME
 from common.verdicts.results import RunError
 
@@ -38,15 +39,11 @@ def _run_nia(args: list[str]) -> None:
 
 
 def _has_split(manifest: Path) -> bool:
-    import pyarrow.parquet as pq
-
-    return "split" in pq.read_schema(manifest).names
+    return "split" in read_schema(manifest).names
 
 
 def _require_kind(manifest: Path, root: Path, kind: str, what: str, prepared: str) -> None:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(manifest, columns=["kind", "valid"]).to_pandas()
+    table = read_frame(manifest, columns=["kind", "valid"])
     if not ((table["kind"] == kind) & table["valid"]).any():
         raise RunError(f"--data {root}: no valid {what} found among {len(table)} indexed file(s); "
                        f"expected a {prepared} folder with {CROP_INDEX_NAME}, a manifest .parquet, or a dataset root")

@@ -9,6 +9,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from common.parquet_read import read_frame
 from common.targets.crops import CROP_INDEX_NAME
 
 
@@ -41,7 +42,7 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
     if not index_path.is_file():
         raise FileNotFoundError(f"{data_dir}: expected a crop dataset directory with {CROP_INDEX_NAME} "
                                 "(made by `nia crops MANIFEST OUT`)")
-    frame = pd.read_parquet(index_path)
+    frame = read_frame(index_path)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{index_path}: missing columns {missing}; expected at least {list(columns)}")
@@ -51,6 +52,8 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
         splits = sorted(frame.loc[of_kind, "split"].dropna().unique())
         raise ValueError(f"{index_path}: no {'/'.join(repr(c) for c in crops)} crops in split {split!r}; "
                          f"splits present: {splits}")
+    if "subject" in columns:
+        require_subjects(rows, index_path, "crop_id")
     keep = np.ones(len(rows), dtype=bool)
     skipped: dict[str, int] = {}
     for reason, needed in labels.items():
@@ -61,3 +64,13 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
         bad = keep & ~exists
         skipped[reason], keep = int(bad.sum()), keep & ~bad
     return CropRows(rows[keep].reset_index(drop=True), {k: v for k, v in skipped.items() if v})
+
+
+def require_subjects(rows: pd.DataFrame, index_path: Path, id_column: str) -> None:
+    """ValueError naming the index and its `subject` field when a row has none: the confidence interval
+    resamples subjects (a null one stopped the bootstrap with a TypeError that named no file)."""
+    missing = rows["subject"].isna().to_numpy()
+    if missing.any():
+        first = rows.loc[missing, id_column].iloc[0]
+        raise ValueError(f"{index_path}: field 'subject' is empty on {int(missing.sum())} row(s) "
+                         f"(first: {id_column} {first!r}); every sample needs its subject")
