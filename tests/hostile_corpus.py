@@ -520,6 +520,8 @@ DATASETS = _cases("datasets", "ritnet/test.py / dfer/valid_nia.py: stderr", [
     ("data_null_subject", "a test crop whose subject is null (the bootstrap resamples subjects)",
      ["{file}", "field 'subject'", "empty"], 2),
     ("data_clip_null_subject", "a test clip whose subject is null", ["{file}", "field 'subject'", "empty"], 2),
+    ("data_clip_index_as_manifest", "ritnet/test.py --data a clip index.parquet (nia crops crashed on it: KeyError)",
+     ["{file}", "not a manifest"], 2),
     ("data_error_in_worker", "a data error raised in a DataLoader worker (--workers 2, the containers' default)",
      ["{file}", "could not decode"], 2),
 ])

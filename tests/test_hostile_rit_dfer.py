@@ -293,6 +293,14 @@ def test_a_null_clip_subject_is_named(dfer_clips: Path, tmp_path: Path) -> None:
     assert_one_error(outcome, case.code, *case.expected(str(data / "index.parquet")))
 
 
+def test_a_clip_index_given_as_a_manifest_is_refused(dfer_clips: Path, tmp_path: Path) -> None:
+    case = DATA_CASE["data_clip_index_as_manifest"]
+    index = dfer_clips / "index.parquet"
+    outcome = rit_valid("--data", index, "--predictions", tmp_path, "--out", tmp_path / "res",
+                        "--work-dir", tmp_path / "work")
+    assert_one_error(outcome, case.code, *case.expected(str(index)))
+
+
 class _UndecodableSample(torch.utils.data.Dataset):
     """Item 3 raises the data error a dataset raises for a PNG that does not decode."""
 

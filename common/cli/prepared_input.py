@@ -85,6 +85,10 @@ def _prepared_or_manifest(data: Path, work_dir: Path, kind: str, what: str, prep
     work_dir.mkdir(parents=True, exist_ok=True)
     if data.is_file() and data.suffix == ".parquet":
         manifest = data
+        if "kind" not in read_schema(manifest).names:  # a crop or clip index, say: `nia crops` would crash on it
+            raise RunError(f"--data {manifest}: not a manifest of `nia index` (no 'kind' column); a {prepared} "
+                           f"index is given as its folder")
+        _require_kind(manifest, data, kind, what, prepared)
         if not _has_split(manifest):
             split_copy = work_dir / "manifest.parquet"
             shutil.copyfile(manifest, split_copy)
