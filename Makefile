@@ -255,24 +255,37 @@ endef
 # this run's results are filed: the results and report of an earlier run are
 # removed first, the run gets a fresh RUN_ID (NIA_RUN_ID, written into its
 # metrics.json) and `nia report --run-id` refuses any other; a run that
-# leaves no metrics.json (it stopped) gets no report. The container's exit
+# leaves no metrics.json (it stopped) gets no report; the report's verdict
+# lines are not printed (the container printed its own; a report that
+# disagrees says so on stderr). Missing data, weights or image: one line, exit 2,
+# before docker can create a missing mount as root or pull an image. The container's exit
 # code (0 PASS, 1 FAIL, 2 no verdict) is the recipe's; make itself exits 2
-# whenever a recipe fails.
+# whenever a recipe fails (GNU make has no way to exit 1 for a FAIL), so
+# EXIT_FILE=F, when given, gets the recipe's 0/1/2: scripts/validate reads it.
+EXIT_FILE ?=
 ifndef RUN_ID
 RUN_ID := $(shell date -u +%Y%m%dT%H%M%SZ-$$(od -An -N4 -tx4 /dev/urandom | tr -d ' '))
 endif
 define docker_validate
+	@[ -e $(2) ] || { echo "$(2): not found: no $(1) data there (DATA or $(1)_DATA); nothing was run" >&2; exit 2; }
+	@$(if $(findstring --predictions,$(ARGS)),true,[ -f $(3) ]) || \
+	  { echo "$(3): not found: no $(1) weights file there; nothing was run" >&2; exit 2; }
+	@docker image inspect $($(1)_IMAGE) >/dev/null 2>&1 || \
+	  { echo "image $($(1)_IMAGE) not found: build it with make build-$(1) or load it with make load" >&2; exit 2; }
 	@mkdir -p $(4)
 	@rm -rf $(4)/metrics.json $(4)/per_sample.csv $(4)/overlays $(4)/report
 	@if [ "$$$$(id -u)" = 0 ]; then chown $(NIA_UID):$(NIA_UID) $(4); fi
-	docker run --rm --network none --cap-drop ALL --security-opt no-new-privileges $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
+	docker run --pull never --rm --network none --cap-drop ALL --security-opt no-new-privileges $(GPU_FLAGS) $$$$([ "$$$$(id -u)" = 0 ] || echo --user "$$$$(id -u):$$$$(id -g)") \
 	  --volume $(abspath $(2)):/data:ro \
 	  --volume $(abspath $(dir $(3))):/weights:ro --env NIA_WEIGHTS=$(notdir $(3)) \
 	  --env NIA_RUN_ID=$(RUN_ID) --volume $(abspath $(4)):/results \
 	  $($(1)_IMAGE) $(ARGS); \
 	status=$$$$?; \
-	if [ -f $(4)/metrics.json ]; then $(NIA) report $(4) --out $(4)/report --run-id $(RUN_ID) || true; fi; \
-	exit $$$$status
+	if [ -f $(4)/metrics.json ]; then \
+	  $(NIA) report $(4) --out $(4)/report --run-id $(RUN_ID) >/dev/null; \
+	  [ ! -f $(4)/report/report.html ] || echo "report: $(4)/report/report.html (also report.md, report.json)"; \
+	fi; \
+	$(if $(EXIT_FILE),echo $$$$status >$(EXIT_FILE);) exit $$$$status
 endef
 
 IMAGES_DIR ?= $(BUILD)/images
@@ -288,8 +301,11 @@ $(foreach t,l2cs rit dfer,$(eval $(call test_targets,$(t))))
 
 # Runs every test of TESTS even when one fails or cannot run, then files ONE
 # report of the results this run wrote (build/results/report) and prints the
-# verdict table; exit 0 only when every test passed (1 a FAIL, 2 no verdict).
-# Each test's exit code and stderr are kept in build/results/.suite/ for the table.
+# verdict table. The suite's exit code (0 all PASS, 1 a FAIL, 2 no verdict) is
+# the table's last line and build/results/.suite/exit (and EXIT_FILE, when
+# given); make itself exits 0 when every test passed, else 2.
+# Each test's exit code (its container's 0/1/2, else make's 2) and stderr are
+# kept in build/results/.suite/ for the table.
 # First, side by side: the base and the images (mostly downloads, dpkg and
 # Docker commits; log in build/results/.suite/images.log) and the demo data and
 # demo weights (CPU) that the tests need; nothing there stops the run: each
@@ -311,12 +327,14 @@ validate-all: $(VENV)/.installed  ## run the validations of TESTS (never stops a
 	@for t in $(TESTS); do \
 	  rm -rf $(BUILD)/results/$$t/metrics.json $(BUILD)/results/$$t/per_sample.csv $(BUILD)/results/$$t/report; \
 	  echo "== validate-$$t" >&2; \
-	  $(MAKE) --no-print-directory validate-$$t RUN_ID=$(RUN_ID) 2> >(tee $(SUITE_DIR)/$$t.stderr >&2); \
-	  echo $$? >$(SUITE_DIR)/$$t.exit; \
+	  $(MAKE) --no-print-directory validate-$$t RUN_ID=$(RUN_ID) EXIT_FILE=$(SUITE_DIR)/$$t.exit \
+	    2> >(tee $(SUITE_DIR)/$$t.stderr >&2); \
+	  status=$$?; [ -s $(SUITE_DIR)/$$t.exit ] || echo $$status >$(SUITE_DIR)/$$t.exit; \
 	done; \
 	ran=$$(for t in $(TESTS); do [ -f $(BUILD)/results/$$t/metrics.json ] && echo $(BUILD)/results/$$t; done); \
 	if [ -n "$$ran" ]; then $(NIA) report $$ran --out $(BUILD)/results/report --run-id $(RUN_ID) >/dev/null || true; fi; \
-	$(NIA) suite table $(BUILD)/results --tests "$(TESTS)"
+	$(NIA) suite table $(BUILD)/results --tests "$(TESTS)"; code=$$?; \
+	echo $$code >$(SUITE_DIR)/exit; $(if $(EXIT_FILE),echo $$code >$(EXIT_FILE);) exit $$code
 
 save: $(foreach t,$(TESTS),save-$(t))  ## write IMAGES_DIR/nia_demo_<test>.tar for TESTS (default build/images) + SHA256SUMS
 	cd $(IMAGES_DIR) && sha256sum $(foreach t,$(TESTS),$($(t)_IMAGE).tar) >SHA256SUMS.part && mv SHA256SUMS.part SHA256SUMS

@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from common.targets.clips import check_unchanged, read_clip_index, video_root
-from common.targets.crop_rows import CropRows
+from common.targets.clips import CLIP_INDEX_NAME, check_unchanged, read_clip_index, video_root
+from common.targets.crop_rows import CropRows, require_subjects
 from common.targets.video import VideoError, read_frames
 from dfer.config import STATES, DFERConfig
 from dfer.sampling import ShortClipError, sample_indices
@@ -54,6 +54,7 @@ def read_state_clips(clips_dir: str | Path, split: str, *, min_frames: int = 16,
     clips = read_clip_index(clips_dir, split)
     skipped = {CLIP_SKIP_REASONS[reason]: n for reason, n in clips.skipped.items()}
     rows = clips.rows
+    require_subjects(rows, Path(clips_dir) / CLIP_INDEX_NAME, "clip_id")
     if rows.empty and not skipped:
         raise ValueError(f"{Path(clips_dir) / 'index.parquet'}: no clips in split {split!r}")
     if rows.empty:

@@ -16,17 +16,21 @@ the aspect ratio is not kept).
 
 Both end in `ToTorchFormatTensor`: values / 255, so [0, 1]. With
 `as_uint8=True` they stop one step earlier and return the resized pixels
-rounded to uint8 `(T, 3, S, S)`, as the reference's PIL images were before
+as uint8 `(T, 3, S, S)`, the reference's PIL images before
 `ToTorchFormatTensor`: a DataLoader then moves a quarter of the bytes and
 the division by 255 runs once per batch on the device (`dfer.dataset.prepare_batch`). The reference
 defines `GroupNormalize` (mean/std) but none of its loaders applies it, so the
 published model was trained and tested on [0, 1] inputs, and so are we.
 
-Resizing: the reference resizes with PIL's bilinear filter, which, when it
-shrinks, widens its triangle kernel to the scale (an antialiased resize). We
-use `torch.nn.functional.interpolate(mode="bilinear", antialias=True)`, which
-implements the same filter: measured within 1 grey level of PIL (PIL rounds
-to integers; we keep floats). No torchvision and no PIL are needed.
+Resizing: the reference resizes PIL images with `img.resize((w, h),
+Image.BILINEAR)` (`GroupResize`, `GroupRandomSizedCrop`; its fallback through
+torchvision's `Resize`, which calls the same). We call exactly that, frame by
+frame, so the frames are bit-identical to the reference's. PIL's filter is
+antialiased (its triangle kernel widens to the scale when it shrinks) and
+rounds to whole grey levels between its horizontal and vertical passes, which
+`F.interpolate(antialias=True)` does not: that differed by one grey level on
+12-17 % of the values. PIL comes with python3-matplotlib and
+python3-torchvision (Debian) or matplotlib (PyPI); it is listed as python3-pil.
 
 Randomness comes only from the `numpy.random.Generator` passed in (the
 reference draws from Python's global `random`).
@@ -38,13 +42,14 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 INPUT_SIZE = 112
 CROP_SCALE = (0.08, 1.0)        # area fraction of the random-sized crop
 CROP_RATIO = (3 / 4, 4 / 3)     # aspect ratio (w / h) range of the random-sized crop
 CROP_TRIES = 10
 FLIP_PROB = 0.5
+BILINEAR = getattr(Image, "Resampling", Image).BILINEAR   # Image.BILINEAR before Pillow 9.1
 
 
 class Box(NamedTuple):
@@ -94,11 +99,11 @@ def train_transform(frames: np.ndarray, rng: np.random.Generator, *, size: int =
         return random_flip(eval_transform(frames, size=size, as_uint8=as_uint8), rng, flip_prob)
     height, width = frames.shape[1:3]
     box = random_sized_box(height, width, rng, scale=scale, ratio=ratio)
-    if box is not None:   # crop the uint8 frames first: only the crop is converted to float
-        clip = _resize(_to_tensor(frames[:, box.y:box.y + box.h, box.x:box.x + box.w]), size)
+    if box is not None:   # the reference: img.crop(box), then img.resize((size, size))
+        clip = _to_tensor(_resize(frames[:, box.y:box.y + box.h, box.x:box.x + box.w], size))
     else:
         resized, box = fallback_box(height, width, size, rng)
-        clip = _resize(_to_tensor(frames), resized)[..., box.y:box.y + box.h, box.x:box.x + box.w]
+        clip = _to_tensor(_resize(frames, resized))[..., box.y:box.y + box.h, box.x:box.x + box.w]
     return _finish(random_flip(clip, rng, flip_prob), as_uint8)
 
 
@@ -111,7 +116,7 @@ def eval_transform(frames: np.ndarray, *, size: int = INPUT_SIZE, as_uint8: bool
     """uint8 RGB (T, H, W, 3) -> float32 (T, 3, size, size) in [0, 1] (or uint8 0-255 with `as_uint8`),
     every frame resized (aspect not kept)."""
     _check_frames(frames)
-    return _finish(_resize(_to_tensor(frames), size), as_uint8)
+    return _finish(_to_tensor(_resize(frames, size)), as_uint8)
 
 
 def _check_frames(frames: np.ndarray) -> None:
@@ -123,17 +128,22 @@ def _check_frames(frames: np.ndarray) -> None:
 
 
 def _to_tensor(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+    """uint8 (T, H, W, 3) -> uint8 (T, 3, H, W)."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
 
 
-def _resize(clip: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
-    target = (size, size) if isinstance(size, int) else size
-    if tuple(clip.shape[-2:]) == target:
-        return clip
-    return F.interpolate(clip, size=target, mode="bilinear", align_corners=False, antialias=True)
+def _resize(frames: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """uint8 (T, H, W, 3) frames resized to size (an int: a square; else (height, width)) as the reference
+    does: PIL's `Image.resize((width, height), Image.BILINEAR)` on each frame."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if tuple(frames.shape[1:3]) == (height, width):
+        return frames
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(frame)).resize((width, height), BILINEAR))
+                     for frame in frames])
 
 
 def _finish(clip: torch.Tensor, as_uint8: bool = False) -> torch.Tensor:
+    """uint8 (T, 3, H, W) -> itself (`as_uint8`) or float32 / 255, as the reference's ToTorchFormatTensor."""
     if as_uint8:
-        return clip.round().clamp_(0.0, 255.0).to(torch.uint8).contiguous()
-    return (clip / 255.0).clamp_(0.0, 1.0).contiguous()
+        return clip.contiguous()
+    return clip.float().div_(255.0).contiguous()

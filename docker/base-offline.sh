@@ -21,7 +21,7 @@ IMAGE=${IMAGE:-nia-base:bookworm}
 CACHE_DIR=${CACHE_DIR:-build/base}
 SUITE=bookworm
 PACKAGES=(python3 python3-torch python3-torchvision python3-opencv python3-numpy python3-pandas
-          python3-click python3-tqdm python3-matplotlib python3-pip python3-venv)
+          python3-click python3-tqdm python3-matplotlib python3-pil python3-pip python3-venv)
 
 log() { echo "[base-offline] $*" >&2; }
 # debootstrap prints one line per package and step; keep the rest.

@@ -38,11 +38,11 @@ from typing import Callable
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import Dataset
 
 from common.imread import read_image
+from common.parquet_read import read_schema
 from common.targets.crop_rows import CropRows, read_crop_rows
 from common.targets.crops import CROP_INDEX_NAME
 from ritnet.preprocess import apply_clahe, apply_gamma, normalise, preprocess, to_grey
@@ -224,7 +224,7 @@ def crop_geometry(data_dir: str | Path, rows: pd.DataFrame) -> CropGeometry:
             break
     if size is None:
         raise ValueError(f"{data_dir}: none of the {len(rows)} class maps of the split can be read")
-    metadata = pq.read_schema(data_dir / CROP_INDEX_NAME).metadata or {}
+    metadata = read_schema(data_dir / CROP_INDEX_NAME).metadata or {}
     options = metadata.get(b"nia.crop_options")
     if options is None:
         return CropGeometry(*size, DEFAULT_MARGIN, "default (no nia.crop_options in the index)")

@@ -55,7 +55,7 @@ network_setup=()
 [ -d /usr/local/share/ca-certificates ] && network_setup+=(-v /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
 [ -f /etc/pip.conf ] && network_setup+=(-v /etc/pip.conf:/etc/pip.conf:ro)
 set +e
-docker run --rm "${network_setup[@]}" --cap-add SYS_ADMIN --security-opt apparmor=unconfined --network host -v /var/run/docker.sock:/var/run/docker.sock \
+docker run --pull never --rm "${network_setup[@]}" --cap-add SYS_ADMIN --security-opt apparmor=unconfined --network host -v /var/run/docker.sock:/var/run/docker.sock \
   -v "$WORK:$WORK" -w "$WORK/repo" -e DEBIAN_FRONTEND=noninteractive "$IMAGE" bash -c '
     set -e
     start=$(date +%s)

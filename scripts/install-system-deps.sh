@@ -13,7 +13,7 @@
 set -euo pipefail
 # One line per group: `read -a` below reads one line.
 declare -A GROUPS_OF=(
-  [run]="python3-torch python3-torchvision python3-opencv python3-numpy python3-pandas python3-click python3-tqdm python3-matplotlib python3-venv python3-pip git"
+  [run]="python3-torch python3-torchvision python3-opencv python3-numpy python3-pandas python3-click python3-tqdm python3-matplotlib python3-pil python3-venv python3-pip git"
   [image]="debootstrap"
   [test]="python3-pytest python3-sklearn chromium ffmpeg"
 )

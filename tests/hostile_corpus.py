@@ -417,6 +417,7 @@ RIT_PREDICTIONS = _cases("predictions", "ritnet/test.py: stderr / metrics.json",
     ("rit_pred_empty_file", "0-byte X.png", ["{file}", "cannot be read as a PNG"], 2),
     ("rit_pred_binary", "random bytes as X.png", ["{file}", "cannot be read as a PNG"], 2),
     ("rit_pred_not_a_folder", "--predictions is a file", ["{file}", "not a folder"], 2),
+    ("rit_pred_symlink_loop", "X.png a symbolic link to itself", ["{file}", "symbolic link that loops"], 2),
     ("rit_pred_pixel_bomb", "X.png: 0.4 kB declaring 20000x20000 (refused from its header, never inflated)",
      ["{file}", "(20000, 20000)", "not decoded"], 2),
     ("rit_pred_over_opencv_limit", "X.png declaring 40000x40000 (past OpenCV's CV_IO_MAX_IMAGE_PIXELS)",
@@ -665,8 +666,45 @@ OPTIONS = _cases("options", "stderr", [
     ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
 ])
 
+# --- the suite's own runs: make validate-*, nia suite, the verdict table (tests/test_hostile_suite.py) -------------
+
+SUITE_RUNS = _cases("suite", "make validate-* / nia suite table: stderr, the table's reason", [
+    ("suite_fail_exit_code", "make validate-all where a test FAILs (make itself exits 2)",
+     ["suite: a test FAILED (exit 1)"], 1),
+    ("suite_image_missing", "the test's image neither built nor loaded (docker would pull it)",
+     ["image nia_demo_l2cs not found", "make build-l2cs", "make load"], 2),
+    ("suite_data_missing", "DATA a path that does not exist (dockerd would create it as root)",
+     ["{file}", "not found", "nothing was run"], 2),
+    ("suite_weights_missing", "WEIGHTS a file that does not exist", ["{file}", "not found", "nothing was run"], 2),
+    ("suite_verdict_once", "make validate-l2cs: the container's verdict line and the report's", ["-> PASS"], 0),
+    ("suite_cpu_fallback_warning", "--device cuda where no GPU is visible",
+     ["warning: device 'cuda' requested but no CUDA GPU is visible: running on the CPU"], 0),
+    ("suite_reason_after_warning", "a run that died after a Python warning, no report.json",
+     ["Error 137"], 2),
+    ("suite_exit_file_garbage", "build/results/.suite/TEST.exit holds no number", ["{file}", "not an exit code"], 2),
+    ("report_metrics_utf16", "nia report on a metrics.json in UTF-16", ["{file}", "not UTF-8 text"], 2),
+    ("report_metrics_empty", "nia report on a 0-byte metrics.json", ["{file}", "not valid JSON"], 2),
+    ("report_metrics_array", "nia report on a metrics.json that is a JSON array", ["{file}", "expected an object"], 2),
+    ("report_per_sample_utf16", "nia report on a per_sample.csv in UTF-16", ["{file}", "not UTF-8 text"], 2),
+    ("report_per_sample_empty", "nia report on a 0-byte per_sample.csv", ["{file}", "not a readable CSV"], 2),
+])
+
+# --- the --data of the validation entry points: a damaged index (tests/test_hostile_rit_dfer.py) --------------------
+
+DATASETS = _cases("datasets", "ritnet/test.py / dfer/valid_nia.py: stderr", [
+    ("data_index_garbage", "index.parquet of random bytes", ["{file}", "not a readable parquet file"], 2),
+    ("data_index_truncated", "index.parquet cut in half", ["{file}", "not a readable parquet file"], 2),
+    ("data_null_subject", "a test crop whose subject is null (the bootstrap resamples subjects)",
+     ["{file}", "field 'subject'", "empty"], 2),
+    ("data_clip_null_subject", "a test clip whose subject is null", ["{file}", "field 'subject'", "empty"], 2),
+    ("data_clip_index_as_manifest", "ritnet/test.py --data a clip index.parquet (nia crops crashed on it: KeyError)",
+     ["{file}", "not a manifest"], 2),
+    ("data_error_in_worker", "a data error raised in a DataLoader worker (--workers 2, the containers' default)",
+     ["{file}", "could not decode"], 2),
+])
+
 ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + INDEXES + INDEX_FILES + DELIVERIES + TREES + PREDICTIONS + WEIGHTS
-                   + REPORTS + OUTPUTS + OPTIONS)
+                   + REPORTS + OUTPUTS + OPTIONS + SUITE_RUNS + DATASETS)
 
 
 def by_id(cases: list[Case]) -> dict[str, Case]:

@@ -8,7 +8,7 @@ from tests.hostile_corpus import ALL, counts, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 AREAS = {"labels", "media", "coverage", "indexes", "deliveries", "trees", "predictions", "weights", "reports", "outputs",
-         "options"}
+         "options", "suite", "datasets"}
 
 
 def test_at_least_40_cases_in_every_area_with_unique_names() -> None:

@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from common.engine.checkpoint import save_checkpoint
-from tests.hostile_corpus import (DFER_PREDICTIONS, DFER_WEIGHTS, MARKER_NAME, RIT_PREDICTIONS, RIT_WEIGHTS, Case,
-                                  weights_kind, write_hostile_weights)
+from tests.hostile_corpus import (DATASETS, DFER_PREDICTIONS, DFER_WEIGHTS, MARKER_NAME, RIT_PREDICTIONS, RIT_WEIGHTS,
+                                  Case, by_id, weights_kind, write_hostile_weights)
 from tests.hostile_env import Outcome, assert_one_error, run_click
 
 RIT_SIZE = (32, 16)            # crop width, height
@@ -121,6 +121,9 @@ def _rit_predictions(case_id: str, crops: Path, folder: Path) -> Path:
 
         side = 20000 if case_id == "rit_pred_pixel_bomb" else 40000
         target.write_bytes(png(side, side, idat=zlib.compress(b"\0" * (side + 1) * 16)))
+    elif case_id == "rit_pred_symlink_loop":
+        target.unlink()
+        os.symlink(target.name, target)
     elif case_id == "rit_pred_not_a_folder":
         shutil.rmtree(folder)
         folder.write_text("not a folder")
@@ -248,3 +251,89 @@ def test_our_weights_do_load(rit_crops: Path, dfer_clips: Path, checkpoints: dic
     dfer = dfer_valid("--data", dfer_clips, "--weights", checkpoints["dfer"], "--out", tmp_path / "dfer")
     for outcome, out in ((rit, tmp_path / "rit"), (dfer, tmp_path / "dfer")):
         assert outcome.code in (0, 1) and (out / "metrics.json").exists(), outcome.err[-2000:]
+
+
+# --- a damaged --data index, a data error in a DataLoader worker (DATASETS) -----------------------------------------
+
+DATA_CASE = by_id(DATASETS)
+
+
+def _with_null_subject(index: Path, id_column: str) -> None:
+    """The index with the subject of its first test row set to null; its nia.* metadata kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(index)
+    frame = table.to_pandas()
+    frame["subject"] = frame["subject"].astype(object)
+    frame.loc[frame.index[frame["split"] == "test"][0], "subject"] = None
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(table.schema.metadata),
+                   index)
+    assert pd.read_parquet(index)["subject"].isna().sum() == 1, id_column
+
+
+@pytest.mark.parametrize("case_id", ["data_index_garbage", "data_index_truncated", "data_null_subject"])
+def test_a_damaged_crop_index_is_named(rit_crops: Path, tmp_path: Path, case_id: str) -> None:
+    case = DATA_CASE[case_id]
+    predictions = tmp_path / "pred"
+    _rit_predictions("none", rit_crops, predictions)   # the truth's maps: only the index is damaged
+    data = Path(shutil.copytree(rit_crops, tmp_path / "data"))
+    index = data / "index.parquet"
+    if case_id == "data_index_garbage":
+        index.write_bytes(np.random.default_rng(2).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif case_id == "data_index_truncated":
+        index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    else:
+        _with_null_subject(index, "crop_id")
+    outcome = rit_valid("--data", data, "--predictions", predictions, "--out", tmp_path / "res")
+    assert_one_error(outcome, case.code, *case.expected(str(index)))
+
+
+def test_a_null_clip_subject_is_named(dfer_clips: Path, tmp_path: Path) -> None:
+    case = DATA_CASE["data_clip_null_subject"]
+    predictions = tmp_path / "pred.csv"
+    predictions.write_bytes(_dfer_predictions("none", dfer_clips))
+    data = Path(shutil.copytree(dfer_clips, tmp_path / "data"))
+    _with_null_subject(data / "index.parquet", "clip_id")
+    outcome = dfer_valid("--data", data, "--predictions", predictions, "--out", tmp_path / "res")
+    assert_one_error(outcome, case.code, *case.expected(str(data / "index.parquet")))
+
+
+def test_a_clip_index_given_as_a_manifest_is_refused(dfer_clips: Path, tmp_path: Path) -> None:
+    case = DATA_CASE["data_clip_index_as_manifest"]
+    index = dfer_clips / "index.parquet"
+    outcome = rit_valid("--data", index, "--predictions", tmp_path, "--out", tmp_path / "res",
+                        "--work-dir", tmp_path / "work")
+    assert_one_error(outcome, case.code, *case.expected(str(index)))
+
+
+class _UndecodableSample(torch.utils.data.Dataset):
+    """Item 3 raises the data error a dataset raises for a PNG that does not decode."""
+
+    def __init__(self, png: Path) -> None:
+        self.png = png
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, index: int) -> int:
+        if index == 3:
+            raise ValueError(f"{self.png}: could not decode the PNG")
+        return index
+
+
+def test_a_data_error_in_a_worker_is_its_own_one_line(tmp_path: Path) -> None:
+    """torch re-raises a worker's error with the worker's whole traceback as its message (1.5 kB on the error
+    line and as the suite table's reason); the entry point gives the original message."""
+    import click
+
+    case = DATA_CASE["data_error_in_worker"]
+    png = tmp_path / "test" / "x_eyes.png"
+
+    @click.command()
+    def read_all() -> None:
+        for _ in torch.utils.data.DataLoader(_UndecodableSample(png), batch_size=2, num_workers=2):
+            pass
+
+    line = assert_one_error(run_click(read_all, []), case.code, *case.expected(str(png)))
+    assert line == f"error: {png}: could not decode the PNG"

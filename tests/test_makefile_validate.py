@@ -8,27 +8,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.fake_docker import REPO, fake_docker_env
+from tests.fake_docker import fake_docker_env, run_make_validate
 
 
 @pytest.fixture()
 def make_validate(tmp_path: Path):
     fake_env = fake_docker_env(tmp_path)
-    (tmp_path / "data").mkdir()
-    (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "l2cs.pt").write_bytes(b"weights")
 
-    def run(mode: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            ["make", "--no-print-directory", "-o", "build-l2cs", "validate-l2cs", f"DATA={tmp_path / 'data'}",
-             f"WEIGHTS={tmp_path / 'w' / 'l2cs.pt'}", f"RESULTS={tmp_path / 'res'}", "GPU_FLAGS=",
-             f"NIA={sys.executable} -m common", f"BUILD={tmp_path / 'build'}"],
-            cwd=REPO, env={**fake_env, "FAKE_MODE": mode}, capture_output=True, text=True, timeout=120)
+    def run(mode: str, command: tuple[str, ...] = ("make", "--no-print-directory", "validate-l2cs"),
+            *extra: str) -> subprocess.CompletedProcess:
+        return run_make_validate(tmp_path, {**fake_env, "FAKE_MODE": mode}, *extra, command=command)
 
     return run
 
@@ -54,3 +47,18 @@ def test_each_run_gets_its_own_id_and_the_report_checks_it(make_validate, tmp_pa
         ids.append(json.loads((tmp_path / "res" / "metrics.json").read_text())["run_id"])
         assert f"--run-id {ids[-1]}" in done.stdout
     assert ids[0] and ids[0] != ids[1]
+
+
+@pytest.mark.slow
+def test_scripts_validate_gives_the_verdict_s_exit_code_where_make_gives_2(make_validate, tmp_path: Path) -> None:
+    """Issue 19 item 3: GNU make exits 2 whenever a recipe fails, a FAIL included; scripts/validate exits with
+    the container's 0 PASS / 1 FAIL / 2 no verdict, which the recipe writes to EXIT_FILE."""
+    failed = make_validate("fail")
+    assert failed.returncode == 2  # make's own rule: any failed recipe
+    assert json.loads((tmp_path / "res" / "report" / "report.json").read_text())["overall_verdict"] == "FAIL"
+    script = ("scripts/validate", "l2cs")
+    assert make_validate("fail", script).returncode == 1
+    assert make_validate("pass", script).returncode == 0
+    assert make_validate("crash", script).returncode == 2
+    not_run = make_validate("pass", script, "l2cs_ENTRY=l2cs/not_landed.py")
+    assert not_run.returncode == 2, not_run.stderr  # make stopped before the container: no code, no verdict

@@ -19,7 +19,7 @@ from common.cli import suite_cmds
 from common.suite import containers
 from common.suite.specs import SUITE
 from common.suite.table import Outcome, last_reason, verdict_table
-from tests.fake_docker import fake_docker_env, passing_l2cs_result
+from tests.fake_docker import fake_docker_env, passing_l2cs_result, run_make_validate_all
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,15 +129,8 @@ def fake_docker(tmp_path: Path) -> dict[str, str]:
 
 def test_validate_all_runs_every_test_files_one_report_and_prints_the_table(tmp_path: Path, fake_docker) -> None:
     """rit first, with its entry point missing: the run goes on to l2cs, files its report, exits 2."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "l2cs.pt").write_bytes(b"weights")
     build = tmp_path / "build"
-    done = subprocess.run(
-        ["make", "--no-print-directory", "-o", "build-l2cs", "-o", ".venv/.installed", "validate-all", "TESTS=rit l2cs",
-         "rit_ENTRY=ritnet/not_landed.py", f"DATA={tmp_path / 'data'}", f"WEIGHTS_DIR={tmp_path / 'w'}",
-         "GPU_FLAGS=", f"NIA={sys.executable} -m common", f"BUILD={build}"],
-        cwd=REPO, env=fake_docker, capture_output=True, text=True, timeout=300)
+    done = run_make_validate_all(tmp_path, fake_docker, "TESTS=rit l2cs", "rit_ENTRY=ritnet/not_landed.py")
     assert done.returncode == 2, done.stderr
     table = done.stdout[done.stdout.index("test  verdict"):].splitlines()
     assert table[1].split()[:3] == ["rit", "NO", "RESULT"]
@@ -193,9 +186,13 @@ def test_save_writes_the_official_names_and_their_sums(tmp_path: Path) -> None:
 
 class FakeContainer:
     def __init__(self, log: list[bytes], code: int) -> None:
-        self.log, self.code, self.removed = log, code, False
+        self.log, self.code, self.removed, self.started = log, code, False, False
+
+    def start(self) -> None:
+        self.started = True
 
     def logs(self, stream: bool, follow: bool):
+        assert self.started
         return iter(self.log)
 
     def wait(self) -> dict:
@@ -217,6 +214,9 @@ class FakeClient:
         return object()
 
     def run(self, image: str, **kwargs) -> FakeContainer:
+        raise AssertionError("containers.run pulls an image that is not here from a registry (issue 19 item 12)")
+
+    def create(self, image: str, **kwargs) -> FakeContainer:
         self.runs.append({"image": image, **kwargs})
         results = next(Path(host) for host, mount in kwargs["volumes"].items() if mount["bind"] == "/results")
         if image == "nia_demo_l2cs":

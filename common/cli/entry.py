@@ -10,8 +10,10 @@ error that is not a FAIL.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -31,8 +33,10 @@ def run_entry_point(main_fn: Callable[..., Any]) -> None:
     If it returns a metrics dict, its verdict line is printed (on stderr as
     ``error: ...`` for an ERROR verdict) and the exit code follows it; an int
     is used as the exit code; None means 0. Any exception becomes one line on
-    stderr and exit 2 (``NIA_DEBUG=1`` adds the traceback).
+    stderr and exit 2 (``NIA_DEBUG=1`` adds the traceback). A warning is one
+    plain ``warning: ...`` line (Python's format adds the warning's source line).
     """
+    warnings.formatwarning = one_line_warning
     try:
         if isinstance(main_fn, click.BaseCommand):
             outcome = main_fn.main(standalone_mode=False)
@@ -45,19 +49,57 @@ def run_entry_point(main_fn: Callable[..., Any]) -> None:
     except click.ClickException as exc:
         _fail(exc.format_message())
     except OSError as exc:  # a missing, unreadable or unwritable file, a full disk: name the file
-        _fail(os_error_text(exc), exc)
+        _fail(worker_error_text(exc) or os_error_text(exc), exc)
     except (RunError, ValueError) as exc:
-        _fail(str(exc) or type(exc).__name__, exc)
+        _fail(worker_error_text(exc) or str(exc) or type(exc).__name__, exc)
     except KeyboardInterrupt:
         _fail("interrupted")
     except Exception as exc:  # noqa: BLE001 - a crash must exit 2, not Python's 1 (= FAIL)
-        _fail(f"internal error: {type(exc).__name__}: {exc} (NIA_DEBUG=1 shows the traceback)", exc)
+        text = worker_error_text(exc) or str(exc)
+        _fail(f"internal error: {type(exc).__name__}: {text} (NIA_DEBUG=1 shows the traceback)", exc)
     if isinstance(outcome, dict):
         if outcome.get("verdict") == ERROR:
             _fail(verdict_line(outcome))
         print(verdict_line(outcome))
         sys.exit(exit_code_for(outcome))
     sys.exit(int(outcome or 0))
+
+
+def one_line_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                     line: str | None = None) -> str:
+    """`warnings.formatwarning` for users: ``warning: MESSAGE`` on one line, without the file, line number,
+    category and source line Python's default adds (``NIA_DEBUG=1`` keeps those)."""
+    if os.environ.get("NIA_DEBUG"):
+        return _python_format(message, category, filename, lineno, line)
+    return f"warning: {' '.join(str(message).split())}\n"
+
+
+_python_format = warnings.formatwarning
+
+
+_WORKER_ERROR = re.compile(r"Caught (\w+) in [^\n]*\.\nOriginal Traceback \(most recent call last\):\n")
+
+
+def worker_error_text(exc: BaseException) -> str | None:
+    """The original message of an error raised in a DataLoader worker, else None.
+
+    torch re-raises it in the main process as the same type with the worker's
+    whole formatted traceback as its message ("Caught ValueError in DataLoader
+    worker process 0. Original Traceback ..."): 1.5 kB on one error line. The
+    original message is the traceback's last "Type: message" line (and any
+    lines after it), found here by the type's name (qualified or not).
+    """
+    text = str(exc.args[0]) if exc.args else ""   # the message as given: str() of a KeyError quotes it
+    match = _WORKER_ERROR.match(text)
+    if match is None:
+        return None
+    lines = text.splitlines()
+    final = re.compile(rf"(?:[\w.]+\.)?{re.escape(match.group(1))}(?:: |$)")
+    for number in range(len(lines) - 1, 1, -1):
+        if final.match(lines[number]):
+            first = lines[number].partition(": ")[2]
+            return "\n".join([first, *lines[number + 1:]]).strip() or match.group(1)
+    return None
 
 
 def os_error_text(exc: OSError) -> str:

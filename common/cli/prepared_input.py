@@ -23,6 +23,7 @@ from pathlib import Path
 
 import click
 
+from common.parquet_read import read_frame, read_schema
 from common.targets.crops import CROP_INDEX_NAME
 from common.verdicts.results import RunError
 
@@ -38,15 +39,11 @@ def _run_nia(args: list[str]) -> None:
 
 
 def _has_split(manifest: Path) -> bool:
-    import pyarrow.parquet as pq
-
-    return "split" in pq.read_schema(manifest).names
+    return "split" in read_schema(manifest).names
 
 
 def _require_kind(manifest: Path, root: Path, kind: str, what: str, prepared: str) -> None:
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(manifest, columns=["kind", "valid"]).to_pandas()
+    table = read_frame(manifest, columns=["kind", "valid"])
     if not ((table["kind"] == kind) & table["valid"]).any():
         raise RunError(f"--data {root}: no valid {what} found among {len(table)} indexed file(s); "
                        f"expected a {prepared} folder with {CROP_INDEX_NAME}, a manifest .parquet, or a dataset root")
@@ -88,6 +85,10 @@ def _prepared_or_manifest(data: Path, work_dir: Path, kind: str, what: str, prep
     work_dir.mkdir(parents=True, exist_ok=True)
     if data.is_file() and data.suffix == ".parquet":
         manifest = data
+        if "kind" not in read_schema(manifest).names:  # a crop or clip index, say: `nia crops` would crash on it
+            raise RunError(f"--data {manifest}: not a manifest of `nia index` (no 'kind' column); a {prepared} "
+                           f"index is given as its folder")
+        _require_kind(manifest, data, kind, what, prepared)
         if not _has_split(manifest):
             split_copy = work_dir / "manifest.parquet"
             shutil.copyfile(manifest, split_copy)

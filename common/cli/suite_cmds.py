@@ -178,8 +178,8 @@ def _require_image(client, spec) -> None:
     try:
         client.images.get(spec.image)
     except Exception as exc:  # noqa: BLE001 - docker.errors.ImageNotFound, without importing docker here
-        raise RuntimeError(f"image {spec.image} not found: `make build-{spec.test}`, --build, or --images DIR "
-                           f"(make save's tars)") from exc
+        raise RuntimeError(f"image {spec.image} not found: build it with make build-{spec.test} (or --build) or "
+                           f"load it with make load (or --images DIR, make save's tars)") from exc
 
 
 def _code_version(repo: Path) -> str:

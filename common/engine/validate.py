@@ -20,9 +20,9 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import torch
 
+from common.parquet_read import read_schema
 from common.targets.crop_rows import CropRows
 from common.targets.crops import CROP_INDEX_NAME
 from common.engine.device import core_plan, pick_device
@@ -125,5 +125,5 @@ def model_skips(outputs: Outputs) -> dict[str, int]:
 
 def index_metadata(index_path: Path) -> dict[str, str]:
     """The `nia.*` key-value metadata of an index parquet (ties the prepared data to its manifest)."""
-    metadata = pq.read_schema(index_path).metadata or {}
+    metadata = read_schema(index_path).metadata or {}
     return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"nia.")}

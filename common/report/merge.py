@@ -71,15 +71,24 @@ def load_result_dir(directory: Path | str) -> ResultDir:
         raise RunError(f"{folder}: no {METRICS_FILE}; expected a result folder written by a test entry point")
     try:
         result = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{metrics_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise RunError(f"{metrics_path}: not valid JSON ({exc})") from exc
+    if not isinstance(result, dict):
+        raise RunError(f"{metrics_path}: a JSON {type(result).__name__}, expected an object")
     missing = [k for k in ("test", "metric", "value", "threshold", "passed", "n_samples") if k not in result]
     if missing or result.get("test") not in TESTS:
         raise RunError(f"{metrics_path}: lacks {', '.join(missing) or 'a known test'}; expected test in {TESTS}")
     per_sample_path = per_sample_path_of(folder, metrics_path, result.get("per_sample_file"))
     if not per_sample_path.is_file():
         return ResultDir(folder, result, None)
-    per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str})
+    try:
+        per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str})
+    except UnicodeDecodeError as exc:
+        raise RunError(f"{per_sample_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, pd.errors.ParserError) as exc:   # EmptyDataError is a ValueError
+        raise RunError(f"{per_sample_path}: not a readable CSV ({' '.join(str(exc).split())})") from None
     return ResultDir(folder, result, per_sample, sha256_fresh(per_sample_path))
 
 

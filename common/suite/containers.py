@@ -151,10 +151,12 @@ def run_validation(client: Any, spec: TestImage, *, data: Path, weights: Path | 
     if weights is not None:
         volumes[str(weights.resolve().parent)] = {"bind": "/weights", "mode": "ro"}
         environment["NIA_WEIGHTS"] = weights.name
-    container = client.containers.run(spec.image, command=extra_args or None, detach=True, volumes=volumes,
-                                      environment=environment, user=user, device_requests=device_requests or None)
+    # create + start, not the SDK's containers.run: that pulls the image from a registry when it is not here
+    container = client.containers.create(spec.image, command=extra_args or None, volumes=volumes,
+                                         environment=environment, user=user, device_requests=device_requests or None)
     last: deque[str] = deque(maxlen=tail)
     try:
+        container.start()
         pending = ""
         for chunk in container.logs(stream=True, follow=True):
             pending += chunk.decode("utf-8", errors="replace")

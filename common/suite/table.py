@@ -14,6 +14,7 @@ failed, else 0, the suite's rule (0 PASS, 1 FAIL, 2 could not run).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,24 @@ class Outcome:
     reason: str = ""
 
 
+_PYTHON_WARNING = re.compile(r"^\S+:\d+: \w*Warning: ")
+_NOT_A_REASON = ("make:", "make[", "warning:", "== ", "See 'docker run --help'")
+
+
 def last_reason(stderr: str) -> str:
-    """The last line that says why a run stopped: make's own 'make: *** ...' lines are skipped."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    own = [line for line in lines if not line.startswith(("make:", "make["))]
-    return (own or lines or [""])[-1]
+    """The line that says why a run stopped: the last ``error:`` line, else the last line that is not make's
+    own ('make: *** ...'), a warning (``warning: ...``, or Python's two-line format: its source line is no
+    reason), a ``== step`` banner or docker's pointer to its help; else make's last line."""
+    lines, after_warning = [], False
+    for raw in stderr.splitlines():
+        line = raw.strip()
+        skip = after_warning and raw[:1].isspace()   # the source line Python prints under a warning
+        after_warning = bool(_PYTHON_WARNING.match(line))
+        if line and not skip and not after_warning:
+            lines.append(line)
+    errors = [line for line in lines if line.startswith("error:")]
+    own = [line for line in lines if not line.startswith(_NOT_A_REASON)]
+    return (errors or own or lines or [""])[-1]
 
 
 def read_outcomes(suite_dir: Path, tests: list[str]) -> dict[str, Outcome]:
@@ -45,10 +59,21 @@ def read_outcomes(suite_dir: Path, tests: list[str]) -> dict[str, Outcome]:
     outcomes = {}
     for test in tests:
         exit_file, stderr_file = suite_dir / f"{test}.exit", suite_dir / f"{test}.stderr"
-        code = int(exit_file.read_text().strip() or EXIT_ERROR) if exit_file.is_file() else EXIT_ERROR
         stderr = stderr_file.read_text(encoding="utf-8", errors="replace") if stderr_file.is_file() else ""
-        outcomes[test] = Outcome(test, code, last_reason(stderr) if code else "")
+        code, damaged = read_exit_code(exit_file)
+        outcomes[test] = Outcome(test, code, damaged or (last_reason(stderr) if code else ""))
     return outcomes
+
+
+def read_exit_code(exit_file: Path) -> tuple[int, str]:
+    """(the exit code recorded in `exit_file`, ""); (2, "") when there is none; (2, one line naming the file)
+    when it holds no number 0-255."""
+    if not exit_file.is_file():
+        return EXIT_ERROR, ""
+    text = exit_file.read_bytes()[:64].decode("utf-8", errors="replace").strip()
+    if re.fullmatch(r"[0-9]{1,3}", text) and int(text) <= 255:
+        return int(text), ""
+    return EXIT_ERROR, f"{exit_file}: not an exit code ({text!r}): this test's run did not record how it ended"
 
 
 def read_report(report_dir: Path) -> dict[str, Any] | None:

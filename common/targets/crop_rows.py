@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from common.parquet_read import read_frame
 from common.targets.crops import CROP_INDEX_NAME, SKIPPED_NAME, UNREADABLE
 from common.targets.index_paths import refuse_escaping_paths
 from common.verdicts.thresholds import SKIP_REASONS
@@ -49,7 +50,7 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
     if not index_path.is_file():
         raise FileNotFoundError(f"{data_dir}: expected a crop dataset directory with {CROP_INDEX_NAME} "
                                 "(made by `nia crops MANIFEST OUT`)")
-    frame = pd.read_parquet(index_path)
+    frame = read_frame(index_path)
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"{index_path}: missing columns {missing}; expected at least {list(columns)}")
@@ -61,6 +62,8 @@ def read_crop_rows(data_dir: str | Path, *, crops: Sequence[str], split: str | N
         raise ValueError(f"{index_path}: no {'/'.join(repr(c) for c in crops)} crops in split {split!r}; "
                          f"splits present: {splits}")
     refuse_escaping_paths(rows, list(files.values()), index_path, "crop_id")
+    if "subject" in columns:
+        require_subjects(rows, index_path, "crop_id")
     keep = np.ones(len(rows), dtype=bool)
     for reason, needed in labels.items():
         bad = keep & rows[list(needed)].isna().any(axis=1).to_numpy()
@@ -98,3 +101,13 @@ def not_made(data_dir: Path, crops: Sequence[str], split: str | None) -> dict[st
     per_row = np.where(listed["crop"] == "", len(crops), listed["crop"].isin(list(crops)).astype(int))
     counts = pd.Series(per_row, index=listed.index).groupby(listed["skip_reason"]).sum()
     return {str(reason): int(n) for reason, n in counts.items() if n}
+
+
+def require_subjects(rows: pd.DataFrame, index_path: Path, id_column: str) -> None:
+    """ValueError naming the index and its `subject` field when a row has none: the confidence interval
+    resamples subjects (a null one stopped the bootstrap with a TypeError that named no file)."""
+    missing = rows["subject"].isna().to_numpy()
+    if missing.any():
+        first = rows.loc[missing, id_column].iloc[0]
+        raise ValueError(f"{index_path}: field 'subject' is empty on {int(missing.sum())} row(s) "
+                         f"(first: {id_column} {first!r}); every sample needs its subject")

@@ -207,8 +207,15 @@ def find_segmentation_predictions(
     entries = sorted(root.iterdir())
     inside = root.resolve()
     for entry in entries:
-        if entry.is_symlink() and not entry.resolve().is_relative_to(inside):
-            raise PredictionFileError(f"{entry}: a symbolic link out of the predictions folder (to {entry.resolve()}); "
+        if not entry.is_symlink():
+            continue
+        try:
+            target = entry.resolve()
+        except RuntimeError:  # Python < 3.13 raises this for a loop, and names no file
+            raise PredictionFileError(f"{entry}: a symbolic link that loops; expected the class maps as files in "
+                                      "the predictions folder") from None
+        if not target.is_relative_to(inside):
+            raise PredictionFileError(f"{entry}: a symbolic link out of the predictions folder (to {target}); "
                                       "expected the class maps as files in it")
     # a dangling link inside counts as a file (one that cannot be read); a FIFO or socket is never opened
     files = [p for p in entries if p.is_file() or (p.is_symlink() and not p.exists())]
