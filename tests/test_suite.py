@@ -101,18 +101,20 @@ def test_docker_compose_validates_the_file(tmp_path: Path) -> None:
 
 def test_table_exit_codes_follow_the_suite_rule() -> None:
     passed = {"tests": [{"test": "l2cs", "verdict": "PASS", "value": 8.69, "consistent": True}]}
-    failed = {"tests": [{"test": "l2cs", "verdict": "FAIL", "value": 12.5, "consistent": True}]}
+    failed = {"tests": [{"test": "l2cs", "verdict": "FAIL", "value": 12.5, "consistent": True, "ci95": [11.25, 13.5]}]}
     ok = {"l2cs": Outcome("l2cs", 0)}
     assert verdict_table(["l2cs"], ok, passed)[1] == 0
     assert verdict_table(["l2cs"], ok, failed)[1] == 1
     lines, code = verdict_table(["l2cs", "rit"], {**ok, "rit": Outcome("rit", 2, "ritnet/test.py not found: x")},
                                 failed)
     assert code == 2  # no verdict outranks a FAIL
-    assert lines[0].split() == ["test", "verdict", "value", "threshold", "official"]
-    assert lines[1].split() == ["l2cs", "FAIL", "12.50", "deg", "<=", "10", "deg", "4.6", "deg"]
+    assert [cell for cell in lines[0].split("  ") if cell] == ["test", "verdict", "value", "95% CI (subjects)",
+                                                                "threshold", "official"]
+    assert lines[1].split() == ["l2cs", "FAIL", "12.50", "deg", "11.25-13.50", "deg", "<=", "10", "deg", "4.6", "deg"]
     assert lines[2].split(maxsplit=3) == ["rit", "NO", "RESULT", "ritnet/test.py not found: x"]
     assert lines[-1] == "suite: a test has no verdict (exit 2)"
     assert verdict_table(["l2cs"], {}, None)[1] == 2
+    assert verdict_table(["l2cs"], ok, passed)[0][1].split()[4] == "n/a"  # an entry without a CI says so
 
 
 def test_last_reason_skips_makes_own_lines() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from common.verdicts.results import EXIT_ERROR, EXIT_FAIL, EXIT_PASS
-from common.verdicts.thresholds import FAIL, PARTIAL, PASS, SKIP_REASONS, decide, load_thresholds
+from common.verdicts.thresholds import FAIL, PARTIAL, PASS, SKIP_REASONS, Threshold, decide, load_thresholds
 
 NO_RESULT = "NO RESULT"
 
@@ -129,6 +129,14 @@ def check_report(report: dict[str, Any], results_root: Path) -> dict[str, str]:
     return doubts
 
 
+def ci_text(rule: Threshold, ci95: Any) -> str:
+    """'6.27-8.62 deg' from a report entry's ci95 (over subjects); 'n/a' when it has none."""
+    if not (isinstance(ci95, (list, tuple)) and len(ci95) == 2 and all(isinstance(v, (int, float)) for v in ci95)):
+        return "n/a"
+    low, high = rule.show(ci95[0]), rule.show(ci95[1])
+    return f"{low.rsplit(' ', 1)[0]}-{high}"
+
+
 def verdict_table(tests: list[str], outcomes: dict[str, Outcome], report: dict[str, Any] | None,
                   doubts: dict[str, str] | None = None) -> tuple[list[str], int]:
     """The table's lines and the run's exit code; ``doubts`` (`check_report`): entries shown without a verdict."""
@@ -143,7 +151,7 @@ def verdict_table(tests: list[str], outcomes: dict[str, Outcome], report: dict[s
             outcome = outcomes.get(test, Outcome(test, EXIT_ERROR, "not run"))
             reason = (doubts.get(test) or outcome.reason or unfiled.get(test)
                       or f"exit {outcome.exit_code}, no metrics.json")
-            rows.append((test, NO_RESULT, reason, "", ""))
+            rows.append((test, NO_RESULT, reason, "", "", ""))
             codes.append(EXIT_ERROR)
             continue
         rule = rules[test]
@@ -151,13 +159,14 @@ def verdict_table(tests: list[str], outcomes: dict[str, Outcome], report: dict[s
         value = rule.show(entry.get("value"))
         if not entry.get("consistent", True):
             value += " (inconsistent: see the report)"
-        rows.append((test, verdict, value, f"{rule.direction} {rule.show(rule.threshold, compact=True)}",
+        rows.append((test, verdict, value, ci_text(rule, entry.get("ci95")),
+                     f"{rule.direction} {rule.show(rule.threshold, compact=True)}",
                      rule.show(rule.official, compact=True)))
         codes.append(EXIT_PASS if verdict == PASS else EXIT_FAIL if verdict == FAIL else EXIT_ERROR)
     code = EXIT_ERROR if EXIT_ERROR in codes or not codes else EXIT_FAIL if EXIT_FAIL in codes else EXIT_PASS
-    header = ("test", "verdict", "value", "threshold", "official")
+    header = ("test", "verdict", "value", "95% CI (subjects)", "threshold", "official")
     scored = [header, *(row for row in rows if row[1] != NO_RESULT)]
-    widths = [max(len(row[i]) for row in [header, *rows] if i < 2 or row in scored) for i in range(5)]
+    widths = [max(len(row[i]) for row in [header, *rows] if i < 2 or row in scored) for i in range(len(header))]
     lines = []
     for row in [header, *rows]:
         if row[1] == NO_RESULT:
