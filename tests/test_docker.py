@@ -207,7 +207,7 @@ def test_validate_target_mounts_data_and_weights_read_only(tmp_path: Path) -> No
 def test_validate_target_defaults_to_the_demo_inputs(tmp_path: Path) -> None:
     out = make_dry_run("validate-l2cs", "GPU_FLAGS=", build=tmp_path)
     assert f"nia synth {tmp_path}/synth --subjects" in out
-    assert f"l2cs/train.py --preset demo --data {tmp_path}/crops" in out
+    assert f"l2cs/train.py --preset demo --device cpu --data {tmp_path}/crops" in out
     run = next(line for line in out.splitlines() if line.startswith("docker run"))
     assert f"--volume {tmp_path}/crops:/data:ro" in run
     assert f"--volume {tmp_path}/weights:/weights:ro --env NIA_WEIGHTS=l2cs_demo.pt" in run
