@@ -55,7 +55,11 @@ clean:  ## remove build outputs (keeps .venv, the base images and the wheel cach
 # with a registry, BASE_IMAGE=$(OFFICIAL_BASE_IMAGE) gives the official stack.
 OFFICIAL_BASE_IMAGE := pytorch/pytorch:1.13.1-cuda11.6-cudnn8-runtime
 CPU_BASE_IMAGE ?= nia-base:bookworm
-CUDA_BASE_IMAGE ?= nia-base:bookworm-cuda
+# CUDA_STACK=current: the CUDA base on the current PyPI stack (torch 2.x,
+# docker/requirements-cuda-current.txt) for GPUs newer than torch 1.13 drives.
+CUDA_STACK ?= official
+CUDA_SUFFIX := $(if $(filter current,$(CUDA_STACK)),-current)
+CUDA_BASE_IMAGE ?= nia-base:bookworm-cuda$(CUDA_SUFFIX)
 BASE_IMAGE ?= $(if $(filter 1,$(CUDA)),$(CUDA_BASE_IMAGE),$(CPU_BASE_IMAGE))
 # the target that makes BASE_IMAGE here (none for a base from a registry)
 BASE_TARGET := $(if $(filter $(CPU_BASE_IMAGE),$(BASE_IMAGE)),base-offline,$(if $(filter $(CUDA_BASE_IMAGE),$(BASE_IMAGE)),base-cuda))
@@ -77,7 +81,8 @@ PIP_DOWNLOAD = $(PY) -m pip download --quiet --disable-pip-version-check --only-
 # The CUDA base: PyPI's torch 1.13.1 (CUDA 11.7 runtime and cuDNN 8.5 come as
 # its nvidia-* wheels), fetched once into a cache outside the clone.
 WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels
-CUDA_WHEELS := $(WHEEL_CACHE)/cuda-py3.11
+CUDA_WHEELS := $(WHEEL_CACHE)/cuda$(CUDA_SUFFIX)-py3.11
+CUDA_REQUIREMENTS := docker/requirements-cuda$(CUDA_SUFFIX).txt
 
 # ---- per-test values: the image, its source folder and entry script, the
 # weights file it reads in /weights, and the demo inputs used when DATA /
@@ -140,26 +145,57 @@ weights_for = $(or $(call weights_given,$(1)),$(BUILD)/weights/$(1)_demo.pt)
 demo_inputs = $(if $(DATA)$($(1)_DATA),,$(call demo_data_target,$($(1)_DEMO_DATA))) $(if $(call weights_given,$(1)),,$(BUILD)/weights/$(1)_demo.pt)
 demo_data_target = $(if $(filter $(DEMO_SYNTH_DFER),$(1)),$(DEMO_CLIPS)/index.parquet,$(DEMO_CROPS)/index.parquet)
 
-.PHONY: base-offline base-cuda cuda-wheels wheels demo-data demo-weights build validate-all save load
+.PHONY: venv-current test-current base-offline base-cuda cuda-wheels wheels demo-data demo-weights build validate-all save load
 
 base-offline:  ## build the CPU base image nia-base:bookworm from Debian packages, no registry (as root, else sudo; FORCE=1 rebuilds)
 	@scripts/install-system-deps.sh image
 	@$$([ "$$(id -u)" = 0 ] || echo sudo) env IMAGE=$(CPU_BASE_IMAGE) CACHE_DIR=$(BUILD)/base FORCE=$(FORCE) docker/base-offline.sh
 
-$(CUDA_WHEELS)/.fetched: docker/requirements-cuda.txt | $(VENV)/.installed
+$(CUDA_WHEELS)/.fetched: $(CUDA_REQUIREMENTS) | $(VENV)/.installed
 	@mkdir -p $(@D)
 	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-	  --platform manylinux1_x86_64 --platform manylinux2014_x86_64 --python-version 3.11 \
-	  --dest $(@D) -r docker/requirements-cuda.txt
+	  --platform manylinux1_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
+	  --python-version 3.11 --dest $(@D) -r $(CUDA_REQUIREMENTS)
 	@touch $@
 
-cuda-wheels: $(CUDA_WHEELS)/.fetched  ## fetch torch 1.13.1 + its CUDA 11.7/cuDNN 8.5 wheels into WHEEL_CACHE (~/.cache/nia-wheels)
+cuda-wheels: $(CUDA_WHEELS)/.fetched  ## fetch torch 1.13.1 + its CUDA 11.7/cuDNN 8.5 wheels (CUDA_STACK=current: torch 2.15.0, CUDA 13.2) into WHEEL_CACHE (~/.cache/nia-wheels)
 
-base-cuda: base-offline cuda-wheels  ## build nia-base:bookworm-cuda: the Debian base + PyPI's CUDA torch, from local wheels (FORCE=1 rebuilds)
+# The current PyPI stack (README "Tested versions"): a venv without Debian's
+# packages, made as the README says for PyPI machines (`pip install -e
+# ".[torch,test,suite]"`: the newest torch, click, OpenCV, pandas, safetensors
+# beside NumPy < 2). Its wheels (3.5 GB, torch's CUDA wheels included) are
+# fetched once into WHEEL_CACHE, outside the clone, and installed from there;
+# they are fetched again when pyproject.toml changes (or after
+# `rm -r $(CURRENT_WHEELS)`, to take newer releases).
+CURRENT_VENV ?= .venv-current
+CURRENT_WHEELS := $(WHEEL_CACHE)/current-py3.11
+CURRENT_EXTRAS := .[torch,test,suite]
+
+$(CURRENT_WHEELS)/.fetched: pyproject.toml
+	@mkdir -p $(@D)
+	$(SYSTEM_PYTHON) -m pip download --quiet --disable-pip-version-check --dest $(@D) "$(CURRENT_EXTRAS)" \
+	  "setuptools>=66" wheel
+	rm -f $(@D)/nia[-_]eye[-_]validation*
+	@touch $@
+
+$(CURRENT_VENV)/.installed: $(CURRENT_WHEELS)/.fetched
+	rm -rf $(CURRENT_VENV)
+	$(SYSTEM_PYTHON) -m venv $(CURRENT_VENV)
+	$(CURRENT_VENV)/bin/pip install --quiet --disable-pip-version-check --no-index --find-links $(CURRENT_WHEELS) \
+	  -e "$(CURRENT_EXTRAS)"
+	@touch $@
+
+venv-current: $(CURRENT_VENV)/.installed  ## make .venv-current: the current PyPI stack (pip install -e ".[torch,test,suite]", wheels cached in ~/.cache/nia-wheels)
+
+test-current: venv-current  ## the fast tier and a three-test end-to-end run (scripts/stack-smoke.sh) on the current PyPI stack
+	$(CURRENT_VENV)/bin/python -m pytest -q -m "not slow and not docker"
+	scripts/stack-smoke.sh $(CURRENT_VENV)
+
+base-cuda: base-offline cuda-wheels  ## build nia-base:bookworm-cuda: the Debian base + PyPI's CUDA torch, from local wheels (CUDA_STACK=current: torch 2.x, nia-base:bookworm-cuda-current; FORCE=1 rebuilds)
 	@if [ "$(FORCE)" != 1 ] && docker image inspect $(CUDA_BASE_IMAGE) >/dev/null 2>&1; then \
 	  echo "[base-cuda] $(CUDA_BASE_IMAGE) exists (FORCE=1 rebuilds it)" >&2; \
 	else \
-	  cp docker/requirements-cuda.txt $(CUDA_WHEELS)/ && \
+	  cp $(CUDA_REQUIREMENTS) $(CUDA_WHEELS)/requirements-cuda.txt && \
 	  docker build --file docker/base-cuda.Dockerfile --tag $(CUDA_BASE_IMAGE) \
 	    --build-arg BASE_IMAGE=$(CPU_BASE_IMAGE) $(CUDA_WHEELS); \
 	fi

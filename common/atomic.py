@@ -60,15 +60,45 @@ def atomic_path(target: str | os.PathLike, *, keep_suffix: bool = False,
         yield tmp
         os.replace(tmp, target)
     except BaseException as exc:  # also KeyboardInterrupt: no temporary file is left behind
-        full = isinstance(exc, Exception) and not isinstance(exc, OSError) and _disk_full(target.parent)
+        library_error = isinstance(exc, Exception) and not isinstance(exc, OSError)
+        full = library_error and _disk_full(target.parent)
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and exc.errno and exc.filename in (None, str(tmp), tmp):
             # a full disk or a read-only folder names the file the user asked for, not the temporary one
             raise OSError(exc.errno, exc.strerror, str(target)) from exc
-        if full:  # a writer library's own error (safetensors, OpenCV) on a full disk: say so, naming the file
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(target)) from exc
+        number = os_errno_in(exc) if library_error else None
+        if number is None and full:  # an error that says nothing (torch.save, OpenCV) on a now full disk
+            number = errno.ENOSPC
+        if number is not None:  # a writer library's own error about the file: say what it means, naming the file
+            raise OSError(number, os.strerror(number), str(target)) from exc
         raise
+
+
+# How a Rust library reports the OS's error inside its own exception: std::io::Error prints
+# "No space left on device (os error 28)". safetensors' SafetensorError does so in every version.
+RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def os_errno_in(exc: BaseException) -> int | None:
+    """The OS error number behind a writer library's exception, found by what the error says.
+
+    An ``OSError`` with an errno in its cause/context chain, else the ``(os error N)``
+    of a Rust library's message (safetensors). Not by class name: safetensors 0.7
+    raises ``safetensors_rust.SafetensorError``, 0.8 ``safetensors._safetensors_rust.SafetensorError``,
+    and 0.8 removes its partial file, so the disk no longer looks full afterwards.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno:
+            return current.errno
+        match = RUST_OS_ERROR.search(str(current))
+        if match and int(match.group(1)) in errno.errorcode:
+            return int(match.group(1))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _disk_full(folder: Path) -> bool:

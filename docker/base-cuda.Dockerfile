@@ -24,5 +24,5 @@ RUN dpkg --purge python3-torchvision python3-torch
 COPY --from=wheels /opt/torch-cuda/ /usr/local/lib/python3.11/dist-packages/
 RUN python3 -c "import torch, sys; sys.exit(0 if torch.version.cuda else 'torch has no CUDA build')"
 LABEL org.opencontainers.image.title="nia-base-cuda" \
-      org.opencontainers.image.description="Debian bookworm + PyPI torch 1.13.1 (CUDA 11.7, cuDNN 8.5) + python3-opencv 4.6.0, built without a registry" \
+      org.opencontainers.image.description="Debian bookworm + PyPI torch with CUDA (1.13.1 + CUDA 11.7, or CUDA_STACK=current: the context's requirements-cuda.txt) + python3-opencv 4.6.0, built without a registry" \
       org.opencontainers.image.base.name="${BASE_IMAGE}"

@@ -654,6 +654,10 @@ OUTPUTS = _cases("outputs", "stderr", [
     ("full_split", "nia split on a full disk: manifest unchanged", ["{file}", "No space left on device"], 2),
     ("full_prepare", "nia prepare into a nearly full disk (free-space guard)", ["refused: good.zip", "free"], 2),
     ("full_train", "l2cs/train.py --out on a full disk", ["{file}", "No space left on device"], 2),
+    ("full_train_writer_cleans_up", "l2cs/train.py: the weights writer removes its partial file, then raises its "
+     "own error (safetensors 0.8 on a full disk)", ["{file}", "No space left on device"], 2),
+    ("quota_train", "l2cs/train.py: the weights writer's own error for an exceeded disk quota",
+     ["{file}", "Disk quota exceeded"], 2),
 ])
 
 OPTIONS = _cases("options", "stderr", [

@@ -89,3 +89,35 @@ def test_write_text_atomic_writes_the_same_bytes_as_write_text(tmp_path: Path) -
     write_text_atomic(tmp_path / "atomic.csv", text)
     (tmp_path / "plain.csv").write_text(text, encoding="utf-8")
     assert (tmp_path / "atomic.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
+
+
+class WriterError(Exception):
+    """A writer library's own exception class (safetensors, OpenCV, torch raise their own)."""
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (WriterError("Error while serializing: I/O error: Disk quota exceeded (os error 122)"), "Disk quota exceeded"),
+    (WriterError("could not write"), None),  # says nothing, and the disk has room: passed on as it is
+])
+def test_a_writer_library_error_is_translated_by_what_it_says(tmp_path: Path, error: Exception,
+                                                              expected: str | None) -> None:
+    target = tmp_path / "w.pt"
+    with pytest.raises(Exception) as info:
+        with atomic_path(target):
+            raise error
+    if expected is None:
+        assert info.value is error
+    else:
+        assert isinstance(info.value, OSError) and info.value.filename == str(target)
+        assert info.value.strerror == expected and info.value.__cause__ is error
+
+
+def test_an_os_error_behind_a_library_error_names_the_target(tmp_path: Path) -> None:
+    target = tmp_path / "w.pt"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            try:
+                raise OSError(28, "No space left on device", str(tmp))
+            except OSError as cause:
+                raise RuntimeError("file write failed") from cause
+    assert info.value.filename == str(target) and info.value.strerror == "No space left on device"

@@ -133,18 +133,29 @@ def test_original_file_opens_on_cpu_without_running_its_class(tmp_path: Path, re
 
 
 def test_the_simulated_file_defeats_plain_loading(tmp_path: Path, recorder_in_main) -> None:
-    """Why the reader exists: torch.load fails on the CUDA tag, weights_only refuses the class, and a
-    plain load with map_location runs the class's code (so the side effect above is a real one)."""
+    """Why the reader exists: torch's full unpickler fails on the CUDA tag and, with map_location, runs the
+    class's code (so the side effect above is a real one); weights_only refuses the class.
+
+    torch.load's default is the full unpickler before torch 2.6 and weights_only from 2.6 on: the
+    default's behaviour is checked as whichever of the two this torch has.
+    """
     path = tmp_path / "model.pth"
     save_as_cuda(original_checkpoint(tiny_model()), path)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
-            torch.load(path)
+            torch.load(path, weights_only=False)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):  # 1.13 stops at the floats
         torch.load(path, map_location="cpu", weights_only=True)
     recorder_in_main.calls.clear()
-    torch.load(path, map_location="cpu")
+    torch.load(path, map_location="cpu", weights_only=False)
     assert recorder_in_main.calls == ["init 100", "setstate"]
+    recorder_in_main.calls.clear()
+    try:
+        torch.load(path, map_location="cpu")
+    except pickle.UnpicklingError as exc:  # the default is weights_only (torch >= 2.6): nothing ran
+        assert "Weights only load failed" in str(exc) and recorder_in_main.calls == []
+    else:  # the default is the full unpickler (torch < 2.6): the class ran
+        assert recorder_in_main.calls == ["init 100", "setstate"]
 
 
 @pytest.mark.parametrize("func,name", [(os.system, f"{os.system.__module__}.system"), (eval, "__builtin__.eval")])

@@ -11,6 +11,7 @@ from dfer.checkpoint import load_model, read_our_checkpoint
 from dfer.config import preset
 from dfer.model import build_model
 from dfer.train import main
+from tests.click_runner import separate_streams_runner
 from tests.dfer_fakes import balanced_clips, write_clip_set
 from tests.procs import run_two_processes
 
@@ -99,11 +100,9 @@ def test_a_seven_class_original_initialises_all_but_the_classifier(clips: Path, 
 
 
 def test_early_stopping_on_the_test_split_is_refused(clips: Path, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
     from dfer.train import cli
 
-    result = CliRunner(mix_stderr=False).invoke(cli, ["--data", str(clips), "--out", str(tmp_path),
+    result = separate_streams_runner().invoke(cli, ["--data", str(clips), "--out", str(tmp_path),
                                                       "--val-split", "test"], standalone_mode=False)
     assert "early stopping on the test split" in str(result.exception)
 

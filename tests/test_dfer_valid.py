@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from common.cli import main as nia
 from common.cli.prepared_input import resolve_clips
 from common.verdicts.results import RunError
 from dfer.train import main as train
 from dfer.valid_nia import cli, state_metrics
+from tests.click_runner import separate_streams_runner
 from tests.dfer_fakes import STATES, FakeClip, balanced_clips, clip_name, write_clip_set
 from tests.test_dfer_train import tiny
 
@@ -112,7 +112,7 @@ def test_exit_codes_and_bad_labels(clips: Path, tmp_path: Path) -> None:
 def test_the_report_files_the_confusion_matrix(clips: Path, tmp_path: Path) -> None:
     rows = [(c.clip_id, c.state if k else "N") for k, c in enumerate(TEST_CLIPS)]  # the first (F) wrong
     metrics_of_run(clips, predictions(tmp_path / "p.csv", rows), tmp_path / "res")
-    result = CliRunner(mix_stderr=False).invoke(nia, ["report", str(tmp_path / "res"), "--out", str(tmp_path / "rep")])
+    result = separate_streams_runner().invoke(nia, ["report", str(tmp_path / "res"), "--out", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.stderr
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     details = report["tests"][0]["details"]

@@ -413,3 +413,47 @@ def test_cuda_base_torch_reports_its_cuda_and_cudnn() -> None:
     result = docker_run(CUDA_BASE, "python3", "-c", check)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1.13.1+cu117", "11.7", "8500", "False", "True"]
+
+
+def test_cuda_base_on_the_current_stack_is_the_same_recipe_on_its_own_wheels(tmp_path: Path) -> None:
+    """`make base-cuda CUDA_STACK=current`: the same Dockerfile, given torch 2.x's exact wheel set
+    (docker/requirements-cuda-current.txt) from its own cache folder, tagged apart from the official base."""
+    pins = [line for line in (REPO / "docker" / "requirements-cuda-current.txt").read_text().splitlines()
+            if line and not line.startswith("#")]
+    assert pins[0].startswith("torch==2.") and all("==" in pin for pin in pins)
+    assert not any(pin.startswith(("torchvision==", "numpy==")) for pin in pins)
+    official = make_dry_run("base-cuda", "FORCE=1", build=tmp_path)
+    current = make_dry_run("base-cuda", "FORCE=1", "CUDA_STACK=current", build=tmp_path)
+    assert "-r docker/requirements-cuda.txt" in official and "--tag nia-base:bookworm-cuda " in official
+    assert "-r docker/requirements-cuda-current.txt" in current and "--tag nia-base:bookworm-cuda-current " in current
+    context = "/cuda-current-py3.11"
+    assert "cp docker/requirements-cuda-current.txt " in current and f"{context}/requirements-cuda.txt" in current
+    assert current.count(f"{context} ") + current.count(f"{context}/") >= 3 and context not in official
+    assert "--file docker/base-cuda.Dockerfile" in current
+
+
+def test_current_cuda_pins_are_torch_s_own_requirements() -> None:
+    """On the current stack, every library the installed torch requires is in the CUDA base's set at the
+    version installed here (the set is what `pip install -e .[torch]` gave)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    lines = (REPO / "docker" / "requirements-cuda-current.txt").read_text().splitlines()
+    pins = {name.lower(): version for name, version in (line.split("==") for line in lines
+                                                        if line and not line.startswith("#"))}
+    torch = distribution("torch")
+    if torch.version.split("+")[0] != pins["torch"]:
+        pytest.skip(f"torch {torch.version} here, not the current stack's {pins['torch']} (.venv-current)")
+    wanted = [Requirement(r) for r in torch.requires or []]
+    for requirement in wanted:
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        name = requirement.name.lower().replace("_", "-")
+        if name == "setuptools":  # only torch.utils.cpp_extension: the base has Debian's
+            continue
+        try:
+            installed = distribution(requirement.name).version
+        except PackageNotFoundError:
+            continue
+        assert pins.get(name) == installed, (name, installed, pins.get(name))

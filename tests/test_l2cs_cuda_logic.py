@@ -7,6 +7,7 @@ torchrun) and that checkpoints cross between CUDA and CPU machines.
 from __future__ import annotations
 
 import json
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -15,7 +16,7 @@ from click.testing import CliRunner
 
 from common.engine.checkpoint import save_checkpoint
 from common.engine.safe_load import read_pickled_details
-from common.engine.device import DeviceSetup, device_setup
+from common.engine.device import DeviceSetup, device_setup, grad_scaler
 from common.engine.distributed import start_process
 from common.engine.progress import Progress
 from common.engine.train import Metric, checkpoint_state, read_last, restore
@@ -77,9 +78,19 @@ def test_torchrun_process_gets_its_local_gpu_and_nccl(monkeypatch: pytest.Monkey
 
 
 def _enabled_scaler(monkeypatch: pytest.MonkeyPatch) -> torch.cuda.amp.GradScaler:
-    """An enabled GradScaler without a GPU: its scale tensor is only made on first use, so loading works."""
-    monkeypatch.setattr(torch.cuda.amp.grad_scaler, "amp_definitely_not_available", lambda: False)
-    return torch.cuda.amp.GradScaler(enabled=True)
+    """An enabled GradScaler without a GPU: its scale tensor is only made on first use, so loading works.
+
+    The scaler disables itself when `amp_definitely_not_available()` says so. torch 1.13's
+    torch.cuda.amp.grad_scaler imported that name; torch 2.x's torch.amp.grad_scaler looks it up in
+    torch.cuda.amp.common on each call: it is replaced wherever this torch's scaler module has it.
+    """
+    scaler_module = sys.modules[type(grad_scaler(False)).__module__]
+    for module in (torch.cuda.amp.common, scaler_module):
+        if hasattr(module, "amp_definitely_not_available"):
+            monkeypatch.setattr(module, "amp_definitely_not_available", lambda: False)
+    scaler = grad_scaler(True)
+    assert scaler.is_enabled()
+    return scaler
 
 
 def _save_last(path, scaler_state: dict, monkeypatch: pytest.MonkeyPatch | None = None) -> dict:
@@ -122,7 +133,7 @@ def test_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path, monkeypatch: pytest
     saved = _save_last(tmp_path, CUDA_SCALER, monkeypatch if legacy_cuda_file else None)
     if legacy_cuda_file:  # the file really names a GPU
         assert read_pickled_details(tmp_path / "last.pt").locations == ("cuda:0",)
-    progress, model, optimizer = _resume(tmp_path, torch.cuda.amp.GradScaler(enabled=False))
+    progress, model, optimizer = _resume(tmp_path, grad_scaler(False))
     assert progress == Progress(epoch=2, best=5.0, best_epoch=2, history=[7.0, 5.0])
     for key, value in saved["model"].items():
         assert torch.equal(model.state_dict()[key], value), key

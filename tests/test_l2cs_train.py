@@ -18,6 +18,7 @@ from l2cs.config import IMAGENET_MEAN, IMAGENET_STD, preset
 from l2cs.bins import BinSpec
 from common.engine.batches import normalize_batch
 from l2cs.train import main
+from tests.click_runner import separate_streams_runner
 from tests.l2cs_fakes import make_fake_crops, render_eyes
 from tests.procs import run_two_processes
 
@@ -105,8 +106,6 @@ def test_resume_after_kill_gives_the_same_weights(crops: Path, trained: Path, tm
 def test_cli_resume_reads_last_pt_once_and_keeps_its_config(trained: Path, crops: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """`--resume` takes the saved config (base width 8, not the demo preset's 16) from one read of last.pt."""
-    from click.testing import CliRunner
-
     import l2cs.train
 
     (tmp_path / "last.pt").write_bytes((trained / "last.pt").read_bytes())
@@ -116,7 +115,7 @@ def test_cli_resume_reads_last_pt_once_and_keeps_its_config(trained: Path, crops
     real_read = common.engine.train.read_checkpoint
     monkeypatch.setattr(common.engine.train, "read_checkpoint",
                         lambda path, tags: reads.append(path) or real_read(path, tags))
-    result = CliRunner(mix_stderr=False).invoke(l2cs.train.cli, ["--data", str(crops), "--out", str(tmp_path),
+    result = separate_streams_runner().invoke(l2cs.train.cli, ["--data", str(crops), "--out", str(tmp_path),
                                                                  "--resume", "--device", "cpu", "--workers", "0"])
     assert result.exit_code == 0, result.stderr
     assert reads == [tmp_path / "last.pt"]
@@ -129,6 +128,7 @@ def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
     """All of one batch unreadable: nothing to learn from it, and the epoch's mean loss is that of the rest."""
     from l2cs.loss import l2cs_loss
     from l2cs.model import build_model, freeze_batchnorm_stats
+    from common.engine.device import grad_scaler
     from common.engine.train import train_one_epoch
     from l2cs.dataset import prepare_batch
 
@@ -149,7 +149,7 @@ def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
     bins = BinSpec.from_config(config)
     task = SimpleNamespace(train_mode=freeze_batchnorm_stats, prepare=prepare_batch,
                            loss=lambda outputs, target, _: l2cs_loss(*outputs, target, bins, config.alpha)[0])
-    loss = train_one_epoch(model, task, [unreadable, good], optimizer, torch.cuda.amp.GradScaler(enabled=False),
+    loss = train_one_epoch(model, task, [unreadable, good], optimizer, grad_scaler(False),
                            torch.device("cpu"), 1)
     assert loss == pytest.approx(float(expected), rel=1e-5)  # the empty batch moved no weight
 

@@ -8,12 +8,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from common.cli import main
 from common.metrics import ConfusionMatrix, angular_errors_deg, confusion_matrix, mean_ci, war
 from common.verdicts.provenance import collect_provenance
 from common.verdicts.results import EXIT_FAIL, exit_code_for, write_results
+from tests.click_runner import separate_streams_runner
 
 RNG_SEED = 0
 STATES = ["F", "S", "D", "A", "N"]
@@ -94,7 +94,7 @@ def results(tmp_path, monkeypatch):
 
 
 def _run_report(dirs, out, *options):
-    return CliRunner(mix_stderr=False).invoke(main, ["report", *map(str, dirs), "--out", str(out), *options])
+    return separate_streams_runner().invoke(main, ["report", *map(str, dirs), "--out", str(out), *options])
 
 
 def _edit_metrics(folder, **changes):
@@ -112,8 +112,8 @@ def _entry(out, test):
 def test_report_merges_tables_and_fails_on_one_fail(results, tmp_path):
     out = tmp_path / "report"
     run = _run_report(results.values(), out)
-    assert run.exit_code == EXIT_FAIL, run.output + run.stderr
-    assert "dfer: WAR" in run.output and "-> FAIL" in run.output and "l2cs: mean angular error" in run.output
+    assert run.exit_code == EXIT_FAIL, run.stdout + run.stderr
+    assert "dfer: WAR" in run.stdout and "-> FAIL" in run.stdout and "l2cs: mean angular error" in run.stdout
     report = json.loads((out / "report.json").read_text())
     assert report["overall_verdict"] == "FAIL" and report["exit_code"] == 1
     verdicts = {t["test"]: t["verdict"] for t in report["tests"]}
@@ -130,7 +130,7 @@ def test_report_merges_tables_and_fails_on_one_fail(results, tmp_path):
 
 def test_report_with_a_subset_passes(results, tmp_path):
     run = _run_report([results["l2cs"]], tmp_path / "r")
-    assert run.exit_code == 0, run.output + run.stderr
+    assert run.exit_code == 0, run.stdout + run.stderr
     assert json.loads((tmp_path / "r" / "report.json").read_text())["overall_verdict"] == "PASS"
 
 
@@ -180,8 +180,8 @@ def test_report_recomputes_an_edited_pass(tmp_path, monkeypatch):
     assert honest["verdict"] == "FAIL" and honest["value"] > 10
     _edit_metrics(folder, passed=True, verdict="PASS")
     run = _run_report([folder], tmp_path / "r")
-    assert run.exit_code == EXIT_FAIL, run.output + run.stderr
-    assert f"{honest['value']:.2f} deg > 10 deg -> FAIL" in run.output and "-> PASS" not in run.output
+    assert run.exit_code == EXIT_FAIL, run.stdout + run.stderr
+    assert f"{honest['value']:.2f} deg > 10 deg -> FAIL" in run.stdout and "-> PASS" not in run.stdout
     entry = _entry(tmp_path / "r", "l2cs")
     assert entry["verdict"] == "FAIL" and entry["consistent"] is False
     assert entry["problems"] == ["metrics.json says PASS; its value against the suite's threshold gives FAIL"]
@@ -193,7 +193,7 @@ def test_report_recomputes_an_edited_pass(tmp_path, monkeypatch):
 def test_report_uses_the_suite_thresholds_not_the_file_s(results, tmp_path):
     metrics = _edit_metrics(results["dfer"], threshold=0.3, passed=True, verdict="PASS")
     run = _run_report([results["dfer"]], tmp_path / "r")
-    assert run.exit_code == EXIT_FAIL and f"{100 * metrics['value']:.2f} % < 70 % -> FAIL" in run.output
+    assert run.exit_code == EXIT_FAIL and f"{100 * metrics['value']:.2f} % < 70 % -> FAIL" in run.stdout
     problems = _entry(tmp_path / "r", "dfer")["problems"]
     assert "threshold is 0.3 in metrics.json; the suite's (common/data/thresholds.json) is 0.7" in problems
 
@@ -241,11 +241,11 @@ def test_partial_and_error_results_are_filed_without_a_verdict(results, tmp_path
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert run.exit_code == 2 and report["overall_verdict"] == "INCOMPLETE" and report["exit_code"] == 2
     assert _entry(tmp_path / "r", "dfer")["verdict"] == "PARTIAL" and _entry(tmp_path / "r", "dfer")["consistent"]
-    assert "-> PARTIAL, no verdict" in run.output
+    assert "-> PARTIAL, no verdict" in run.stdout
     write_state_result(results["dfer"], accuracy=0.9, skipped={"missing_prediction": 3})
     run = _run_report([results["dfer"]], tmp_path / "r")
     assert run.exit_code == 2 and _entry(tmp_path / "r", "dfer")["verdict"] == "ERROR"
-    assert "no verdict: 3 of the 63 samples" in run.output
+    assert "no verdict: 3 of the 63 samples" in run.stdout
 
 
 def test_report_files_only_the_run_it_is_told(results, tmp_path):

@@ -13,6 +13,7 @@ from common.engine.checkpoint import read_checkpoint
 from ritnet.checkpoint import READ_FORMATS, load_model
 from ritnet.config import lr_at, preset
 from ritnet.train import main
+from tests.click_runner import separate_streams_runner
 from tests.procs import run_two_processes
 from tests.rit_fakes import make_seg_crops
 
@@ -98,12 +99,10 @@ def test_resume_after_kill_gives_the_same_weights(crops: Path, trained: Path, tm
 
 def test_cli_resume_keeps_the_saved_config(trained: Path, crops: Path, tmp_path: Path) -> None:
     """`--resume` takes the saved config (width 4, not the demo preset's) from last.pt."""
-    from click.testing import CliRunner
-
     import ritnet.train
 
     (tmp_path / "last.pt").write_bytes((trained / "last.pt").read_bytes())
-    result = CliRunner(mix_stderr=False).invoke(ritnet.train.cli, ["--data", str(crops), "--out", str(tmp_path),
+    result = separate_streams_runner().invoke(ritnet.train.cli, ["--data", str(crops), "--out", str(tmp_path),
                                                                    "--resume", "--device", "cpu"])
     assert result.exit_code == 0, result.stderr
     assert "from epoch 4" in result.stderr  # 3 epochs done of 3: nothing left to train

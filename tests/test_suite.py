@@ -13,12 +13,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from common.cli import suite_cmds
 from common.suite import containers
 from common.suite.specs import SUITE
 from common.suite.table import Outcome, last_reason, verdict_table
+from tests.click_runner import separate_streams_runner
 from tests.fake_docker import fake_docker_env, passing_l2cs_result, run_make_validate_all
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,10 +235,10 @@ def test_suite_run_streams_logs_reports_a_dead_container_and_merges(tmp_path: Pa
     data.mkdir(), weights.mkdir()
     for name in ("l2cs.pt", "ritnet.pt"):
         (weights / name).write_bytes(b"w")
-    result = CliRunner(mix_stderr=False).invoke(
+    result = separate_streams_runner().invoke(
         suite_cmds.suite, ["run", "--tests", "l2cs rit", "--data", str(data), "--weights-dir", str(weights),
                            "--results", str(tmp_path / "res"), "--gpus", "none"])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 2, result.stdout + result.stderr
     assert "[l2cs] l2cs: mean angular error 5.00 deg -> PASS" in result.stdout  # chunks joined into lines
     assert "[rit] error: /data/index.parquet: no rows" in result.stdout
     assert "error: rit: container exited 2: loading | error: /data/index.parquet: no rows" in result.stderr

@@ -122,6 +122,18 @@ class DeviceSetup:
     ddp_device_ids: list[int] | None   # DistributedDataParallel's device_ids: this process's one GPU
 
 
+def grad_scaler(enabled: bool) -> torch.cuda.amp.GradScaler:
+    """The loss scaler of mixed-precision training on CUDA (a pass-through when not ``enabled``).
+
+    ``torch.amp.GradScaler("cuda")`` where torch has it (2.3 and later, which
+    deprecate ``torch.cuda.amp.GradScaler``), else ``torch.cuda.amp.GradScaler``
+    (torch 1.13). Both save and load the same state.
+    """
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
 def device_setup(device: torch.device, world_size: int, *, amp: bool, trains_batchnorm: bool) -> DeviceSetup:
     """The CUDA-only features for `device` (cuda:LOCAL_RANK under torchrun) and `world_size` processes.
 

@@ -36,7 +36,8 @@ from tqdm import tqdm
 from common.atomic import check_writable_folder, write_text_atomic
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
-from common.engine.device import DeviceSetup, core_plan, device_setup, epoch_seed, seed_everything, set_cudnn_mode
+from common.engine.device import (DeviceSetup, core_plan, device_setup, epoch_seed, grad_scaler, seed_everything,
+                                   set_cudnn_mode)
 from common.engine.distributed import (all_reduce_sum, barrier, cleanup_distributed, is_main_process, start_process,
                                        unwrap)
 from common.engine.progress import Progress
@@ -267,7 +268,7 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
     loaders = make_loaders(task, rank, world_size, setup.pin_memory)
     model, init = create_model(task, device, world_size, setup)
     optimizer = task.make_optimizer(model.parameters())
-    scaler = torch.cuda.amp.GradScaler(enabled=setup.amp)
+    scaler = grad_scaler(setup.amp)
     last = last if last is not None else read_last(out, resume, read_tags)
     progress = restore(last, model, optimizer, scaler) if resume and last is not None else Progress()
     if is_main_process():
