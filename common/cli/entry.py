@@ -34,7 +34,7 @@ def run_entry_point(main_fn: Callable[..., Any]) -> None:
     stderr and exit 2 (``NIA_DEBUG=1`` adds the traceback).
     """
     try:
-        if isinstance(main_fn, click.BaseCommand):
+        if isinstance(main_fn, click.Command):  # groups too (click.BaseCommand is deprecated from 8.2)
             outcome = main_fn.main(standalone_mode=False)
         else:
             outcome = main_fn()
