@@ -38,7 +38,7 @@ def run_entry_point(main_fn: Callable[..., Any]) -> None:
     """
     warnings.formatwarning = one_line_warning
     try:
-        if isinstance(main_fn, click.BaseCommand):
+        if isinstance(main_fn, click.Command):  # groups too (click.BaseCommand is deprecated from 8.2)
             outcome = main_fn.main(standalone_mode=False)
         else:
             outcome = main_fn()
