@@ -16,11 +16,12 @@ import pandas as pd
 from common.metrics import angular_errors_deg, mean_ci
 from common.verdicts.provenance import collect_provenance
 from common.verdicts.results import write_results
+from ritnet.scoring import CLASS_NAMES
 
 SUBJECTS = ["101", "102", "103", "104", "105", "106"]
 DEVICES = ["S", "T", "L", "V", "M"]
 STATES = ["F", "S", "D", "A", "N"]
-SEG_CLASSES = ["bg", "eye", "iris"]
+SEG_CLASSES = list(CLASS_NAMES)  # the names RIT-Net's per_sample.csv uses (the report checks the class set)
 N_GAZE, N_OFF_SCREEN, N_SEG, N_CLIPS = 240, 20, 24, 60
 
 

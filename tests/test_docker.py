@@ -422,8 +422,9 @@ def test_cuda_base_on_the_current_stack_is_the_same_recipe_on_its_own_wheels(tmp
             if line and not line.startswith("#")]
     assert pins[0].startswith("torch==2.") and all("==" in pin for pin in pins)
     assert not any(pin.startswith(("torchvision==", "numpy==")) for pin in pins)
-    official = make_dry_run("base-cuda", "FORCE=1", build=tmp_path)
-    current = make_dry_run("base-cuda", "FORCE=1", "CUDA_STACK=current", build=tmp_path)
+    cache = f"WHEEL_CACHE={tmp_path}/wheels"  # an empty cache: the wheels' fetch is in the plan whatever ~/.cache holds
+    official = make_dry_run("base-cuda", "FORCE=1", cache, build=tmp_path)
+    current = make_dry_run("base-cuda", "FORCE=1", "CUDA_STACK=current", cache, build=tmp_path)
     assert "-r docker/requirements-cuda.txt" in official and "--tag nia-base:bookworm-cuda " in official
     assert "-r docker/requirements-cuda-current.txt" in current and "--tag nia-base:bookworm-cuda-current " in current
     context = "/cuda-current-py3.11"

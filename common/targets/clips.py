@@ -349,7 +349,9 @@ def build_rows(df: pd.DataFrame, records: dict[str, dict[str, Any]], options: Cl
         })
     index = pd.DataFrame(rows, columns=INDEX_COLUMNS)
     for column in _INT_COLUMNS:
-        index[column] = index[column].astype("Int64")
+        # from the Python ints, not through the float64 that a None gives the column: an mtime in ns
+        # needs 61 bits, and a rounded one made every video look changed once one mp4 was missing
+        index[column] = pd.array([row[column] for row in rows], dtype="Int64")
     index["usable"] = index["usable"].astype(bool)
     return index.sort_values("clip_id", kind="stable").reset_index(drop=True)
 
