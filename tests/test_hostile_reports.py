@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from common.verdicts.thresholds import decide, passed_of, skips_by_kind, threshold_for
 from tests.hostile_corpus import REPORTS, Case, by_id
 from tests.hostile_env import Outcome, read_only, run_click, run_nia
+from tests.click_runner import separate_streams_runner
 
 CASES = by_id(REPORTS)
 FORGERIES = [c for c in REPORTS if c.id.startswith("forged_")]
@@ -256,7 +256,7 @@ def test_suite_run_goes_on_past_a_result_it_cannot_remove(tmp_path: Path, monkey
         leftover.mkdir(parents=True)
         (leftover / "old.png").write_bytes(b"old")
     with read_only(res / "rit"):
-        result = CliRunner(mix_stderr=False).invoke(
+        result = separate_streams_runner().invoke(
             suite_cmds.suite, ["run", "--tests", "rit l2cs", "--data", str(data), "--weights-dir", str(weights),
                                "--results", str(res), "--gpus", "none"])
     outcome = Outcome(result.exit_code, result.stdout, result.stderr)

@@ -4,23 +4,23 @@ import shutil
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import report_fakes as fakes
 from common.cli import main
 from common.metrics import angular_errors_deg
+from tests.click_runner import separate_streams_runner
 
 FLIPPED = (3, 8, 15, 22)
 
 
 def _invoke(*args):
-    return CliRunner(mix_stderr=False).invoke(main, ["report", *map(str, args)])
+    return separate_streams_runner().invoke(main, ["report", *map(str, args)])
 
 
 def _compare(old, new, out):
     run = _invoke("--compare", old, new, "--out", out)
-    assert run.exit_code == 0, run.output + run.stderr
-    return run.output, json.loads((out / "compare.json").read_text())
+    assert run.exit_code == 0, run.stdout + run.stderr
+    return run.stdout, json.loads((out / "compare.json").read_text())
 
 
 @pytest.fixture()

@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import report_fakes
 from common.cli import main
 from common.report.groups import UNPARSED, sample_fields
 from l2cs.run_valid_l2cs import per_sample_table
+from tests.click_runner import separate_streams_runner
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +25,9 @@ def report(tmp_path_factory):
     def make(*options):
         if options not in made:
             out = root / ("report" + "".join(options))
-            run = CliRunner(mix_stderr=False).invoke(main, ["report", *map(str, dirs.values()), "--out", str(out),
+            run = separate_streams_runner().invoke(main, ["report", *map(str, dirs.values()), "--out", str(out),
                                                             *options])
-            assert run.exit_code in (0, 1), run.output + run.stderr
+            assert run.exit_code in (0, 1), run.stdout + run.stderr
             entries = {t["test"]: t for t in json.loads((out / "report.json").read_text())["tests"]}
             made[options] = entries, (out / "report.md").read_text(), (out / "report.html").read_text()
         return made[options]

@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import report_fakes
 from common.cli import main
 from common.metrics import angular_errors_deg
 from l2cs.run_valid_l2cs import per_sample_table
+from tests.click_runner import separate_streams_runner
 
 
 def test_the_verdict_under_each_derivation_names_the_one_used(tmp_path, monkeypatch):
@@ -20,8 +20,8 @@ def test_the_verdict_under_each_derivation_names_the_one_used(tmp_path, monkeypa
     frame["true_pitch_normal"], frame["true_yaw_normal"] = frame["true_pitch"] + 12.0, frame["true_yaw"]
     frame.loc[:4, "true_pitch_normal"] = np.nan  # 5 crops the normal method cannot label
     report_fakes.write_gaze(tmp_path / "l2cs", frame)
-    run = CliRunner(mix_stderr=False).invoke(main, ["report", str(tmp_path / "l2cs"), "--out", str(tmp_path / "r")])
-    assert run.exit_code == 0, run.output + run.stderr
+    run = separate_streams_runner().invoke(main, ["report", str(tmp_path / "l2cs"), "--out", str(tmp_path / "r")])
+    assert run.exit_code == 0, run.stdout + run.stderr
     entry = json.loads((tmp_path / "r" / "report.json").read_text())["tests"][0]
     rows = {r["method"]: r for r in entry["sensitivity"]["rows"]}
     pred = frame[["pred_pitch", "pred_yaw"]].to_numpy()
