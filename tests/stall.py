@@ -51,8 +51,9 @@ def install(point: str, reached: Path) -> None:
         shutil.copyfileobj = copy
     elif kind == "index-parse":
         import common.delivery.manifest as manifest
+        import common.delivery.manifest.workers as manifest_workers
 
-        real_parse = manifest._parse_batch
+        real_parse = manifest_workers._parse_batch
         manifest.build_index.__defaults__ = (None, True, False, 4)  # chunks of 4 labels: several jobs
 
         def parse(job):
@@ -60,7 +61,7 @@ def install(point: str, reached: Path) -> None:
                 _stop(reached)
             return real_parse(job)
 
-        _as_module_function(parse, manifest, "_parse_batch")
+        _as_module_function(parse, manifest_workers, "_parse_batch")
     elif kind == "crops-row":
         import common.targets.crops as crops
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import PUBLISHED_EXAMPLE_TEXT, make_label_dict, png_bytes
 
-import common.delivery.manifest as manifest
+import common.delivery.manifest.workers as manifest_workers
 from common.delivery.label_columns import frame_columns
 from common.delivery.manifest import build_index, parse_one, read_manifest
 
@@ -44,7 +44,7 @@ def test_published_example_takes_the_fast_path_with_identical_values(tmp_path):
     assert fast[:2] == (len(PUBLISHED_EXAMPLE_TEXT.encode("utf-8")), (tmp_path / f"{STEM}.json").stat().st_mtime_ns)
     assert fast[2:7] == ("S", "rgb", "F", "D", "001")
     assert fast[-2:] == ("", "")  # no mismatch, no error
-    columns = dict(zip([name for name, _ in manifest.LABEL_FIELDS], fast[2:]))
+    columns = dict(zip([name for name, _ in manifest_workers.LABEL_FIELDS], fast[2:]))
     assert (columns["r_iris_cx"], columns["r_iris_rx"], columns["l_center_x"]) == (1021.5, 12.5, 890.0)
     assert list(columns["r_eyelid"][:2]) == [(994.0, 298.0), (998.0, 299.0)]
 
@@ -194,7 +194,7 @@ def test_whole_manifest_is_identical_with_and_without_the_fast_path(tmp_path, mo
     (root / "NIA22EYE_S1_001_T1_S10_S_rgb_F_D_L.mp4").write_bytes(b"")
     (root / "NIA22EYE_S1_001_T1_S10_S_rgb_F_D_L.json").write_bytes(PUBLISHED_EXAMPLE_TEXT.encode("utf-8"))
     build_index(root, tmp_path / "fast.parquet", workers=2, chunk=16)
-    monkeypatch.setattr(manifest, "frame_columns", lambda data, stem: None)
+    monkeypatch.setattr(manifest_workers, "frame_columns", lambda data, stem: None)
     build_index(root, tmp_path / "slow.parquet", workers=1)
     fast, slow = read_manifest(tmp_path / "fast.parquet")[0], read_manifest(tmp_path / "slow.parquet")[0]
     pd.testing.assert_frame_equal(fast, slow)

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import common.delivery.manifest as manifest
+import common.delivery.manifest.workers as manifest_workers
 from tests.conftest import change_gaze_point
 from common.cli import main
 from common.delivery.manifest import (INDEX_SCHEMA, NO_JSON, NO_PNG, ManifestError, build_index, read_manifest,
@@ -88,8 +88,8 @@ def test_reindex_reparses_only_changed_files_and_keeps_added_columns(nia_tree, t
     changed = next(tree.root.rglob(f"{tree.frames[2]}.json"))
     change_gaze_point(changed, [5, 6])
     parsed = []
-    real = manifest.parse_one
-    monkeypatch.setattr(manifest, "parse_one", lambda root, rel, *a: parsed.append(rel) or real(root, rel, *a))
+    real = manifest_workers.parse_one
+    monkeypatch.setattr(manifest_workers, "parse_one", lambda root, rel, *a: parsed.append(rel) or real(root, rel, *a))
     result = build_index(tree.root, out, workers=1)
     assert parsed == [changed.relative_to(tree.root).as_posix()]
     assert (result.n_parsed, result.n_reused) == (1, 7)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import common.delivery.manifest as manifest
+import common.delivery.manifest.workers as manifest_workers
 from common.cli import main
 from common.delivery.manifest import build_index, read_manifest, write_manifest
 from common.delivery.png_header import PNG_SIGNATURE, read_png_header
@@ -156,8 +156,8 @@ def test_reindex_reads_only_changed_pngs_and_drops_added_columns_of_rows_that_ch
     df["split"] = "train"
     write_manifest(df, out, root)
     read = []
-    real = manifest.read_png_header
-    monkeypatch.setattr(manifest, "read_png_header", lambda path, rel: read.append(rel) or real(path, rel))
+    real = manifest_workers.read_png_header
+    monkeypatch.setattr(manifest_workers, "read_png_header", lambda path, rel: read.append(rel) or real(path, rel))
     result, df = _index(tree.root, out)
     assert read == [] and result.n_invalid == 0 and (df["split"] == "train").all()
     changed = _file(tree, f"{f[1]}.png")
@@ -179,8 +179,8 @@ def test_damaged_png_is_read_again_on_reindex(nia_tree, tmp_path, monkeypatch):
     out = tmp_path / "m.parquet"
     build_index(tree.root, out, workers=1)
     read = []
-    real = manifest.read_png_header
-    monkeypatch.setattr(manifest, "read_png_header", lambda path, rel: read.append(rel) or real(path, rel))
+    real = manifest_workers.read_png_header
+    monkeypatch.setattr(manifest_workers, "read_png_header", lambda path, rel: read.append(rel) or real(path, rel))
     _, df = _index(tree.root, out)
     assert read == [bad.relative_to(tree.root).as_posix()]
     assert df.loc[tree.frames[0], "error"].endswith("PNG file: empty file (0 bytes)")

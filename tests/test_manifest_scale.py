@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import common.delivery.manifest as manifest
+import common.delivery.manifest.columns as manifest_columns
+import common.delivery.manifest.file as manifest_file
 from tests.conftest import change_gaze_point
 from common.delivery.manifest import build_index, read_manifest, write_manifest
 from common.delivery.splits import NO_SUBJECT, SUBJECT_MISMATCH, _person_problems, _units, assignment_sha256
@@ -24,27 +25,27 @@ def batch(keys, values):
 
 def test_place_puts_each_entry_on_its_row_and_nulls_on_the_rest():
     key = pa.array([None, "a", "b", None, None, "c", "d", None])
-    placed = manifest._place([batch(["a", "b"], [1, 2]), batch(["c"], [3]), batch(["d"], [4])], key, SCHEMA)
+    placed = manifest_columns.place([batch(["a", "b"], [1, 2]), batch(["c"], [3]), batch(["d"], [4])], key, SCHEMA)
     assert placed.column("key").to_pylist() == key.to_pylist()
     assert placed.column("value").to_pylist() == [None, 1, 2, None, None, 3, 4, None]
 
 
 def test_place_keeps_batches_of_consecutive_rows_without_a_copy():
     first, second = batch(["a", "b"], [1, 2]), batch(["c"], [3])
-    placed = manifest._place([first, second], pa.array(["a", "b", "c"]), SCHEMA)
+    placed = manifest_columns.place([first, second], pa.array(["a", "b", "c"]), SCHEMA)
     data = [chunk.buffers()[1].address for chunk in placed.column("value").chunks]
     assert data == [first.column(1).buffers()[1].address, second.column(1).buffers()[1].address]
 
 
 def test_place_refuses_results_out_of_row_order():
     with pytest.raises(RuntimeError, match="out of row order"):
-        manifest._place([batch(["b"], [2]), batch(["a"], [1])], pa.array(["a", "b"]), SCHEMA)
+        manifest_columns.place([batch(["b"], [2]), batch(["a"], [1])], pa.array(["a", "b"]), SCHEMA)
     with pytest.raises(RuntimeError, match="1 key entries for 2 rows"):
-        manifest._place([batch(["a"], [1])], pa.array(["a", "b"]), SCHEMA)
+        manifest_columns.place([batch(["a"], [1])], pa.array(["a", "b"]), SCHEMA)
 
 
 def test_place_without_entries_gives_null_rows():
-    placed = manifest._place([], pa.array([None, None], pa.string()), SCHEMA)
+    placed = manifest_columns.place([], pa.array([None, None], pa.string()), SCHEMA)
     assert placed.num_rows == 2 and placed.column("value").null_count == 2
 
 
@@ -91,7 +92,7 @@ def test_write_manifest_in_row_groups_writes_the_same_content(nia_tree, tmp_path
     df, root = read_manifest(tmp_path / "m.parquet")
     df["split"] = ["train", None] * (len(df) // 2) + ["val"] * (len(df) % 2)
     write_manifest(df, tmp_path / "whole.parquet", root)
-    monkeypatch.setattr(manifest, "ROW_GROUP", 4)
+    monkeypatch.setattr(manifest_file, "ROW_GROUP", 4)
     write_manifest(df, tmp_path / "groups.parquet", root)
     assert pq.ParquetFile(tmp_path / "groups.parquet").num_row_groups == -(-len(df) // 4) > 1
     whole, groups = pq.read_table(tmp_path / "whole.parquet"), pq.read_table(tmp_path / "groups.parquet")
