@@ -15,7 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.targets.crops import CropOptions, _Job, process_rows, read_frame
+from common.targets.crop_files import read_frame
+from common.targets.crop_geometry import CropOptions
+from common.targets.crop_job import CropJob, process_rows
 
 N_FRAMES = 12
 LID = [865.0, 291, 869, 295, 880, 298, 899, 298, 915, 296, 918, 295, 907, 288, 886, 284, 871, 288]
@@ -44,7 +46,7 @@ def main() -> None:
         for row in rows:
             read_frame(folder / row["png_path"], "rgb")
         decode = time.perf_counter() - start
-        job = _Job(root=tmp, out=str(folder / "out"), split_column="split", options=CropOptions())
+        job = CropJob(root=tmp, out=str(folder / "out"), split_column="split", options=CropOptions())
         start = time.perf_counter()
         process_rows(rows, job)
         crops = time.perf_counter() - start

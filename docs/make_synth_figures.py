@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common.targets.crops import crop_box, cut_and_resize
+from common.targets.crop_geometry import crop_box, cut_and_resize
 from common.targets.masks import EYE_REGION, IRIS, class_map
 from common.targets.profiles import load_profiles
 from common.synth import render_clip

@@ -63,9 +63,9 @@ def install(point: str, reached: Path) -> None:
 
         _as_module_function(parse, manifest_workers, "_parse_batch")
     elif kind == "crops-row":
-        import common.targets.crops as crops
+        import common.targets.crop_job as crop_job
 
-        real_row = crops._process_row
+        real_row = crop_job._process_row
 
         def row(r, job, result, journal):
             records = real_row(r, job, result, journal)
@@ -73,7 +73,7 @@ def install(point: str, reached: Path) -> None:
                 _stop(reached)
             return records
 
-        crops._process_row = row
+        crop_job._process_row = row
     elif kind == "clips-probe":
         import common.targets.clips as clips
 

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.targets.crops import CropBox, CropOptions, crop_box, cut_and_resize, write_crop_dataset
+from common.targets.crop_geometry import CropBox, CropOptions, crop_box, cut_and_resize
+from common.targets.crops import write_crop_dataset
 from common.delivery.manifest import build_index, read_manifest, write_manifest
 from common.targets.masks import Ellipse, EyeShapes, class_map
 from common.targets.profiles import load_profiles
@@ -175,14 +176,14 @@ def test_skipped_rows_and_crops_are_counted(nia_tree, tmp_path: Path) -> None:
 
 
 def test_ir_frames_stay_single_channel(tmp_path: Path) -> None:
-    from common.targets.crops import process_rows, _Job
+    from common.targets.crop_job import CropJob, process_rows
 
     frame = np.full((400, 1100, 3), 120, np.uint8)
     cv2.imwrite(str(tmp_path / "f.png"), frame)
     lid = [865.0, 291, 918, 295, 896, 285]
     row = {"sample_id": "f", "png_path": "f.png", "image": "ir", "image_type": "ir", "split": "val",
            "r_eyelid": [x + 130 if i % 2 == 0 else x for i, x in enumerate(lid)], "l_eyelid": lid}
-    job = _Job(root=str(tmp_path), out=str(tmp_path / "o"), split_column="split", options=CropOptions())
+    job = CropJob(root=str(tmp_path), out=str(tmp_path / "o"), split_column="split", options=CropOptions())
     result = process_rows([row], job)
     assert result.counts["written"] == 3
     jpg = cv2.imread(str(tmp_path / "o" / "val" / "eyes" / "f.jpg"), cv2.IMREAD_UNCHANGED)
@@ -231,13 +232,13 @@ def test_rows_invalid_for_their_image_are_counted_by_check_and_listed(nia_tree, 
 
 
 def test_a_crop_box_mostly_outside_its_image_is_skipped_not_padded(tmp_path: Path) -> None:
-    from common.targets.crops import _Job, process_rows
+    from common.targets.crop_job import CropJob, process_rows
 
     cv2.imwrite(str(tmp_path / "f.png"), np.full((400, 1100, 3), 120, np.uint8))
     lid = [865.0, 291, 918, 295, 896, 285]
     right = [x + 215 if i % 2 == 0 else x for i, x in enumerate(lid)]  # x 1080..1133: its box is mostly beyond 1100
     row = {"sample_id": "f", "png_path": "f.png", "image": "rgb", "split": "test", "r_eyelid": right, "l_eyelid": lid}
-    job = _Job(root=str(tmp_path), out=str(tmp_path / "o"), split_column="split", options=CropOptions())
+    job = CropJob(root=str(tmp_path), out=str(tmp_path / "o"), split_column="split", options=CropOptions())
     result = process_rows([row], job)
     assert result.skipped == {"r_eye: crop_outside_image (under half of its box inside the image)": 1}
     assert result.counts["written"] == 2  # eyes (mostly inside) and l_eye
@@ -334,13 +335,13 @@ def test_an_unchanged_rerun_writes_nothing_and_keeps_every_byte(nia_tree, tmp_pa
 
 def test_a_killed_run_resumes_from_its_journal(nia_tree, tmp_path: Path) -> None:
     """Crops written before a kill (no index.parquet yet) are kept: their fingerprints are in the journal."""
-    from common.targets.crops import _Job, process_rows
+    from common.targets.crop_job import CropJob, process_rows
 
     df, root = read_manifest(_manifest(nia_tree, tmp_path))
     out = tmp_path / "c"
     rows = df[df["kind"] == "frame"]
     first_two = rows.iloc[:2].astype(object).where(rows.iloc[:2].notna(), None).to_dict("records")
-    process_rows(first_two, _Job(root=str(root), out=str(out), split_column="split", options=CropOptions()))
+    process_rows(first_two, CropJob(root=str(root), out=str(out), split_column="split", options=CropOptions()))
     assert not (out / "index.parquet").exists()
     resumed = _crop(df, root, out)
     assert (resumed["crops_written"], resumed["crops_already_present"]) == (6, 6)

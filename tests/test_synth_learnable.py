@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common.targets.crops import crop_box, cut_and_resize
+from common.targets.crop_geometry import crop_box, cut_and_resize
 from common.targets.geometry import angular_difference_deg, pitchyaw_deg_to_vector
 from common.targets.profiles import load_profiles
 from common.synth import render_clip, write_sized_profile

@@ -126,7 +126,8 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
     """
     import pandas as pd
 
-    from common.targets.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
+    from common.targets.crop_geometry import CropOptions
+    from common.targets.crops import SUMMARY_NAME, write_crop_dataset
     from common.targets.gaze import DERIVATION_COLUMNS, every_derivation
     from common.delivery.manifest import default_workers
     from common.verdicts.provenance import sha256_file

@@ -153,7 +153,7 @@ def _shape(frame: np.ndarray, region: tuple[int, int, int, int] | None, size: tu
     """BGR frame -> RGB, cut to ``region`` (zeros where it leaves the frame) and resized to ``size`` (INTER_AREA)."""
     import cv2
 
-    from common.targets.crops import CropBox, cut_and_resize
+    from common.targets.crop_geometry import CropBox, cut_and_resize
 
     if region is not None or size is not None:
         x0, y0, x1, y1 = region if region is not None else (0, 0, frame.shape[1], frame.shape[0])
