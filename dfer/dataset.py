@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from common.targets.clips import CLIP_INDEX_NAME, check_unchanged, read_clip_index, video_root
+from common.targets.clip_index import CLIP_INDEX_NAME, check_unchanged, read_clip_index, video_root
 from common.targets.crop_rows import CropRows, require_subjects
 from common.targets.video import VideoError, read_frames
 from dfer.config import STATES, DFERConfig

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from common.synth.mp4 import write_mp4
-from common.targets.clips import CLIP_INDEX_NAME, INDEX_COLUMNS, write_index
+from common.targets.clip_index import CLIP_INDEX_NAME, INDEX_COLUMNS, write_index
 
 STATES = ("F", "S", "D", "A", "N")
 # BGR background per state: far apart, so colour alone separates them

@@ -75,9 +75,9 @@ def install(point: str, reached: Path) -> None:
 
         crop_job._process_row = row
     elif kind == "clips-probe":
-        import common.targets.clips as clips
+        import common.targets.clip_probe as clip_probe
 
-        real_probe = clips.probe_videos
+        real_probe = clip_probe.probe_videos
 
         def probe(items, root):
             records = real_probe(items, root)
@@ -85,7 +85,7 @@ def install(point: str, reached: Path) -> None:
                 _stop(reached)
             return records
 
-        _as_module_function(probe, clips, "probe_videos")
+        _as_module_function(probe, clip_probe, "probe_videos")
     elif kind == "train-step":
         import torch
 

@@ -12,8 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from common.cli import main
-from common.targets.clips import (ClipIndexError, ClipOptions, build_rows, fixed_region, label_region, read_clip_index,
-                          read_probe_cache, resolve_states, video_root, write_clip_dataset)
+from common.targets.clip_index import ClipIndexError, read_clip_index, video_root
+from common.targets.clip_labels import ClipOptions, fixed_region, label_region, resolve_states
+from common.targets.clip_probe import read_probe_cache
+from common.targets.clip_rows import build_rows
+from common.targets.clips import write_clip_dataset
 from common.delivery.manifest import build_index, read_manifest, write_manifest
 from common.delivery.splits import make_splits
 from common.synth import SynthConfig, build_dataset

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from common.targets.clips import CLIP_INDEX_NAME
+from common.targets.clip_index import CLIP_INDEX_NAME
 from dfer.config import preset
 from dfer.dataset import StateClips, prepare_batch, read_state_clips
 from dfer.sampling import eval_indices

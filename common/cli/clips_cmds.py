@@ -34,7 +34,9 @@ def clips_command(manifest: str, out: str, min_frames: int, face_scale: float, f
     Example:
         nia clips build/manifest.parquet build/clips --workers 4
     """
-    from common.targets.clips import CLIP_INDEX_NAME, SUMMARY_NAME, ClipIndexError, ClipOptions, write_clip_dataset
+    from common.targets.clip_index import CLIP_INDEX_NAME, ClipIndexError
+    from common.targets.clip_labels import ClipOptions
+    from common.targets.clips import SUMMARY_NAME, write_clip_dataset
     from common.delivery.manifest import ManifestError, default_workers, read_manifest
     from common.verdicts.provenance import sha256_file
 
