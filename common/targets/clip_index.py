@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from common.atomic import atomic_path
+from common.parquet_read import UnreadableParquet, read_table
 from common.targets.clip_probe import file_stat
 from common.targets.index_paths import refuse_escaping_paths
 
@@ -49,15 +50,14 @@ def write_index(index: pd.DataFrame, path: Path, metadata: dict[str, str]) -> No
 
 def read_index(clips_dir: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     path = Path(clips_dir) / CLIP_INDEX_NAME
     if not path.is_file():
         raise ClipIndexError(f"{path}: no clip index (run nia clips MANIFEST {clips_dir} first)")
     try:
-        table = pq.read_table(path)
-    except (OSError, pa.ArrowException) as exc:
-        raise ClipIndexError(f"{path}: not a readable parquet clip index: {exc}") from None
+        table = read_table(path)
+    except UnreadableParquet as exc:
+        raise ClipIndexError(f"{path}: not a readable parquet clip index: {exc.error}") from None
     metadata = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items() if k.startswith(b"nia.")}
     if "nia.root" not in metadata:
         raise ClipIndexError(f"{path}: parquet metadata lacks 'nia.root': not written by nia clips")

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common import __version__
+from common import __version__, parquet_read
 from common.atomic import atomic_path
 from common.delivery.manifest.schema import KNOWN_TYPES, ROOT_KEY, ROW_GROUP, VERSION_KEY, ManifestError
 
@@ -69,10 +69,9 @@ def write_manifest(df, path: str | Path, root: str | Path) -> None:
 def read_table(path: str | Path, skip: frozenset[str] = frozenset()) -> tuple[pa.Table, Path]:
     """The manifest as an Arrow table (less the columns named in ``skip``) and its indexed root."""
     try:
-        columns = [name for name in pq.read_schema(path).names if name not in skip] if skip else None
-        table = pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException) as exc:
-        raise ManifestError(f"{path}: not a readable parquet manifest: {exc}") from None
+        table = parquet_read.read_table(path, skip=skip)
+    except parquet_read.UnreadableParquet as exc:
+        raise ManifestError(f"{path}: not a readable parquet manifest: {exc.error}") from None
     meta = table.schema.metadata or {}
     if ROOT_KEY not in meta:
         raise ManifestError(f"{path}: parquet metadata lacks '{ROOT_KEY.decode()}': not written by `nia index`")
