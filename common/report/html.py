@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from common.containment import inside_folder
 from common.report import plots
 from common.report.group_views import section_html
 from common.report.sensitivity import sensitivity_html
@@ -99,8 +100,6 @@ def _overlays(directory: Path, names: list[str]) -> list[str]:
     if not names:
         return []
     parts = ["<p>Example overlays (lowest IoU first):</p>", "<div>"]
-    from common.report.merge import inside_folder
-
     for name in names:
         path = inside_folder(directory, str(name))
         if path is None:

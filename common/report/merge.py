@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from common import __version__
+from common.containment import inside_folder
 from common.metrics.classification import confusion_matrix, recall_per_class, uar, war
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
@@ -103,16 +104,6 @@ def per_sample_path_of(folder: Path, metrics_path: Path, named: Any) -> Path:
         raise RunError(f"{metrics_path}: per_sample_file {name!r} lies outside the results folder {folder}: "
                        "refused (a result is filed only with its own per-sample file)")
     return path
-
-
-def inside_folder(folder: Path, name: str) -> Path | None:
-    """``folder / name`` when it lies inside ``folder``, else None: an absolute name, one that climbs out
-    with ``..``, or one that reaches outside through a symbolic link (the file or a folder on the way)."""
-    if Path(name).is_absolute():
-        return None
-    inside = folder.resolve()
-    path = (folder / name).resolve()
-    return folder / name if inside in path.parents else None
 
 
 def split_by_run(result_dirs: list[ResultDir], run_ids: tuple[str, ...]) -> tuple[list[ResultDir], list[dict]]:

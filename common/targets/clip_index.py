@@ -9,7 +9,7 @@ import pandas as pd
 from common.atomic import atomic_path
 from common.parquet_read import UnreadableParquet, read_table
 from common.targets.clip_probe import file_stat
-from common.targets.index_paths import refuse_escaping_paths
+from common.containment import refuse_escaping_paths
 
 
 CLIP_INDEX_NAME = "index.parquet"

@@ -18,7 +18,7 @@ import pandas as pd
 from common.parquet_read import read_frame
 from common.targets.crop_index import UNREADABLE
 from common.targets.crops import CROP_INDEX_NAME, SKIPPED_NAME
-from common.targets.index_paths import refuse_escaping_paths
+from common.containment import refuse_escaping_paths
 from common.verdicts.thresholds import SKIP_REASONS
 
 
