@@ -6,15 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from common.targets.geometry import (
-    angular_difference_deg,
-    backproject,
-    intrinsics_from_hfov,
-    pitchyaw_deg_to_vector,
-    project,
-    rotation_matrix_deg,
-    vector_to_pitchyaw_deg,
-)
+from common.gaze_angles import pitchyaw_deg_to_vector, vector_to_pitchyaw_deg
+from common.targets.geometry import (angular_difference_deg, backproject, intrinsics_from_hfov, project,
+                                     rotation_matrix_deg)
 from common.targets.profiles import load_profiles
 
 

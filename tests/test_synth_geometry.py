@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from common.targets.gaze import derive_gaze
-from common.targets.geometry import angular_difference_deg, backproject, pitchyaw_deg_to_vector
+from common.gaze_angles import pitchyaw_deg_to_vector
+from common.targets.geometry import angular_difference_deg, backproject
 from common.targets.masks import EYE_REGION, IRIS, class_map
 from common.targets.profiles import load_profiles
 from common.synth import render_clip, write_sized_profile

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from common.targets.crop_geometry import crop_box, cut_and_resize
-from common.targets.geometry import angular_difference_deg, pitchyaw_deg_to_vector
+from common.gaze_angles import pitchyaw_deg_to_vector
+from common.targets.geometry import angular_difference_deg
 from common.targets.profiles import load_profiles
 from common.synth import render_clip, write_sized_profile
 from common.synth.labels import shapes_by_label as _shapes

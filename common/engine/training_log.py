@@ -32,7 +32,7 @@ def write_curves(out: Path, metric_column: str, metric_label: str, threshold: fl
     """curves.png beside log.csv: train loss and the validation metric per epoch, best epoch marked."""
     import pandas as pd
 
-    from common.report.plots import training_curves
+    from common.plots import training_curves
 
     log = pd.read_csv(out / LOG_NAME)
     png = training_curves(log, metric_column, metric_label, threshold, higher_is_better=higher_is_better)

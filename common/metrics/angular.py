@@ -26,14 +26,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from common.targets.geometry import pitchyaw_deg_to_vector
+from common.gaze_angles import pitchyaw_deg_to_vector
 
 #: Upper clamp of the cosine used by the L2CS-Net reference evaluation.
 REFERENCE_COS_CLAMP = 0.9999999
 
 
 def pitch_yaw_deg_to_vectors(pitch_yaw_deg: npt.ArrayLike) -> np.ndarray:
-    """Turn an (N, 2) array of (pitch, yaw) in degrees into (N, 3) unit vectors (common.targets.geometry)."""
+    """Turn an (N, 2) array of (pitch, yaw) in degrees into (N, 3) unit vectors (common.gaze_angles)."""
     angles = _as_pitch_yaw(pitch_yaw_deg, "pitch_yaw_deg")
     return pitchyaw_deg_to_vector(angles[:, 0], angles[:, 1])
 

@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from common.targets.geometry import vector_to_pitchyaw_deg
+from common.gaze_angles import vector_to_pitchyaw_deg
 from common.targets.profiles import ProfileSet
 from common.synth.dynamics import make_track
 from common.synth.face import Camera, frame_geometry, place_head

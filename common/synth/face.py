@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from common.targets.geometry import backproject, project, rotation_matrix_deg, vector_to_pitchyaw_deg
+from common.gaze_angles import vector_to_pitchyaw_deg
+from common.targets.geometry import backproject, project, rotation_matrix_deg
 from common.targets.profiles import DeviceProfile
 from common.synth.scene import DISTANCE_CM, Subject
 
@@ -56,7 +57,7 @@ class HeadPose:
 def facing_angles_deg(direction: np.ndarray) -> tuple[float, float]:
     """(pitch, yaw) of a head whose forward axis points along a screen-frame ``direction``.
 
-    The gaze angles of ``direction`` (``common.targets.geometry``) with pitch negated:
+    The gaze angles of ``direction`` (``common.gaze_angles``) with pitch negated:
     head pitch is positive face down.
     """
     pitch, yaw = vector_to_pitchyaw_deg(direction)

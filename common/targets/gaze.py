@@ -11,7 +11,7 @@ explicit and selectable by name (see docs/gaze.md):
   at ``distance.display`` * 10 mm; the target is the same screen point.
 
 Both give the unit vector eye -> target in the camera frame and its pitch/yaw
-(``common.targets.geometry`` convention). Rows where a derivation is impossible get
+(``common.gaze_angles`` convention). Rows where a derivation is impossible get
 NaN and a counted reason; nothing is dropped silently.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from common.targets.geometry import backproject, vector_to_pitchyaw_deg
+from common.gaze_angles import vector_to_pitchyaw_deg
+from common.targets.geometry import backproject
 from common.targets.profiles import DIRECTION_CODES, PROFILE_FILE_NAME, DeviceProfile, ProfileSet
 
 CM_TO_MM = 10.0  # distance.* are taken to be centimetres (a guess: the unit is unpublished)
