@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Callable, Mapping, MutableMapping
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-WAIT_POLICY = "OMP_WAIT_POLICY"
-THREADS = "OMP_NUM_THREADS"
+WAIT_POLICY_VAR = "OMP_WAIT_POLICY"  # the environment variable that sets how idle OpenMP threads wait
+THREADS_VAR = "OMP_NUM_THREADS"  # the environment variable that sets the OpenMP thread count
 THREADS_PER_WORKER = 4  # at most one decode worker per this many threads (decode <= 18 % of the forward's CPU)
 
 
@@ -112,7 +112,7 @@ class CorePlan:
         workers = "worker" if self.workers == 1 else "workers"
         return (f"cores: {self.threads} torch thread(s) ({self.threads_from}), {self.workers} decode {workers} "
                 f"({self.workers_from}), OpenMP wait {self.wait_policy}; {self.usable} usable core(s){busy} "
-                f"[override: {THREADS}, --workers, {WAIT_POLICY}]")
+                f"[override: {THREADS_VAR}, --workers, {WAIT_POLICY_VAR}]")
 
     def provenance(self) -> dict[str, int | str]:
         """What metrics.json records (not the load sample: it differs between reruns that agree to the bit)."""
@@ -129,7 +129,7 @@ def plan_cores(usable: int, *, requested_workers: int | None = None, env: Mappin
     already read (reported as is, not chosen)."""
     env = os.environ if env is None else env
     share = max(1, usable // max(1, local_processes))
-    pinned = _positive_int(env.get(THREADS, ""))
+    pinned = _positive_int(env.get(THREADS_VAR, ""))
     threads = pinned or share
     sampled: list[float] = []
 
@@ -145,12 +145,12 @@ def plan_cores(usable: int, *, requested_workers: int | None = None, env: Mappin
     else:  # with at most one core beside the threads, one worker whatever the load
         beside = free_cores() - threads if share - threads > 1 else 1
         workers, workers_from = min(max(1, beside), max(1, math.ceil(threads / THREADS_PER_WORKER))), "chosen"
-    wait_policy = in_force or env.get(WAIT_POLICY, "").strip().upper()
+    wait_policy = in_force or env.get(WAIT_POLICY_VAR, "").strip().upper()
     if not wait_policy:
         fits = threads + workers <= share and threads + workers <= free_cores()
         wait_policy = "default" if fits else "PASSIVE"
     return CorePlan(usable=usable, busy=sampled[0] if sampled else None, threads=threads, workers=workers,
-                    wait_policy=wait_policy, threads_from=THREADS if pinned else "usable cores",
+                    wait_policy=wait_policy, threads_from=THREADS_VAR if pinned else "usable cores",
                     workers_from=workers_from)
 
 
@@ -159,7 +159,7 @@ def plan_for_run(requested_workers: int | None, *, accelerator: bool = False) ->
     (`settle_wait_policy`'s, or the user's), whatever the workers asked for now."""
     return plan_cores(available_cores(), requested_workers=requested_workers, accelerator=accelerator,
                       local_processes=_local_processes(os.environ),
-                      in_force=os.environ.get(WAIT_POLICY) or "default")
+                      in_force=os.environ.get(WAIT_POLICY_VAR) or "default")
 
 
 def settle_wait_policy(environ: MutableMapping[str, str] | None = None, *, torch_loaded: bool | None = None) -> str:
@@ -169,11 +169,11 @@ def settle_wait_policy(environ: MutableMapping[str, str] | None = None, *, torch
     environment that child processes inherit stays the user's."""
     environ = os.environ if environ is None else environ
     loaded = "torch" in sys.modules if torch_loaded is None else torch_loaded
-    if WAIT_POLICY not in environ and not loaded:
+    if WAIT_POLICY_VAR not in environ and not loaded:
         policy = plan_cores(available_cores(), env=environ, local_processes=_local_processes(environ)).wait_policy
         if policy != "default":
-            environ[WAIT_POLICY] = policy
-    return environ.get(WAIT_POLICY, "default")
+            environ[WAIT_POLICY_VAR] = policy
+    return environ.get(WAIT_POLICY_VAR, "default")
 
 
 def _local_processes(environ: Mapping[str, str]) -> int:

@@ -20,21 +20,21 @@ import os
 import sys
 from typing import Mapping, NoReturn, Sequence
 
-THREADS = "2"
+PINNED_THREADS = "2"  # the thread count every pinned library is given (OpenMP, OpenBLAS, MKL)
 
 PINNED: dict[str, str] = {
     # OpenMP: ATen's intra-op threads (`common.engine.device.use_available_cores` keeps a set
     # OMP_NUM_THREADS), no dynamic shrinking; PASSIVE sleeps instead of spin-waiting between
     # regions (numbers unchanged; a waiting thread no longer holds a core another process needs)
-    "OMP_NUM_THREADS": THREADS,
+    "OMP_NUM_THREADS": PINNED_THREADS,
     "OMP_DYNAMIC": "FALSE",
     "OMP_WAIT_POLICY": "PASSIVE",
     # OpenBLAS (Debian's torch: libopenblas0-pthread; Linear layers' matrix products): it picks its
     # kernels per CPU model (Cooperlake, Zen, SkylakeX, ...) and its own thread count, which reads
     # OPENBLAS_NUM_THREADS, then GOTO_NUM_THREADS, then OMP_NUM_THREADS
     "OPENBLAS_CORETYPE": "Haswell",
-    "OPENBLAS_NUM_THREADS": THREADS,
-    "GOTO_NUM_THREADS": THREADS,
+    "OPENBLAS_NUM_THREADS": PINNED_THREADS,
+    "GOTO_NUM_THREADS": PINNED_THREADS,
     "OPENBLAS_L2_SIZE": "512",
     # ATen's own vectorised kernels and oneDNN's convolutions (DNNL_ is oneDNN's older spelling;
     # FPMATH STRICT: no implicit bf16/tf32 down-conversion on CPUs that have it)
@@ -44,7 +44,7 @@ PINNED: dict[str, str] = {
     "ONEDNN_DEFAULT_FPMATH_MODE": "STRICT",
     "DNNL_DEFAULT_FPMATH_MODE": "STRICT",
     # MKL (PyPI's torch 2.x): threads and Conditional Numerical Reproducibility at the AVX2 code path
-    "MKL_NUM_THREADS": THREADS,
+    "MKL_NUM_THREADS": PINNED_THREADS,
     "MKL_DYNAMIC": "FALSE",
     "MKL_CBWR": "AVX2",
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",

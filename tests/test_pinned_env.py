@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.pinned_env import PINNED, THREADS, UNSET, pinned
+from common.pinned_env import PINNED, PINNED_THREADS, UNSET, pinned
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def tiny_training(machine: dict[str, str], *, pin: bool) -> tuple[str, int]:
 def test_the_same_weights_on_two_emulated_machines_only_behind_the_pin() -> None:
     old_cpu, big_host = tiny_training(OLD_CPU, pin=True), tiny_training(BIG_HOST, pin=True)
     assert old_cpu == big_host
-    assert old_cpu[1] == int(THREADS)
+    assert old_cpu[1] == int(PINNED_THREADS)
     unpinned = tiny_training(OLD_CPU, pin=False)
     assert unpinned[1] == 1 and unpinned[0] != old_cpu[0]  # the ambient variables reach the weights
 
