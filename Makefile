@@ -103,29 +103,21 @@ DEMO_CLIPS := $(BUILD)/clips
 DEMO_SYNTH_DFER := $(BUILD)/synth_dfer
 DFER_SYNTH_ARGS ?= --subjects 256 --videos-per-subject 5 --frames-per-video 16 --size 320x180 --devices S --seed 0
 
-l2cs_IMAGE := nia_demo_l2cs
-l2cs_DIR := l2cs
-l2cs_ENTRY := l2cs/run_valid_l2cs.py
-l2cs_WEIGHTS_FILE := l2cs.pt
-l2cs_DEMO_DATA := $(DEMO_CROPS)
-l2cs_TRAIN := l2cs/train.py
-l2cs_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
-
-rit_IMAGE := nia_demo_rit
-rit_DIR := ritnet
-rit_ENTRY := ritnet/test.py
-rit_WEIGHTS_FILE := ritnet.pt
-rit_DEMO_DATA := $(DEMO_CROPS)
-rit_TRAIN := ritnet/train.py
-rit_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
-
-dfer_IMAGE := nia_demo_dfer
-dfer_DIR := dfer
-dfer_ENTRY := dfer/valid_nia.py
-dfer_WEIGHTS_FILE := dfer.pt
-dfer_DEMO_DATA := $(DEMO_SYNTH_DFER)
-dfer_TRAIN := dfer/train.py
-dfer_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
+# Per model: its image, folder, validation entry point, weights file, demo data (what its image is
+# given) and demo training (train.py with the demo preset on the CPU, reading TRAIN_DATA).
+# $(call model_vars,MODEL,DIR,ENTRY,WEIGHTS_FILE,DEMO_DATA,TRAIN_DATA)
+define model_vars
+$(1)_IMAGE := nia_demo_$(1)
+$(1)_DIR := $(2)
+$(1)_ENTRY := $(2)/$(3)
+$(1)_WEIGHTS_FILE := $(4)
+$(1)_DEMO_DATA := $(5)
+$(1)_TRAIN := $(2)/train.py
+$(1)_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(6) --out $(BUILD)/train/$(1)_demo
+endef
+$(eval $(call model_vars,l2cs,l2cs,run_valid_l2cs.py,l2cs.pt,$(DEMO_CROPS),$(DEMO_CROPS)))
+$(eval $(call model_vars,rit,ritnet,test.py,ritnet.pt,$(DEMO_CROPS),$(DEMO_CROPS)))
+$(eval $(call model_vars,dfer,dfer,valid_nia.py,dfer.pt,$(DEMO_SYNTH_DFER),$(DEMO_CLIPS)))
 
 # Demo training on the CPU with fixed thread counts and CPU kernels (OpenMP,
 # OpenBLAS, ATen, oneDNN, MKL: common/pinned_env.py, which overrides what the
