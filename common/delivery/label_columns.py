@@ -10,7 +10,7 @@ which accepts or rejects it with the usual file / JSON path / message. The
 fast path is therefore only ever stricter than the slow one, never looser;
 ``tests/test_index_fastpath.py`` checks that both give identical rows.
 
-Column order is ``common.delivery.manifest.LABEL_FIELDS`` followed by the mismatch text;
+Column order is ``common.delivery.manifest.schema.LABEL_FIELDS`` followed by the mismatch text;
 eyelids are lists of (x, y) points (the batch builder flattens them in one go).
 """
 from __future__ import annotations
