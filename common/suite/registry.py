@@ -109,15 +109,21 @@ def hook(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attribute)
 
 
+def _report_hooks(kind: str) -> dict[str, str]:
+    """The scorer, section, counts and changes the report modules define for one kind of value (gaze,
+    segmentation, state), each under the kind's name."""
+    return {"scorer": f"common.report.scorers:{kind}", "section": f"common.report.sections:{kind}",
+            "counts": f"common.report.groups:{kind}_counts", "changes": f"common.report.compare:{kind}_changes"}
+
+
 _BUILTIN = (
     AcceptanceTest(
         key="l2cs", title="L2CS-Net gaze", image="nia_demo_l2cs", code_dir="l2cs", entry="l2cs/run_valid_l2cs.py",
         weights_file="l2cs.pt", demo_data="crops", train_script="l2cs/train.py",
         metric="mean_angular_error_deg", direction="<=",
         required_columns=("name", "subject", "inst", "pred_pitch", "pred_yaw", "true_pitch", "true_yaw", "error_deg"),
-        scorer="common.report.scorers:gaze", section="common.report.sections:gaze",
         problems=("common.report.checks:gaze_row_problems",),
-        counts="common.report.groups:gaze_counts", changes="common.report.compare:gaze_changes",
+        **_report_hooks("gaze"),
         data_check="common.report.data_check:GAZE_CROPS",
         predictions_reader="common.verdicts.submissions:read_gaze_predictions", sample_noun="crops",
         extras=(("sensitivity", "common.report.scorers:gaze_sensitivity"),),
@@ -126,9 +132,8 @@ _BUILTIN = (
         key="rit", title="RIT-Net segmentation", image="nia_demo_rit", code_dir="ritnet", entry="ritnet/test.py",
         weights_file="ritnet.pt", demo_data="crops", train_script="ritnet/train.py",
         metric="miou", direction=">=", required_columns=("name", "subject", "inst", "inter_*", "union_*"),
-        scorer="common.report.scorers:segmentation", section="common.report.sections:segmentation",
         problems=("common.report.checks:segmentation_class_problems",),
-        counts="common.report.groups:segmentation_counts", changes="common.report.compare:segmentation_changes",
+        **_report_hooks("segmentation"),
         data_check="common.report.data_check:SEGMENTATION_CROPS",
         predictions_reader="common.verdicts.submissions:find_segmentation_predictions", sample_noun="eye crops",
     ),
@@ -136,9 +141,8 @@ _BUILTIN = (
         key="dfer", title="Former-DFER observer state", image="nia_demo_dfer", code_dir="dfer",
         entry="dfer/valid_nia.py", weights_file="dfer.pt", demo_data="synth_dfer", train_script="dfer/train.py",
         metric="war", direction=">=", required_columns=("name", "subject", "inst", "pred", "truth"),
-        scorer="common.report.scorers:state", section="common.report.sections:state",
         problems=("common.report.checks:state_class_problems",),
-        counts="common.report.groups:state_counts", changes="common.report.compare:state_changes",
+        **_report_hooks("state"),
         data_check="common.report.data_check:STATE_CLIPS",
         predictions_reader="common.verdicts.submissions:read_state_predictions", sample_noun="clips",
     ),
