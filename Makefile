@@ -7,10 +7,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 NIA ?= $(VENV)/bin/nia
 BUILD ?= build
+# Every acceptance test, in order: the keys of common/suite/registry.py
+# (tests/test_registry.py checks this line and the per-test values below against it).
+ALL_TESTS := l2cs rit dfer
 # The acceptance tests `make build`, `validate-all` and `save` cover.
-TESTS ?= l2cs rit dfer
+TESTS ?= $(ALL_TESTS)
 
-.PHONY: help deps venv test test-gpu bench clean
+.PHONY: help deps venv test test-gpu bench clean list-tests
+
+list-tests:  ## print ALL_TESTS, the acceptance tests' keys (scripts/validate reads it)
+	@echo $(ALL_TESTS)
 
 help:  ## list the targets
 	@grep -hE '^([a-zA-Z0-9_%-]+:.*## |#: )' $(MAKEFILE_LIST) | sed -E 's/^#: ([^ ]+) +/\1:## /' \
@@ -84,7 +90,8 @@ WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels
 CUDA_WHEELS := $(WHEEL_CACHE)/cuda$(CUDA_SUFFIX)-py3.11
 CUDA_REQUIREMENTS := docker/requirements-cuda$(CUDA_SUFFIX).txt
 
-# ---- per-test values: the image, its source folder and entry script, the
+# ---- per-test values, one block per key of ALL_TESTS, as common/suite/registry.py
+# declares them (tests/test_registry.py): the image, its source folder and entry script, the
 # weights file it reads in /weights, and the demo inputs used when DATA /
 # WEIGHTS are not given (data folder; training command writing best.pt).
 # the demo crops (l2cs, rit): many people, few frames each (docs/synthetic.md,
@@ -230,10 +237,10 @@ build: $(foreach t,$(TESTS),build-$(t))  ## build the images of TESTS (nia_demo_
 # One test's targets; $(1) = l2cs, rit or dfer. A test whose entry point
 # (or, for its demo weights, training script) has not landed stops with one
 # line naming the missing file, exit 2.
-#: build-l2cs|rit|dfer      build one image (BASE_IMAGE=... or CUDA=1; BAKE=1 bakes WEIGHTS or the demo weights in)
-#: validate-l2cs|rit|dfer   run one image on DATA with WEIGHTS (demo ones by default) into RESULTS (build/results/<test>)
-#: demo-weights-l2cs|rit|dfer  train one test's demo weights on the synthetic data
-#: save-l2cs|rit|dfer       write IMAGES_DIR/nia_demo_<test>.tar (no SHA256SUMS: `make save` writes it)
+#: build-<test>             build one image of ALL_TESTS (BASE_IMAGE=... or CUDA=1; BAKE=1 bakes WEIGHTS or the demo weights in)
+#: validate-<test>          run one image on DATA with WEIGHTS (demo ones by default) into RESULTS (build/results/<test>)
+#: demo-weights-<test>      train one test's demo weights on the synthetic data
+#: save-<test>              write IMAGES_DIR/nia_demo_<test>.tar (no SHA256SUMS: `make save` writes it)
 define test_targets
 .PHONY: entry-$(1) build-$(1) validate-$(1) save-$(1) demo-weights-$(1)
 
@@ -325,7 +332,7 @@ define docker_save
 endef
 
 # Defined after docker_build/docker_validate/docker_save, which they call.
-$(foreach t,l2cs rit dfer,$(eval $(call test_targets,$(t))))
+$(foreach t,$(ALL_TESTS),$(eval $(call test_targets,$(t))))
 
 # Runs every test of TESTS even when one fails or cannot run, then files ONE
 # report of the results this run wrote (build/results/report) and prints the

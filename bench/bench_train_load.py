@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from bench.timing import start_load, stop_load  # noqa: E402
+from common.suite.registry import BUILTIN_KEYS, get_test  # noqa: E402
 from tests.e2e_steps import demo_train_env  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = {"l2cs": "l2cs/train.py", "rit": "ritnet/train.py", "dfer": "dfer/train.py"}
+SCRIPTS = {key: get_test(key).train_script for key in BUILTIN_KEYS}
 TARGET = 1.6  # loaded epoch / quiet epoch, one core busy on 2
 
 

@@ -43,6 +43,7 @@ from common.engine.validate import Options, Predicted, ValidationTask, model_ski
 from common.metrics.bootstrap import mean_ci
 from common.metrics.classification import confusion_matrix, recall_per_class, uar
 from common.targets.crop_rows import CropRows
+from common.verdicts.results import metric_of
 from common.verdicts.submissions import ExpectedNames, read_state_predictions
 from dfer.checkpoint import load_model
 from dfer.config import STATES, DFERConfig
@@ -109,7 +110,7 @@ def state_metrics(per_sample: pd.DataFrame) -> dict[str, Any]:
 
 
 def make_task(videos: Path | None = None) -> ValidationTask:
-    return ValidationTask(test="dfer", metric="war", read_split=partial(read_state_clips, videos=videos),
+    return ValidationTask(test="dfer", metric=metric_of("dfer"), read_split=partial(read_state_clips, videos=videos),
                           predict_with_model=predict_with_model, predict_from_file=predict_from_file,
                           per_sample=per_sample_table, score=score, resolve_data=resolve_clips,
                           extra_metrics=state_metrics)

@@ -43,6 +43,7 @@ from common.delivery.stats import points_on_screen
 from common.metrics.angular import angular_errors_deg
 from common.metrics.bootstrap import mean_ci
 from common.targets.gaze import METHODS
+from common.verdicts.results import metric_of
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, read_gaze_predictions
 from common.cli.entry import run_entry_point
 from l2cs.bins import BinSpec
@@ -105,7 +106,7 @@ def score(per_sample: pd.DataFrame) -> tuple[float, tuple[float, float] | None]:
     return float(errors.mean()), mean_ci(errors, per_sample["subject"].to_numpy())
 
 
-TASK = ValidationTask(test="l2cs", metric="mean_angular_error_deg", read_split=read_eye_crops,
+TASK = ValidationTask(test="l2cs", metric=metric_of("l2cs"), read_split=read_eye_crops,
                       predict_with_model=predict_with_model, predict_from_file=predict_from_file,
                       per_sample=per_sample_table, score=score, resolve_data=resolve_crops)
 

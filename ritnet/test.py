@@ -51,6 +51,7 @@ from common.engine.validate import Options, Predicted, ValidationTask, model_ski
 from common.metrics.bootstrap import miou_ci
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.targets.crop_rows import CropRows
+from common.verdicts.results import metric_of
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, find_segmentation_predictions, load_class_map
 from ritnet.checkpoint import OPENEDS_CLASSES, LoadedModel, frame_crop, load_model, openeds_framing
 from ritnet.dataset import (CropGeometry, ScoringCrops, crop_geometry, prepare_batch, read_class_map,
@@ -203,7 +204,7 @@ class RitValidation:
         return predict_from_folder(crops, folder, data=self.data, out=self.options.out)
 
     def task(self) -> ValidationTask:
-        return ValidationTask(test="rit", metric="miou", read_split=self.read_split,
+        return ValidationTask(test="rit", metric=metric_of("rit"), read_split=self.read_split,
                               predict_with_model=predict_with_model, predict_from_file=self.predict_from_folder,
                               per_sample=per_sample_table, score=score, resolve_data=resolve_crops,
                               extra_metrics=extra_metrics)

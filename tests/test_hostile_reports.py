@@ -193,6 +193,20 @@ def test_an_overlay_outside_the_folder_is_not_embedded(results, tmp_path: Path) 
     holds(Outcome(outcome.code, line, ""), CASES["report_overlay_outside"], secret)
 
 
+def test_a_folder_of_an_unknown_test_is_refused_not_scored_as_another(tmp_path: Path) -> None:
+    """The report used to score any test it did not know as Former-DFER's observer state."""
+    from tests.report_fakes import state_frame, write_state
+
+    folder = tmp_path / "blink"
+    write_state(folder, state_frame())
+    _write_metrics(folder, {**_metrics(folder), "test": "blink"})
+    outcome = run_nia("report", folder, "--out", tmp_path / "report")
+    holds(outcome, CASES["report_unknown_test"], folder)
+    assert not (tmp_path / "report" / "report.json").exists()
+    table = run_nia("suite", "table", tmp_path, "--tests", "blink")
+    assert table.code == 2 and "unknown test blink; expected l2cs, rit, dfer" in table.err
+
+
 # --- a stale folder, an edited report.json, a result that cannot be removed -------------------------------------
 
 def test_a_stale_folder_is_named_and_the_others_are_filed(results, tmp_path: Path) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from common.suite.registry import REGISTRY
+
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
-TESTS = ("l2cs", "rit", "dfer")
-IMAGES = {name: f"nia_demo_{name}" for name in TESTS}
+IMAGES = {key: test.image for key, test in REGISTRY.items()}
 READ_ONLY_TARGETS = ("/data", "/weights")
 
 
@@ -118,7 +119,7 @@ def _without_substitutions(text: str) -> str:
     return "".join(out)
 
 
-@pytest.mark.parametrize("test", TESTS)
+@pytest.mark.parametrize("test", list(REGISTRY))
 def test_make_validate_runs_the_container_sandboxed(test: str, tmp_path: Path) -> None:
     args = _docker_run_args(test, tmp_path)
     if args is None:
@@ -168,7 +169,7 @@ print(os.getuid(), status["CapEff"].strip(), status["NoNewPrivs"].strip(), ",".j
 
 
 @pytest.mark.docker
-@pytest.mark.parametrize("test", TESTS)
+@pytest.mark.parametrize("test", list(REGISTRY))
 def test_image_user_and_sandboxed_run(test: str, docker: None, tmp_path: Path) -> None:
     image = IMAGES[test]
     facts = _inspect(image)

@@ -1,4 +1,4 @@
-"""The suite as auditors run it: one list of tests (Python, Makefile, compose agree), the verdict
+"""The suite as auditors run it: compose's lockdown, the verdict
 table, `make validate-all` / `make load` with a stand-in docker, `nia suite run` on a stand-in
 Docker SDK client, and (with an engine and the l2cs image) on the real one."""
 from __future__ import annotations
@@ -24,62 +24,17 @@ from tests.fake_docker import fake_docker_env, passing_l2cs_result, run_make_val
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_variables() -> dict[str, str]:
-    """The Makefile's simply expanded variables as GNU make itself sets them (the per-test ones come from
-    one define called per test, so the file's text does not hold them); nothing is run (-q)."""
-    if shutil.which("make") is None:
-        pytest.skip("GNU make is not installed")
-    database = subprocess.run(["make", "-pqR", "--no-print-directory", "-f", "Makefile"], cwd=REPO,
-                              capture_output=True, text=True, check=False).stdout
-    return dict(re.findall(r"^(\w+) := (.*)$", database, flags=re.MULTILINE))
-
-
-def makefile_values() -> dict[str, dict[str, str]]:
-    """<test>_<FIELD> values of the Makefile, by test."""
-    values: dict[str, dict[str, str]] = {}
-    for name, value in make_variables().items():
-        test, _, field = name.partition("_")
-        if test in SUITE:
-            values.setdefault(test, {})[field] = value.strip()
-    return values
-
-
 def compose() -> dict:
     yaml = pytest.importorskip("yaml")
     return yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
 
 
-# ---- one list of tests
-
-def test_makefile_names_the_same_images_entry_points_and_weights() -> None:
-    variables = make_variables()
-    values = makefile_values()
-    assert sorted(values) == sorted(SUITE)
-    for test, spec in SUITE.items():
-        assert values[test]["IMAGE"] == spec.image
-        assert values[test]["DIR"] == spec.code_dir
-        assert values[test]["ENTRY"] == spec.entry
-        assert values[test]["WEIGHTS_FILE"] == spec.weights_file
-        assert values[test]["TRAIN"] == spec.train_script
-        assert values[test]["DEMO_DATA"] == variables[f"DEMO_{spec.demo_data.upper()}"]
-
-
-def test_compose_builds_and_runs_the_same_three_images() -> None:
-    services = compose()["services"]
-    assert sorted(services) == sorted(SUITE)
-    for test, spec in SUITE.items():
-        service = services[test]
-        args = service["build"]["args"]
-        assert service["image"] == spec.image
-        assert (args["TEST_DIR"], args["ENTRY"], args["WEIGHTS_FILE"], args["IMAGE_TITLE"]) == \
-            (spec.code_dir, spec.entry, spec.weights_file, spec.image)
-        assert service["build"]["dockerfile"] == "docker/Dockerfile"
-
+# ---- docker-compose.yml (that it names each test as the registry: tests/test_registry.py)
 
 def test_compose_services_are_locked_down_with_gpus_and_paths_from_env() -> None:
     services = compose()["services"]
     example = (REPO / ".env.example").read_text(encoding="utf-8")
-    for test, service in services.items():
+    for service in services.values():
         assert service["network_mode"] == "none"
         assert service["cap_drop"] == ["ALL"] and "no-new-privileges:true" in service["security_opt"]
         assert service["read_only"] is True
@@ -90,7 +45,6 @@ def test_compose_services_are_locked_down_with_gpus_and_paths_from_env() -> None
         for mount in (data, weights, results):
             variable = re.match(r'\$\{(\w+):-', mount).group(1)  # a path from .env, with a demo default
             assert re.search(rf"^{variable}=", example, flags=re.MULTILINE), variable
-        assert re.search(rf"^{test.upper()}_WEIGHTS=", example, flags=re.MULTILINE)
 
 
 def test_docker_compose_validates_the_file(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
            anonymise_subjects: bool, compare_paths: tuple[Path, Path] | None) -> None:
     """Merge the metrics.json + per_sample.csv of RESULTS_DIR... into one audit report.
 
-    Works with any subset of the three tests (l2cs, rit, dfer), one folder
+    Works with any subset of the registered tests (common/suite/registry.py), one folder
     each. Each verdict is recomputed from the value, the skip counts and the
     suite's own thresholds, the value from per_sample.csv (whose SHA-256,
     coverage and class set are checked); the split's size, the data's skip

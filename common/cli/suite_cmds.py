@@ -1,4 +1,4 @@
-"""`nia suite`: the three containerised validations from Python (Docker SDK), and the verdict table.
+"""`nia suite`: the containerised validations from Python (Docker SDK), and the verdict table.
 
 `nia suite run` is `make validate-all` for auditors who prefer Python: it
 loads the images from `make save`'s tars (`--images DIR`, SHA-256 checked) or
@@ -17,7 +17,10 @@ from pathlib import Path
 
 import click
 
+from common.suite.registry import KEYS
 from common.suite.specs import SUITE
+
+TEST_LIST = " ".join(KEYS)  # e.g. 'l2cs rit dfer', as make passes --tests
 
 class _SuiteError(click.ClickException):
     """Could not run the suite at all: exit 2, as every 'could not run'."""
@@ -26,12 +29,12 @@ class _SuiteError(click.ClickException):
 
 
 def _tests_option(function):
-    return click.option("--tests", "tests", multiple=True, default=list(SUITE), show_default=True,
-                        help="tests to run, in this order ('l2cs rit dfer' or repeated)")(function)
+    return click.option("--tests", "tests", multiple=True, default=lambda: list(SUITE), show_default=TEST_LIST,
+                        help=f"tests to run, in this order ('{TEST_LIST}' or repeated)")(function)
 
 
 def _split_tests(tests: tuple[str, ...]) -> list[str]:
-    """--tests given once as 'l2cs rit dfer' (as make passes it) or repeated."""
+    """--tests given once as a space-separated list (as make passes it) or repeated."""
     names = [name for item in tests for name in item.split()]
     unknown = [name for name in names if name not in SUITE]
     if unknown:
@@ -41,7 +44,7 @@ def _split_tests(tests: tuple[str, ...]) -> list[str]:
 
 @click.group("suite")
 def suite() -> None:
-    """The three acceptance tests as containers: run them, print their verdict table."""
+    """The acceptance tests (common/suite/registry.py) as containers: run them, print their verdict table."""
 
 
 @suite.command("table")
@@ -83,7 +86,7 @@ def table(results_root: Path, tests: tuple[str, ...]) -> None:
               help="the data every test reads (a dataset root works for all three)  "
                    "[default: the demo data under --build-dir: crops, or clips for dfer]")
 @click.option("--weights-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="folder with l2cs.pt, ritnet.pt, dfer.pt  [default: the demo weights]")
+              help=f"folder with {', '.join(spec.weights_file for spec in SUITE.values())}  [default: the demo weights]")
 @click.option("--weights", "weights_files", multiple=True, metavar="TEST=FILE",
               help="one test's weights file (repeat); wins over --weights-dir")
 @click.option("--results", "results_root", type=click.Path(file_okay=False, path_type=Path),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from common.metrics.angular import angular_errors_deg
+from common.suite.registry import get_test, hook
 from common.verdicts.results import SCHEMA_VERSION
 from common.verdicts.thresholds import ERROR, PARTIAL, SKIP_REASONS, SUBMISSION, Threshold, decide, passed_of, skips_by_kind
 
@@ -118,9 +119,7 @@ def _per_sample_problems(result: dict[str, Any], per_sample: pd.DataFrame | None
         if len(repeated):
             problems.append(f"per_sample.csv names {len(repeated)} sample{'s' if len(repeated) > 1 else ''} "
                             f"more than once (e.g. {repeated.index[0]!r})")
-    if result.get("test") == "l2cs":
-        problems += _gaze_row_problems(per_sample)
-    problems += class_set_problems(result, per_sample)
+    problems += test_problems(result, per_sample)
     value = number(result.get("value"))
     if value is not None and recomputed_value is not None and not math.isnan(recomputed_value) \
             and abs(recomputed_value - value) > RECOMPUTE_TOLERANCE:
@@ -128,29 +127,43 @@ def _per_sample_problems(result: dict[str, Any], per_sample: pd.DataFrame | None
     return problems
 
 
-def class_set_problems(result: dict[str, Any], per_sample: pd.DataFrame) -> list[str]:
-    """The classes a result is scored over must be its test's, all of them: RIT-Net's three class maps'
-    (an inter_/union_ pair each, background included), Former-DFER's five states."""
-    test, extra = result.get("test"), result.get("extra") if isinstance(result.get("extra"), dict) else {}
-    if test == "rit":
-        from ritnet.scoring import CLASS_NAMES
+def test_problems(result: dict[str, Any], per_sample: pd.DataFrame) -> list[str]:
+    """The checks the registry lists for the folder's test (its rows, its whole class set)."""
+    problems = []
+    for check in get_test(str(result.get("test"))).problems:
+        problems += hook(check)(result, per_sample)
+    return problems
 
-        found = [c[len("inter_"):] for c in per_sample.columns if str(c).startswith("inter_")]
-        problems = [] if found == list(CLASS_NAMES) else [
-            f"per_sample.csv scores classes {found}; RIT-Net's are {list(CLASS_NAMES)}"]
-        if extra.get("include_background", True) is not True:
-            problems.append("extra.include_background is not true; the suite's mIoU counts the background")
-        return problems
-    if test == "dfer":
-        from common.delivery.filenames import STATES
 
-        if extra.get("classes") != list(STATES):
-            return [f"extra.classes is {_json(extra.get('classes'))}; Former-DFER's states are {list(STATES)}"]
+def _extra(result: dict[str, Any]) -> dict[str, Any]:
+    return result.get("extra") if isinstance(result.get("extra"), dict) else {}
+
+
+def segmentation_class_problems(result: dict[str, Any], per_sample: pd.DataFrame) -> list[str]:
+    """RIT-Net's result is scored over its three class maps' classes (an inter_/union_ pair each, background
+    included), all of them."""
+    from ritnet.scoring import CLASS_NAMES
+
+    found = [c[len("inter_"):] for c in per_sample.columns if str(c).startswith("inter_")]
+    problems = [] if found == list(CLASS_NAMES) else [
+        f"per_sample.csv scores classes {found}; RIT-Net's are {list(CLASS_NAMES)}"]
+    if _extra(result).get("include_background", True) is not True:
+        problems.append("extra.include_background is not true; the suite's mIoU counts the background")
+    return problems
+
+
+def state_class_problems(result: dict[str, Any], per_sample: pd.DataFrame) -> list[str]:
+    """Former-DFER's result is scored over its five states, all of them."""
+    from common.delivery.filenames import STATES
+
+    classes = _extra(result).get("classes")
+    if classes != list(STATES):
+        return [f"extra.classes is {_json(classes)}; Former-DFER's states are {list(STATES)}"]
     return []
 
 
-def _gaze_row_problems(per_sample: pd.DataFrame) -> list[str]:
-    """Each row's error_deg must be the angle between its pred_ and true_ directions."""
+def gaze_row_problems(result: dict[str, Any], per_sample: pd.DataFrame) -> list[str]:
+    """l2cs: each row's error_deg must be the angle between its pred_ and true_ directions."""
     columns = ["pred_pitch", "pred_yaw", "true_pitch", "true_yaw", "error_deg"]
     if any(c not in per_sample.columns for c in columns) or per_sample.empty:
         return []

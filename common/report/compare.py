@@ -28,11 +28,11 @@ import pandas as pd
 
 from common.metrics.angular import angular_errors_deg
 from common.metrics.segmentation import miou_from_counts
-from common.report.groups import SAMPLE_NOUN, show_change
+from common.report.groups import show_change
 from common.report.merge import build_report, load_result_dir
 from common.report.tables import provenance_leaves
 from common.verdicts.results import METRICS_FILE, RunError, rule_of, to_jsonable
-from common.verdicts.thresholds import TESTS
+from common.suite.registry import KEYS as TESTS, get_test, hook
 
 #: Samples listed per kind of change (report.json-like compare.json holds the counts of all).
 N_LISTED = 20
@@ -170,20 +170,17 @@ def sample_changes(test: str, old: pd.DataFrame, new: pd.DataFrame) -> dict[str,
     only_new = new_names[~new_names.isin(set(old_names))]
     both = old.assign(name=old_names).merge(new.assign(name=new_names), on="name", suffixes=("_old", "_new"))
     out: dict[str, Any] = {
-        "noun": SAMPLE_NOUN[test], "n_common": len(both),
+        "noun": get_test(test).sample_noun, "n_common": len(both),
         "only_in_old": {"n": len(only_old), "names": sorted(only_old)[:N_LISTED]},
         "only_in_new": {"n": len(only_new), "names": sorted(only_new)[:N_LISTED]},
     }
-    if test == "l2cs":
-        out.update(_gaze_changes(both))
-    elif test == "rit":
-        out.update(_segmentation_changes(both))
-    else:
-        out.update(_state_changes(both))
+    changes = get_test(test).changes
+    if changes is not None:
+        out.update(hook(changes)(both))
     return out
 
 
-def _gaze_changes(both: pd.DataFrame) -> dict[str, Any]:
+def gaze_changes(both: pd.DataFrame) -> dict[str, Any]:
     def pair(prefix: str, side: str) -> np.ndarray:
         return both[[f"{prefix}_pitch_{side}", f"{prefix}_yaw_{side}"]].to_numpy(dtype=np.float64)
 
@@ -200,7 +197,7 @@ def _gaze_changes(both: pd.DataFrame) -> dict[str, Any]:
             "truth_changed": {"n": int(changed_truth.sum()), "names": list(both["name"][changed_truth][:N_LISTED])}}
 
 
-def _segmentation_changes(both: pd.DataFrame) -> dict[str, Any]:
+def segmentation_changes(both: pd.DataFrame) -> dict[str, Any]:
     classes = [c[len("inter_"):-len("_new")] for c in both.columns if c.startswith("inter_") and c.endswith("_new")]
 
     def miou(side: str) -> np.ndarray:
@@ -217,7 +214,7 @@ def _segmentation_changes(both: pd.DataFrame) -> dict[str, Any]:
                                  "mean": float(moved.mean()) if moved.size else None, "largest": rows}}
 
 
-def _state_changes(both: pd.DataFrame) -> dict[str, Any]:
+def state_changes(both: pd.DataFrame) -> dict[str, Any]:
     pred_old, pred_new = both["pred_old"].astype(str), both["pred_new"].astype(str)
     truth = both["truth_new"].astype(str)
     flipped = (pred_old != pred_new).to_numpy()

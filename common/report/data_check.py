@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from common.suite.registry import get_test, hook
 from common.targets.crop_rows import CropRows
 from common.verdicts.results import sha256_fresh
 from common.verdicts.thresholds import SUBMISSION, skip_kind
@@ -85,7 +86,10 @@ def check_against_data(test: str, result: dict[str, Any], per_sample: pd.DataFra
         return DataCheck(False, None, NOT_CHECKED, [refused])
     if index is None or per_sample is None:
         return DataCheck(False, None, NOT_CHECKED)
-    spec = _SPECS[test]
+    declared = get_test(test).data_check
+    if declared is None:
+        return DataCheck(False, None, f"{NOT_CHECKED} (test {test} declares no data check)")
+    spec = hook(declared)
     split = str((result.get("extra") or {}).get("split") or (result.get("provenance") or {}).get("split") or "test")
     try:
         rows = spec.read(index.parent, split)
@@ -94,7 +98,7 @@ def check_against_data(test: str, result: dict[str, Any], per_sample: pd.DataFra
         return DataCheck(False, str(index), f"{NOT_CHECKED} ({why})", [why] if given else [])
     problems = _count_problems(result, per_sample, rows, spec, index.parent)
     problems += spec.truth(per_sample, rows, index.parent) if "name" in per_sample.columns else []
-    trusted = "; the decoding of the videos it says were unreadable is trusted" if test == "dfer" else ""
+    trusted = "; the decoding of the videos it says were unreadable is trusted" if spec.trusts_video_decoding else ""
     note = (f"checked against the data ({index}, split {split!r}): n_in_split, the data's skip counts and the "
             f"truth of every scored sample recomputed{trusted}")
     return DataCheck(True, str(index), note, problems)
@@ -106,6 +110,7 @@ class _Spec:
     key: str                                                       # the index column per_sample's name is
     truth: Callable[[pd.DataFrame, CropRows, Path], list[str]]
     undecodable: Callable[[pd.DataFrame, Path], int] | None        # how many of these rows' files do not decode
+    trusts_video_decoding: bool = False                            # the run's unreadable-video skips are trusted
 
 
 def _count_problems(result: dict[str, Any], per_sample: pd.DataFrame, rows: CropRows, spec: _Spec,
@@ -221,8 +226,8 @@ def _read_state_clips(data: Path, split: str) -> CropRows:
     return read_state_clips(data, split)
 
 
-_SPECS: dict[str, _Spec] = {
-    "l2cs": _Spec(_read_eye_crops, "crop_id", _gaze_truth, _images_that_do_not_decode(("jpg_path",))),
-    "rit": _Spec(_read_seg_crops, "crop_id", _class_map_truth, _images_that_do_not_decode(("jpg_path", "png_path"))),
-    "dfer": _Spec(_read_state_clips, "clip_id", _state_truth, None),
-}
+#: Each test's data check, as the registry names them (common.suite.registry, ``data_check``).
+GAZE_CROPS = _Spec(_read_eye_crops, "crop_id", _gaze_truth, _images_that_do_not_decode(("jpg_path",)))
+SEGMENTATION_CROPS = _Spec(_read_seg_crops, "crop_id", _class_map_truth,
+                           _images_that_do_not_decode(("jpg_path", "png_path")))
+STATE_CLIPS = _Spec(_read_state_clips, "clip_id", _state_truth, None, trusts_video_decoding=True)

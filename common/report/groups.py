@@ -35,6 +35,7 @@ import pandas as pd
 from common.delivery.filenames import OLD_POSTURE, PREFIX
 from common.metrics.bootstrap import bootstrap_ci
 from common.metrics.segmentation import miou_from_counts
+from common.suite.registry import get_test, hook
 from common.verdicts.thresholds import Threshold
 
 #: Replicates per group CI (the headline uses more; groups are many and this keeps 250,000 rows fast).
@@ -50,7 +51,6 @@ CONTRIBUTION_RULE = (
     "classes. For a mean it is n_g / n * (mean_g - mean). Contributions of one grouping sum to 0; positive "
     "raises the value. part = N_gc / D_c averaged the same way; parts sum to the value."
 )
-SAMPLE_NOUN = {"l2cs": "crops", "rit": "eye crops", "dfer": "clips"}
 
 
 @dataclass(frozen=True)
@@ -94,17 +94,31 @@ class Counts:
 
 
 def counts_of(test: str, per_sample: pd.DataFrame, extra: dict[str, Any] | None = None) -> Counts:
-    """The additive counts behind ``test``'s value, from its per-sample file."""
-    ones = np.ones((len(per_sample), 1))
-    if test == "l2cs":
-        return Counts(per_sample[["error_deg"]].to_numpy(dtype=np.float64), ones)
-    if test == "dfer":
-        correct = per_sample["pred"].astype(str).to_numpy() == per_sample["truth"].astype(str).to_numpy()
-        return Counts(correct.astype(np.float64)[:, None], ones)
+    """The additive counts behind ``test``'s value, from its per-sample file (the registry's counts hook);
+    ValueError for a test that declares none (its report has no group tables)."""
+    declared = get_test(test).counts
+    if declared is None:
+        raise ValueError(f"test {test} declares no additive counts: no group tables")
+    return hook(declared)(per_sample, dict(extra or {}))
+
+
+def gaze_counts(per_sample: pd.DataFrame, extra: dict[str, Any]) -> Counts:
+    """l2cs: the mean of error_deg."""
+    return Counts(per_sample[["error_deg"]].to_numpy(dtype=np.float64), np.ones((len(per_sample), 1)))
+
+
+def state_counts(per_sample: pd.DataFrame, extra: dict[str, Any]) -> Counts:
+    """dfer: WAR, the mean of pred == truth."""
+    correct = per_sample["pred"].astype(str).to_numpy() == per_sample["truth"].astype(str).to_numpy()
+    return Counts(correct.astype(np.float64)[:, None], np.ones((len(per_sample), 1)))
+
+
+def segmentation_counts(per_sample: pd.DataFrame, extra: dict[str, Any]) -> Counts:
+    """rit: the class mean of summed intersections over summed unions."""
     classes = [c[len("inter_"):] for c in per_sample.columns if c.startswith("inter_")]
     return Counts(per_sample[[f"inter_{c}" for c in classes]].to_numpy(dtype=np.float64),
                   per_sample[[f"union_{c}" for c in classes]].to_numpy(dtype=np.float64),
-                  bool((extra or {}).get("include_background", True)))
+                  bool(extra.get("include_background", True)))
 
 
 def sample_fields(per_sample: pd.DataFrame) -> pd.DataFrame:
@@ -226,11 +240,11 @@ def group_breakdown(test: str, per_sample: pd.DataFrame, rule: Threshold, extra:
         groupings.append(_grouping_table(grouping, fields[grouping.key], counts, units))
     return {
         "value": value,
-        "sample_noun": SAMPLE_NOUN[test],
+        "sample_noun": get_test(test).sample_noun,
         "contribution_rule": CONTRIBUTION_RULE,
         "subjects_anonymised": anonymise_subjects,
         "groupings": groupings,
-        "top": top_contributors(groupings, value, rule, SAMPLE_NOUN[test]),
+        "top": top_contributors(groupings, value, rule, get_test(test).sample_noun),
     }
 
 
@@ -280,8 +294,9 @@ def show_change(rule: Threshold, change: float, *, signed: bool = False) -> str:
 
 def groups_of(test: str, per_sample: pd.DataFrame | None, details: dict[str, Any], rule: Threshold,
               extra: dict[str, Any] | None, *, anonymise_subjects: bool = False) -> dict[str, Any] | None:
-    """A report entry's ``groups``: None without a readable per-sample file (the entry says why)."""
-    if per_sample is None or not details or per_sample.empty:
+    """A report entry's ``groups``: None without a readable per-sample file (the entry says why) or for a test
+    whose value is not a ratio of per-sample sums (it declares no counts in the registry)."""
+    if per_sample is None or not details or per_sample.empty or get_test(test).counts is None:
         return None
     try:
         return group_breakdown(test, per_sample, rule, extra, anonymise_subjects=anonymise_subjects)

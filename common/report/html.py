@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.containment import inside_folder
-from common.report import plots
 from common.report.group_views import section_html
 from common.report.sensitivity import sensitivity_html
+from common.suite.registry import get_test, hook
 from common.verdicts.results import rule_of
-from common.report.tables import VERDICT_HEADER, percent_text, provenance_rows, report_notes, verdict_rows
+from common.report.tables import VERDICT_HEADER, provenance_rows, report_notes, verdict_rows
 
 if TYPE_CHECKING:
-    from common.report.merge import ResultDir
+    from common.report.result_dir import ResultDir
 
 _CSS = """
 body { font-family: DejaVu Sans, Arial, sans-serif; margin: 24px; color: #222; max-width: 1150px; }
@@ -80,23 +80,10 @@ def _section(entry: dict[str, Any], result_dir: ResultDir | None) -> list[str]:
         return parts + ["<p>per_sample.csv not found: no plots.</p>"]
     if not details:
         return parts + ["<p>per_sample.csv cannot be read as this test's: no plots.</p>"]
-    per_sample = result_dir.per_sample
-    if entry["test"] == "l2cs":
-        parts.append(_img(plots.angular_error_histogram(per_sample["error_deg"].to_numpy(float), entry["threshold"])))
-        parts.append(_img(plots.error_by_group(per_sample, "error_deg", "inst", "mean angular error (deg)",
-                                               "Angular error by display")))
-    elif entry["test"] == "rit":
-        parts.append(_img(plots.bars_per_class(_nan(details["iou_per_class"]), details["classes"], "IoU (%)",
-                                               "IoU per class (summed over the test set)")))
-        parts += _overlays(result_dir.directory, details.get("overlays", []))
-    else:
-        parts.append(_img(plots.confusion_matrix_plot(details["confusion_matrix"], details["classes"])))
-        parts.append(_img(plots.bars_per_class(_nan(details["recall_per_class"]), details["classes"], "recall (%)",
-                                               f"Recall per class (UAR {percent_text(details['uar'])})")))
-    return parts
+    return parts + hook(get_test(entry["test"]).section)(entry, result_dir, details)
 
 
-def _overlays(directory: Path, names: list[str]) -> list[str]:
+def overlays_html(directory: Path, names: list[str]) -> list[str]:
     if not names:
         return []
     parts = ["<p>Example overlays (lowest IoU first):</p>", "<div>"]
@@ -106,7 +93,7 @@ def _overlays(directory: Path, names: list[str]) -> list[str]:
             parts.append(f"<p>overlay {escape(name)} named in per_sample.csv lies outside the result folder: "
                          "not shown</p>")
         elif path.is_file():
-            parts.append(_img(path.read_bytes(), css_class="overlay", title=name))
+            parts.append(img_html(path.read_bytes(), css_class="overlay", title=name))
         else:
             parts.append(f"<p>overlay {escape(name)} named in per_sample.csv is missing</p>")
     return parts + ["</div>"]
@@ -129,13 +116,13 @@ def table_html(header: list[str], rows: list[list[str]], *, verdict_column: int 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _img(png: bytes, *, css_class: str = "", title: str = "") -> str:
+def img_html(png: bytes, *, css_class: str = "", title: str = "") -> str:
     data = base64.b64encode(png).decode("ascii")
     attrs = f" class='{css_class}'" if css_class else ""
     return f"<img{attrs} alt='{escape(title or 'plot')}' title='{escape(title)}' src='data:image/png;base64,{data}'>"
 
 
-def _nan(values: list[float | None]) -> list[float]:
+def nan_list(values: list[float | None]) -> list[float]:
     return [math.nan if v is None else float(v) for v in values]
 
 

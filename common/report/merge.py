@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,81 +28,23 @@ from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
 from common.report.groups import groups_of
-from common.report.sensitivity import gaze_sensitivity
 from common.report.data_check import check_against_data
 from common.report.checks import number as _number
 from common.verdicts.results import (
     EXIT_ERROR,
-    METRICS_FILE,
-    PER_SAMPLE_FILE,
     RunError,
     exit_code_for,
-    sha256_fresh,
     to_jsonable,
 )
-from common.verdicts.thresholds import FAIL, PASS, TESTS, Threshold, load_thresholds, passed_of
+from common.report.result_dir import ResultDir, load_result_dir, per_sample_path_of  # noqa: F401 (their old home)
+from common.suite.registry import KEYS, get_test, hook
+from common.verdicts.thresholds import FAIL, PASS, Threshold, load_thresholds, passed_of
 from common.atomic import write_text_atomic
 
 #: Report files `nia report` writes (and removes first, so a failed report leaves none behind).
 REPORT_FILES = ("report.json", "report.md", "report.html")
 #: Example overlays shown per segmentation result (the lowest-IoU samples).
 MAX_OVERLAYS = 6
-
-
-@dataclass(frozen=True)
-class ResultDir:
-    """One test's result folder, loaded."""
-
-    directory: Path
-    result: dict[str, Any]
-    per_sample: pd.DataFrame | None
-    per_sample_sha256: str | None = None  # of the file as found (not cached)
-
-    @property
-    def test(self) -> str:
-        return str(self.result["test"])
-
-
-def load_result_dir(directory: Path | str) -> ResultDir:
-    """Load metrics.json (required) and per_sample.csv (optional) of one folder."""
-    folder = Path(directory)
-    metrics_path = folder / METRICS_FILE
-    if not metrics_path.is_file():
-        raise RunError(f"{folder}: no {METRICS_FILE}; expected a result folder written by a test entry point")
-    try:
-        result = json.loads(metrics_path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise RunError(f"{metrics_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{metrics_path}: not valid JSON ({exc})") from exc
-    if not isinstance(result, dict):
-        raise RunError(f"{metrics_path}: a JSON {type(result).__name__}, expected an object")
-    missing = [k for k in ("test", "metric", "value", "threshold", "passed", "n_samples") if k not in result]
-    if missing or result.get("test") not in TESTS:
-        raise RunError(f"{metrics_path}: lacks {', '.join(missing) or 'a known test'}; expected test in {TESTS}")
-    per_sample_path = per_sample_path_of(folder, metrics_path, result.get("per_sample_file"))
-    if not per_sample_path.is_file():
-        return ResultDir(folder, result, None)
-    try:
-        per_sample = pd.read_csv(per_sample_path, dtype={"name": str, "subject": str, "inst": str})
-    except UnicodeDecodeError as exc:
-        raise RunError(f"{per_sample_path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except (ValueError, pd.errors.ParserError) as exc:   # EmptyDataError is a ValueError
-        raise RunError(f"{per_sample_path}: not a readable CSV ({' '.join(str(exc).split())})") from None
-    return ResultDir(folder, result, per_sample, sha256_fresh(per_sample_path))
-
-
-def per_sample_path_of(folder: Path, metrics_path: Path, named: Any) -> Path:
-    """The per-sample file metrics.json names (default per_sample.csv), which must lie inside ``folder``:
-    another run's per_sample.csv would otherwise be filed as this one's."""
-    name = PER_SAMPLE_FILE if named is None or named == "" else named
-    if not isinstance(name, str):
-        raise RunError(f"{metrics_path}: per_sample_file is {json.dumps(name)}; expected a file name")
-    path = inside_folder(folder, name)
-    if path is None:
-        raise RunError(f"{metrics_path}: per_sample_file {name!r} lies outside the results folder {folder}: "
-                       "refused (a result is filed only with its own per-sample file)")
-    return path
 
 
 def split_by_run(result_dirs: list[ResultDir], run_ids: tuple[str, ...]) -> tuple[list[ResultDir], list[dict]]:
@@ -141,14 +82,14 @@ def build_report(result_dirs: list[ResultDir], unfiled: list[dict] | tuple = (),
         if item.test in seen:
             raise RunError(f"{item.directory} and {seen[item.test]} both hold test {item.test}; expected one each")
         seen[item.test] = item.directory
-    ordered = sorted(result_dirs, key=lambda r: TESTS.index(r.test))
+    ordered = sorted(result_dirs, key=lambda r: KEYS.index(r.test))
     rules = load_thresholds()  # the suite's own, never the ones a metrics.json carries
     entries = [_entry(item, rules[item.test], data) for item in ordered]
     for entry, item in zip(entries, ordered):
         entry["groups"] = groups_of(item.test, item.per_sample, entry["details"], rules[item.test],
                                     item.result.get("extra"), anonymise_subjects=anonymise_subjects)
-        if item.test == "l2cs":
-            entry["sensitivity"] = gaze_sensitivity(item.per_sample, rules[item.test], entry.get("provenance"))
+        for key, extra_section in get_test(item.test).extras:
+            entry[key] = hook(extra_section)(item.per_sample, rules[item.test], entry)
     codes = [entry["exit_code"] for entry in entries] + [EXIT_ERROR for _ in unfiled]
     verdicts = [entry["verdict"] for entry in entries] + ["NOT FILED" for _ in unfiled]
     overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"
@@ -223,12 +164,9 @@ def _entry(item: ResultDir, rule: Threshold, data: tuple[Path, ...] = ()) -> dic
 
 
 def _details(item: ResultDir) -> dict[str, Any]:
-    per_sample = item.per_sample
-    if item.test == "l2cs":
-        return gaze_details(per_sample)
-    if item.test == "rit":
-        return segmentation_details(per_sample, bool(item.result.get("extra", {}).get("include_background", True)))
-    return state_details(per_sample, item.result.get("extra", {}).get("classes"))
+    """The test's scorer on the folder's per_sample.csv (the registry's, the same the entry point scores with)."""
+    extra = item.result.get("extra")
+    return get_test(item.test).score(item.per_sample, extra if isinstance(extra, dict) else {})
 
 
 def gaze_details(per_sample: pd.DataFrame) -> dict[str, Any]:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from common.atomic import write_text_atomic
+from common.suite import registry
 from common.verdicts.provenance import sha256_file, utc_now
 from common.verdicts.thresholds import (
     ERROR,
@@ -36,7 +37,7 @@ from common.verdicts.thresholds import (
     SUBMISSION,
     Threshold,
     decide,
-    default_thresholds_file,
+    thresholds_file_of,
     passed_of,
     skip_kind,
     skips_by_kind,
@@ -58,12 +59,8 @@ ALLOW_PARTIAL_HELP = (
     "outputs), score the rest and label it PARTIAL (exit 2, never PASS); without it such a run gives no verdict"
 )
 
-#: Columns each test's per_sample.csv must have (rit also needs inter_*/union_* pairs).
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "l2cs": ("name", "subject", "inst", "pred_pitch", "pred_yaw", "true_pitch", "true_yaw", "error_deg"),
-    "rit": ("name", "subject", "inst"),
-    "dfer": ("name", "subject", "inst", "pred", "truth"),
-}
+#: Columns each test's per_sample.csv must have (the registry's; ``prefix_*``: at least one such column).
+REQUIRED_COLUMNS = registry.REQUIRED_COLUMNS
 
 
 class RunError(Exception):
@@ -106,7 +103,7 @@ def write_results(
     out.mkdir(parents=True, exist_ok=True)
     per_sample_path = out / PER_SAMPLE_FILE
     write_text_atomic(per_sample_path, per_sample.to_csv(index=False, lineterminator="\n"))
-    rules_file = Path(thresholds_file) if thresholds_file is not None else default_thresholds_file()
+    rules_file = Path(thresholds_file) if thresholds_file is not None else thresholds_file_of(test)
     verdict = decide(rule, float(value), skipped, allow_partial=allow_partial)
     scored = verdict != ERROR  # an ERROR records no number that could be quoted as a result
     result: dict[str, Any] = {
@@ -182,6 +179,11 @@ def _interval_note(ci95: tuple[float, float] | None, per_sample: pd.DataFrame) -
     if "subject" in per_sample.columns and per_sample["subject"].nunique() < 2:
         return "no interval: fewer than 2 subjects in the scored split"
     return "no interval computed"
+
+
+def metric_of(test: str) -> str:
+    """The metric name test ``test`` records (the registry's): what its entry point passes to write_results."""
+    return registry.get_test(test).metric
 
 
 def exit_code_for(result: dict[str, Any]) -> int:
@@ -267,9 +269,7 @@ def _check_arguments(
         raise RunError(f"{rule.test}: {rule.metric} is undefined (NaN): no sample could be scored")
     rule.check_range(float(value))
     required = list(REQUIRED_COLUMNS[rule.test])
-    missing = [c for c in required if c not in per_sample.columns]
-    if rule.test == "rit" and not any(str(c).startswith("inter_") for c in per_sample.columns):
-        missing.append("inter_<class>/union_<class>")
+    missing = registry.missing_columns(rule.test, list(per_sample.columns))
     if missing:
         raise ValueError(f"per_sample for {rule.test} lacks columns {', '.join(missing)}; expected {required}")
     skips_by_kind(skipped)  # every reason is in the vocabulary

@@ -24,7 +24,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-TESTS = ("l2cs", "rit", "dfer")
+from common.suite.registry import KEYS, get_test
+
+#: The registered tests' keys (common.suite.registry), always current.
+TESTS = KEYS
 DATA, SUBMISSION = "data", "submission"
 SKIP_KINDS = (DATA, SUBMISSION)
 
@@ -104,9 +107,21 @@ def default_thresholds_file() -> Path:
     return Path(str(resources.files("common") / "data" / "thresholds.json"))
 
 
+def thresholds_file_of(test: str) -> Path:
+    """The file holding ``test``'s rule: the packaged thresholds.json unless its registry entry names another."""
+    declared = get_test(test).thresholds_file
+    return Path(declared) if declared else default_thresholds_file()
+
+
 def load_thresholds(override_file: Path | None = None) -> dict[str, Threshold]:
-    """Load the packaged thresholds, then apply ``override_file`` key by key."""
-    merged = _read_json(default_thresholds_file())
+    """Load each registered test's rule from its thresholds file, then apply ``override_file`` key by key."""
+    files = {test: thresholds_file_of(test) for test in TESTS}
+    read = {path: _read_json(path) for path in set(files.values())}
+    merged = {}
+    for test, path in files.items():
+        if not isinstance(read[path].get(test), dict):
+            raise ValueError(f"{path}: no object under {test!r}; expected the rule of test {test}")
+        merged[test] = read[path][test]
     if override_file is not None:
         override = _read_json(Path(override_file))
         for test, entry in override.items():
@@ -115,8 +130,13 @@ def load_thresholds(override_file: Path | None = None) -> dict[str, Threshold]:
             if test not in TESTS or not isinstance(entry, dict):
                 raise ValueError(f"{override_file}: key {test!r}; expected an object under one of {', '.join(TESTS)}")
             merged[test] = {**merged[test], **entry}
-    source = override_file or default_thresholds_file()
-    return {test: threshold_from_entry(test, merged[test], source) for test in TESTS}
+    rules = {test: threshold_from_entry(test, merged[test], override_file or files[test]) for test in TESTS}
+    for test, rule in rules.items():
+        declared = get_test(test)
+        if (rule.metric, rule.direction) != (declared.metric, declared.direction):
+            raise ValueError(f"{override_file or files[test]}: {test} is {rule.metric} {rule.direction}; the registry "
+                             f"(common/suite/registry.py) declares {declared.metric} {declared.direction}")
+    return rules
 
 
 def threshold_for(test: str, override_file: Path | None = None) -> Threshold:
