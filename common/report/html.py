@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.report import plots
+from common.report.examples import examples_html
 from common.report.group_views import section_html
 from common.report.sensitivity import sensitivity_html
 from common.verdicts.results import rule_of
@@ -28,6 +29,8 @@ td.PARTIAL, td.ERROR { background: #ffe0b2; font-weight: bold; }
 .problems { color: #b71c1c; }
 img { max-width: 100%; margin: 4px 8px 12px 0; border: 1px solid #ddd; }
 img.overlay { max-height: 160px; }
+figure { display: inline-block; margin: 0 12px 8px 0; max-width: 100%; }
+figcaption { font-size: 12px; color: #555; max-width: 900px; }
 td.hash { font-family: monospace; font-size: 11px; word-break: break-all; }
 .note { color: #555; font-size: 12px; }
 td.bar { width: 240px; min-width: 240px; }
@@ -52,6 +55,7 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
     ]
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
+        body += examples_html(entry, result_dirs.get(entry["test"]), _img, escape)
         body += section_html(entry, escape)
         body += sensitivity_html(entry, rule_of(entry), table_html, escape)
     header, rows = provenance_rows(report)

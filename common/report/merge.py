@@ -27,6 +27,7 @@ from common.metrics.classification import confusion_matrix, recall_per_class, ua
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
+from common.report.examples import choose_examples
 from common.report.groups import groups_of
 from common.report.sensitivity import gaze_sensitivity
 from common.report.data_check import check_against_data
@@ -158,6 +159,8 @@ def build_report(result_dirs: list[ResultDir], unfiled: list[dict] | tuple = (),
                                     item.result.get("extra"), anonymise_subjects=anonymise_subjects)
         if item.test == "l2cs":
             entry["sensitivity"] = gaze_sensitivity(item.per_sample, rules[item.test], entry.get("provenance"))
+        entry["examples"] = choose_examples(item.test, item.per_sample if entry["details"] else None,
+                                            anonymise_subjects=anonymise_subjects)
     codes = [entry["exit_code"] for entry in entries] + [EXIT_ERROR for _ in unfiled]
     verdicts = [entry["verdict"] for entry in entries] + ["NOT FILED" for _ in unfiled]
     overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"
