@@ -59,7 +59,7 @@ def draw_gaze_examples(chosen: list[dict[str, Any]], rows: pd.DataFrame, data_ro
         if image is None:
             drawn.append("the crop's image does not decode")
             continue
-        caption = f"{example['kind']}: {example['error_deg']:.1f} deg  green truth, red prediction"
+        caption = f"{example['kind']}: {example['error_deg']:.1f} deg"
         drawn.append(draw_gaze(image, tuple(example["truth"]), tuple(example["pred"]), caption))
     return drawn
 

@@ -29,7 +29,7 @@ from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
 from common.report.examples import choose_examples
 from common.report.groups import groups_of
-from common.report.sensitivity import gaze_sensitivity
+from common.report.sensitivity import SENSITIVITIES, sensitivity_of
 from common.report.data_check import check_against_data
 from common.report.checks import number as _number
 from common.verdicts.results import (
@@ -157,8 +157,8 @@ def build_report(result_dirs: list[ResultDir], unfiled: list[dict] | tuple = (),
     for entry, item in zip(entries, ordered):
         entry["groups"] = groups_of(item.test, item.per_sample, entry["details"], rules[item.test],
                                     item.result.get("extra"), anonymise_subjects=anonymise_subjects)
-        if item.test == "l2cs":
-            entry["sensitivity"] = gaze_sensitivity(item.per_sample, rules[item.test], entry.get("provenance"))
+        if item.test in SENSITIVITIES:
+            entry["sensitivity"] = sensitivity_of(item.test, item.per_sample, rules[item.test], entry.get("provenance"))
         entry["examples"] = choose_examples(item.test, item.per_sample if entry["details"] else None,
                                             anonymise_subjects=anonymise_subjects)
     codes = [entry["exit_code"] for entry in entries] + [EXIT_ERROR for _ in unfiled]
