@@ -606,6 +606,8 @@ REPORTS = _cases("reports", "nia report / nia suite: stderr, stdout, report.json
      ["{file}", "per_sample_file", "outside the results folder"], 2),
     ("report_overlay_outside", "a RIT-Net overlay named by an absolute path to a PNG elsewhere",
      ["overlay", "{file}", "outside the result folder"], 1),
+    ("report_example_link", "an l2cs example's crop in the scored data a symbolic link to a file outside it",
+     ["its file lies outside the dataset folder: refused"], 1),
     ("report_stale_folder", "nia report --run-id, one of three folders from an earlier run",
      ["{file}", "stale results, not filed"], 2),
     ("table_edited_verdict", "report.json's verdict edited to PASS, value under the threshold",

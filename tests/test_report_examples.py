@@ -17,7 +17,11 @@ from common.report.examples import PER_KIND, choose_clip_examples, choose_gaze_e
 from dfer.config import DFERConfig
 from dfer.examples import TILE, clip_strip
 from l2cs.examples import CAPTION_HEIGHT, SCALE, arrow_end, draw_gaze
-from tests.hostile_env import run_click, run_nia
+from tests.hostile_corpus import REPORTS, by_id
+from tests.hostile_env import Outcome, run_click, run_nia
+from tests.test_hostile_reports import holds
+
+CASES = by_id(REPORTS)
 
 
 def test_arrow_end_points_where_the_angles_say():
@@ -162,9 +166,27 @@ def test_an_example_file_linked_out_of_the_data_folder_is_not_read(scored, tmp_p
     outside = tmp_path / "outside.jpg"
     shutil.move(jpg, outside)
     os.symlink(outside, jpg)
-    entry, html = _report(run, tmp_path / "second")
-    assert len(_pictures(html)) == 5 and "its file lies outside the dataset folder: refused" in html
+    outcome = run_nia("report", run["out"], "--out", tmp_path / "second", "--data", data)
+    html = (tmp_path / "second" / "report.html").read_text()
+    assert len(_pictures(html)) == 5                      # the other five are drawn, the linked file is not read
+    line = next(part for part in html.split("<figure>") if "refused" in part)
+    holds(Outcome(outcome.code, line, ""), CASES["report_example_link"])
 
 
 def _name(run: dict[str, Path], row: int) -> str:
     return str(pd.read_csv(run["out"] / "per_sample.csv")["name"].iloc[row])
+
+
+@pytest.mark.slow
+def test_the_examples_fit_1280_px_in_a_browser_with_no_broken_image(scored, tmp_path):
+    from browser import layout_of
+
+    outcome = run_nia("report", scored["l2cs"]["out"], scored["dfer"]["out"], "--out", tmp_path / "r",
+                      "--data", scored["l2cs"]["data"], "--data", scored["dfer"]["data"])
+    assert outcome.code in (0, 1), outcome.err[-2000:]
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert len(_pictures(html)) == 6 + 5
+    layout = layout_of(tmp_path / "r" / "report.html", tmp_path)
+    assert layout["scroll_width"] <= 1280 and layout["broken"] == 0 and layout["images"] >= 11, layout
+    assert any(h.startswith("Examples: worst") for h in layout["headings"]), layout["headings"]
+    assert any(h.startswith("Examples: clips") for h in layout["headings"]), layout["headings"]
