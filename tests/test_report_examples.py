@@ -190,3 +190,25 @@ def test_the_examples_fit_1280_px_in_a_browser_with_no_broken_image(scored, tmp_
     assert layout["scroll_width"] <= 1280 and layout["broken"] == 0 and layout["images"] >= 11, layout
     assert any(h.startswith("Examples: worst") for h in layout["headings"]), layout["headings"]
     assert any(h.startswith("Examples: clips") for h in layout["headings"]), layout["headings"]
+
+
+def test_rit_overlays_are_examples_lowest_miou_first_and_anonymised_on_request(tmp_path):
+    import report_fakes
+
+    frame = report_fakes.segmentation_frame()
+    frame["overlay"] = ""
+    (tmp_path / "rit" / "overlays").mkdir(parents=True)
+    for kind, rows in (("worst", (1, 3)), ("median", (4, 6)), ("best", (0, 2))):
+        for row in rows:
+            frame.loc[row, "overlay"] = f"overlays/{kind}_{frame.loc[row, 'name']}.png"
+            cv2.imwrite(str(tmp_path / "rit" / frame.loc[row, "overlay"]), np.full((20, 60, 3), 40 * row, np.uint8))
+    report_fakes.write_segmentation(tmp_path / "rit", frame)
+    assert run_nia("report", tmp_path / "rit", "--out", tmp_path / "plain").code == 0
+    entry = json.loads((tmp_path / "plain" / "report.json").read_text())["tests"][0]
+    html = (tmp_path / "plain" / "report.html").read_text()
+    assert [e["row"] for e in entry["examples"]][:2] in ([1, 3], [3, 1])  # ir crops: half the iris, lowest first
+    assert html.count("class='overlay'") == 6 and entry["examples"][0]["kind"] == "worst"
+    outcome = run_nia("report", tmp_path / "rit", "--out", tmp_path / "anon", "--anonymise-subjects")
+    assert outcome.code in (0, 1), outcome.err[-2000:]
+    text = (tmp_path / "anon" / "report.html").read_text() + (tmp_path / "anon" / "report.json").read_text()
+    assert text.count("class='overlay'") == 6 and not [n for n in frame["name"] if n in text]

@@ -8,13 +8,15 @@ report.json's ``tests[].examples`` names them (pure functions of per_sample.csv)
 * dfer: up to ``MAX_CONFUSED`` wrongly classified clips of the most confused
   (truth, prediction) pairs first (drawn by `dfer.examples`: a strip of the
   frames the model saw);
-* rit: its overlays, drawn by the run itself (`ritnet.overlays`), stay in the
-  RIT-Net section.
+* rit: the overlays the run drew (`ritnet.overlays`: crop | truth |
+  prediction, per_sample.csv's ``overlay``), lowest crop mIoU first, up to
+  ``MAX_OVERLAYS``, read from the result folder (an overlay named outside it
+  is not read).
 
 Each example is ``{kind, row, sample, truth, pred, ...}``: ``row`` is its row
 in per_sample.csv and ``sample`` its name, or ``subject NN, row R`` with
 ``--anonymise-subjects`` (the name carries the subject's id, so neither the
-JSON nor the HTML shows it). The pictures are drawn only from the data the
+JSON nor the HTML shows it). The l2cs and dfer pictures are drawn only from the data the
 run was scored on: the index ``data_check`` found (its SHA-256 is the run's
 ``manifest_sha256``); a file the index names outside its dataset folder is
 refused (`common.report.merge.inside_folder`), never read. They are embedded
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 PER_KIND = 2        # l2cs: 2 worst, 2 median, 2 best crops
 MAX_CONFUSED = 6    # dfer: clips shown of the most confused pairs
+MAX_OVERLAYS = 6    # rit: overlays shown (the run draws 6: ritnet.overlays.PER_KIND of each kind)
 
 
 def sample_labels(per_sample: pd.DataFrame, anonymise_subjects: bool) -> list[str]:
@@ -79,14 +82,39 @@ def choose_clip_examples(per_sample: pd.DataFrame, labels: list[str]) -> list[di
              "pred": pred[wrong[i]], "pair_count": int(sizes[i])} for i in order[:MAX_CONFUSED]]
 
 
+def overlay_rows(per_sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of per_sample.csv naming an overlay, lowest crop mIoU first, up to ``MAX_OVERLAYS``; their mIoU)."""
+    from common.metrics.segmentation import miou_from_counts
+
+    if "overlay" not in per_sample.columns:
+        return np.empty(0, np.int64), np.empty(0)
+    classes = [c[len("inter_"):] for c in per_sample.columns if c.startswith("inter_")]
+    named = np.flatnonzero((per_sample["overlay"].notna() & (per_sample["overlay"].astype(str) != "")).to_numpy())
+    rows = per_sample.iloc[named]
+    inter = rows[[f"inter_{c}" for c in classes]].to_numpy(dtype=float)
+    union = rows[[f"union_{c}" for c in classes]].to_numpy(dtype=float)
+    with np.errstate(all="ignore"):
+        score = np.nan_to_num(np.asarray(miou_from_counts(inter, union), dtype=np.float64).reshape(-1), nan=1.0)
+    order = np.argsort(score, kind="stable")[:MAX_OVERLAYS]
+    return named[order], score[order]
+
+
+def choose_overlay_examples(per_sample: pd.DataFrame, labels: list[str]) -> list[dict[str, Any]]:
+    """The run's overlays, lowest crop mIoU first; ``kind`` from the file name the run gave it."""
+    rows, scores = overlay_rows(per_sample)
+    kinds = [Path(str(per_sample["overlay"].iloc[r])).name.split("_", 1)[0] for r in rows]
+    return [{"kind": kind if kind in ("worst", "median", "best") else "overlay", "row": int(r),
+             "sample": labels[r], "miou": float(score)} for r, kind, score in zip(rows, kinds, scores)]
+
+
 #: test -> its chooser (per_sample, labels) -> examples
 CHOOSERS: dict[str, Callable[[pd.DataFrame, list[str]], list[dict[str, Any]]]] = {
-    "l2cs": choose_gaze_examples, "dfer": choose_clip_examples}
+    "l2cs": choose_gaze_examples, "rit": choose_overlay_examples, "dfer": choose_clip_examples}
 
 
 def choose_examples(test: str, per_sample: pd.DataFrame | None, *, anonymise_subjects: bool = False
                     ) -> list[dict[str, Any]] | None:
-    """report.json's ``examples`` of a test entry; None for rit (its overlays) or without readable rows."""
+    """report.json's ``examples`` of a test entry; None without readable rows."""
     chooser = CHOOSERS.get(test)
     if chooser is None or per_sample is None or per_sample.empty:
         return None
@@ -136,8 +164,39 @@ SOURCES: dict[str, ExampleSource] = {
 
 def example_pictures(entry: dict[str, Any], result_dir: ResultDir | None) -> tuple[list[bytes | str], str | None]:
     """(per example: its PNG, or why none was drawn; None, or why no example was drawn at all)."""
-    examples, source = entry.get("examples") or [], SOURCES.get(entry["test"])
-    if not examples or source is None or result_dir is None or result_dir.per_sample is None:
+    if not entry.get("examples") or result_dir is None or result_dir.per_sample is None:
+        return [], None
+    if entry["test"] == "rit":
+        return overlay_pictures(entry, result_dir), None
+    return data_pictures(entry, result_dir)
+
+
+def overlay_pictures(entry: dict[str, Any], result_dir: ResultDir) -> list[bytes | str]:
+    """The overlay PNGs the run wrote, read only from inside its result folder."""
+    from common.report.merge import inside_folder
+
+    assert result_dir.per_sample is not None
+    pictures: list[bytes | str] = []
+    for example in entry["examples"]:
+        row = int(example["row"])
+        name = str(result_dir.per_sample["overlay"].iloc[row])
+        anonymised = example["sample"] != str(result_dir.per_sample["name"].iloc[row])
+        shown = example["sample"] if anonymised else name   # the file name carries the subject's id
+        path = inside_folder(result_dir.directory, name)
+        if path is None:
+            pictures.append(f"overlay {shown} named in per_sample.csv lies outside the result folder: not shown")
+        elif not path.is_file():
+            pictures.append(f"overlay {shown} named in per_sample.csv is missing")
+        else:
+            pictures.append(path.read_bytes())
+    return pictures
+
+
+def data_pictures(entry: dict[str, Any], result_dir: ResultDir) -> tuple[list[bytes | str], str | None]:
+    """The l2cs and dfer pictures, drawn from the data the run was scored on (see the module docstring)."""
+    examples, source = entry["examples"], SOURCES.get(entry["test"])
+    assert result_dir.per_sample is not None
+    if source is None:
         return [], None
     index = (entry.get("data_check") or {}).get("index")
     if not (entry.get("data_check") or {}).get("checked") or not index:
@@ -188,6 +247,8 @@ def _png(image: np.ndarray) -> bytes:
 
 
 def _caption(example: dict[str, Any]) -> str:
+    if "miou" in example:
+        return f"{example['kind']}: {example['sample']}: crop mIoU {100 * example['miou']:.1f} %"
     if "error_deg" in example:
         truth, pred = (f"({a:.1f}, {b:.1f})" for a, b in (example["truth"], example["pred"]))
         return f"{example['kind']}: {example['sample']}: {example['error_deg']:.2f} deg; truth {truth}, " \
@@ -197,6 +258,7 @@ def _caption(example: dict[str, Any]) -> str:
 
 
 _TITLES = {"l2cs": "Examples: worst, median and best crops (green: true gaze, red: predicted)",
+           "rit": "Example overlays: lowest crop mIoU first (crop | truth | prediction)",
            "dfer": "Examples: clips of the most confused classes (the frames the model saw)"}
 
 
@@ -212,7 +274,8 @@ def examples_html(entry: dict[str, Any], result_dir: ResultDir | None, img: Call
         parts.append(f"<p class='note'>{escape(note)}</p>")
     for i, example in enumerate(examples):
         picture = pictures[i] if i < len(pictures) else ""
-        shown = img(picture, css_class="example", title=_caption(example)) if isinstance(picture, bytes) else \
+        css_class = "overlay" if entry["test"] == "rit" else "example"
+        shown = img(picture, css_class=css_class, title=_caption(example)) if isinstance(picture, bytes) else \
             (f"<span class='note'>({escape(picture)})</span>" if picture else "")
         parts.append(f"<figure>{shown}<figcaption>{escape(_caption(example))}</figcaption></figure>")
     return parts

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import html
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.report import plots
@@ -91,30 +90,11 @@ def _section(entry: dict[str, Any], result_dir: ResultDir | None) -> list[str]:
     elif entry["test"] == "rit":
         parts.append(_img(plots.bars_per_class(_nan(details["iou_per_class"]), details["classes"], "IoU (%)",
                                                "IoU per class (summed over the test set)")))
-        parts += _overlays(result_dir.directory, details.get("overlays", []))
     else:
         parts.append(_img(plots.confusion_matrix_plot(details["confusion_matrix"], details["classes"])))
         parts.append(_img(plots.bars_per_class(_nan(details["recall_per_class"]), details["classes"], "recall (%)",
                                                f"Recall per class (UAR {percent_text(details['uar'])})")))
     return parts
-
-
-def _overlays(directory: Path, names: list[str]) -> list[str]:
-    if not names:
-        return []
-    parts = ["<p>Example overlays (lowest IoU first):</p>", "<div>"]
-    from common.report.merge import inside_folder
-
-    for name in names:
-        path = inside_folder(directory, str(name))
-        if path is None:
-            parts.append(f"<p>overlay {escape(name)} named in per_sample.csv lies outside the result folder: "
-                         "not shown</p>")
-        elif path.is_file():
-            parts.append(_img(path.read_bytes(), css_class="overlay", title=name))
-        else:
-            parts.append(f"<p>overlay {escape(name)} named in per_sample.csv is missing</p>")
-    return parts + ["</div>"]
 
 
 def table_html(header: list[str], rows: list[list[str]], *, verdict_column: int | None = None,
