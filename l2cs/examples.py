@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from common.imread import read_image
+from common.imread import ImageReadError, read_image
 
 TRUTH_BGR = (60, 180, 60)       # green
 PREDICTION_BGR = (40, 40, 230)  # red
@@ -55,7 +55,10 @@ def draw_gaze_examples(chosen: list[dict[str, Any]], rows: pd.DataFrame, data_ro
     ``data_root``, already checked to stay inside it)."""
     drawn: list[np.ndarray | str] = []
     for example, jpg in zip(chosen, rows["jpg_path"]):
-        image = read_image(data_root / str(jpg), cv2.IMREAD_COLOR)
+        try:
+            image = read_image(data_root / str(jpg), cv2.IMREAD_COLOR)
+        except ImageReadError:  # a header declaring more pixels than OpenCV decodes
+            image = None
         if image is None:
             drawn.append("the crop's image does not decode")
             continue

@@ -24,7 +24,6 @@ in report.html as PNG, so the page stays one file.
 """
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,13 +126,13 @@ def choose_examples(test: str, per_sample: pd.DataFrame | None, *, anonymise_sub
 @dataclass(frozen=True)
 class ExampleSource:
     """Where a test's example files are: its split reader, the index's id column and file column,
-    the folder those files must stay inside, and the drawer (``module:function``) of its pictures."""
+    the folder those files must stay inside, and the test's drawer of its pictures."""
 
     read: Callable[[Path, str], Any]
     key: str
     file_column: str
     root: Callable[[Path], Path]
-    drawer: str
+    draw: Callable[..., list[Any]]
 
 
 def _read_eye_crops(folder: Path, split: str) -> Any:
@@ -148,6 +147,18 @@ def _read_state_clips(folder: Path, split: str) -> Any:
     return read_state_clips(folder, split)
 
 
+def _draw_gaze_examples(*args: Any) -> list[Any]:
+    from l2cs.examples import draw_gaze_examples
+
+    return draw_gaze_examples(*args)
+
+
+def _draw_clip_examples(*args: Any) -> list[Any]:
+    from dfer.examples import draw_clip_examples  # imports torch: only when a dfer report has its data
+
+    return draw_clip_examples(*args)
+
+
 def _video_root(folder: Path) -> Path:
     from common.targets.clips import video_root
 
@@ -155,10 +166,8 @@ def _video_root(folder: Path) -> Path:
 
 
 SOURCES: dict[str, ExampleSource] = {
-    "l2cs": ExampleSource(_read_eye_crops, "crop_id", "jpg_path", lambda folder: folder,
-                          "l2cs.examples:draw_gaze_examples"),
-    "dfer": ExampleSource(_read_state_clips, "clip_id", "video_file", _video_root,
-                          "dfer.examples:draw_clip_examples"),
+    "l2cs": ExampleSource(_read_eye_crops, "crop_id", "jpg_path", lambda folder: folder, _draw_gaze_examples),
+    "dfer": ExampleSource(_read_state_clips, "clip_id", "video_file", _video_root, _draw_clip_examples),
 }
 
 
@@ -222,10 +231,8 @@ def data_pictures(entry: dict[str, Any], result_dir: ResultDir) -> tuple[list[by
         else:
             drawable.append((i, name))
     if drawable:
-        module, function = source.drawer.split(":")
-        draw = getattr(importlib.import_module(module), function)
-        drawn = draw([examples[i] for i, _ in drawable], by_key.loc[[n for _, n in drawable]], root,
-                     entry.get("provenance"))
+        drawn = source.draw([examples[i] for i, _ in drawable], by_key.loc[[n for _, n in drawable]], root,
+                            entry.get("provenance"))
         for (i, _), image in zip(drawable, drawn):
             pictures[i] = image if isinstance(image, str) else _png(image)
     return pictures, None
