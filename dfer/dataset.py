@@ -42,7 +42,8 @@ CACHE_MAX_FACTOR = 4
 def read_state_clips(clips_dir: str | Path, split: str, *, min_frames: int = 16,
                      videos: Path | None = None) -> CropRows:
     """The usable clips of `split`: one row per clip with `clip_id, subject, inst, state, target,
-    n_frames, x0, y0, x1, y1, video_file` (absolute path), sorted by clip_id, and the clips set aside.
+    n_frames, x0, y0, x1, y1, width, height, video_file` (absolute path), sorted by clip_id, and the clips set
+    aside.
 
     Every clip of the split is a row or counted under a skip reason: `nia clips`'
     reasons (`CLIP_SKIP_REASONS`), `too_short_video` for a clip under
@@ -82,6 +83,7 @@ def _row_frame(rows: pd.DataFrame, root: Path) -> pd.DataFrame:
         "target": targets.astype(np.int64),
         "n_frames": rows["n_frames"].astype(np.int64),
         **{c: rows[c].astype(np.int64) for c in ("x0", "y0", "x1", "y1")},
+        **{c: rows[c] for c in ("width", "height") if c in rows.columns},  # the frame size (region variants)
         "video_file": [str(root / p) for p in rows["video_path"]],
     })
     return table.sort_values("clip_id", kind="stable").reset_index(drop=True)

@@ -48,6 +48,7 @@ from common.verdicts.submissions import ExpectedNames, read_state_predictions
 from dfer.checkpoint import load_model
 from dfer.config import STATES, DFERConfig
 from dfer.dataset import UNREADABLE, StateClips, prepare_batch, read_state_clips
+from dfer.regions import REGION_PREFIX, VARIANTS, variant_rows
 
 
 def predicted_state(outputs: torch.Tensor) -> torch.Tensor:
@@ -57,19 +58,27 @@ def predicted_state(outputs: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(outputs).all(dim=1, keepdim=True), best, torch.full_like(best, float("nan")))
 
 
-def predict_with_model(clips: CropRows, _data: Path, options: Options, device: torch.device) -> Predicted:
-    """(N, 1) predicted class index (NaN where the video could not be read or the output is not finite)."""
+def predict_with_model(clips: CropRows, _data: Path, options: Options, device: torch.device,
+                       region_variants: tuple[str, ...] = ()) -> Predicted:
+    """(N, 1 + V) predicted class index (NaN where the video could not be read or the output is not finite):
+    column 0 with each clip's own region, one more per `region_variants` name (`dfer.regions`), whose
+    unreadable clips are not counted again."""
     set_cudnn_mode(reproducible=True)
     model, info = load_model(options.weights)
     config = DFERConfig.from_dict(info["model_config"])
     model = model.to(device).to(memory_format=torch.channels_last)
-    dataset = StateClips(clips.rows, config, train=False)
-    loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
-                        worker_init_fn=worker_init, pin_memory=device.type == "cuda")
-    result = run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: predicted_state(out))
+
+    def run(rows: pd.DataFrame) -> Any:
+        loader = DataLoader(StateClips(rows, config, train=False), batch_size=options.batch_size,
+                            num_workers=options.workers, worker_init_fn=worker_init, pin_memory=device.type == "cuda")
+        return run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: predicted_state(out))
+
+    result = run(clips.rows)
     skipped = model_skips(result)
     skipped[UNREADABLE] = skipped.pop("unreadable_image")
-    return Predicted(result.values, skipped, info)
+    values = [result.values] + [run(variant_rows(clips.rows, name)).values for name in region_variants]
+    facts = {**info, "region_variants": list(region_variants)} if region_variants else info
+    return Predicted(np.hstack(values), skipped, facts)
 
 
 def predict_from_file(clips: CropRows, path: Path) -> Predicted:
@@ -81,13 +90,19 @@ def predict_from_file(clips: CropRows, path: Path) -> Predicted:
     return Predicted(pred, alignment.skipped(), {"weights_format": "score-only", "predictions": alignment.summary()})
 
 
-def per_sample_table(rows: pd.DataFrame, pred: np.ndarray) -> pd.DataFrame:
-    """The scored clips (a prediction) in the per-sample CSV layout: `name, subject, inst, pred, truth`."""
+def per_sample_table(rows: pd.DataFrame, pred: np.ndarray, region_variants: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The scored clips (a prediction) in the per-sample CSV layout: `name, subject, inst, pred, truth`, and
+    `pred_region_<variant>` (empty where that run had none) per column of `pred` after the first."""
     scored = np.isfinite(pred[:, 0])
     letters = np.array(STATES, dtype=object)
-    return pd.DataFrame({"name": rows["clip_id"].to_numpy()[scored], "subject": rows["subject"].to_numpy()[scored],
-                         "inst": rows["inst"].to_numpy()[scored], "pred": letters[pred[scored, 0].astype(np.int64)],
-                         "truth": rows["state"].to_numpy()[scored]})
+    table = pd.DataFrame({"name": rows["clip_id"].to_numpy()[scored], "subject": rows["subject"].to_numpy()[scored],
+                          "inst": rows["inst"].to_numpy()[scored], "pred": letters[pred[scored, 0].astype(np.int64)],
+                          "truth": rows["state"].to_numpy()[scored]})
+    for column, name in enumerate(region_variants, start=1):
+        other = pred[scored, column]
+        known = np.isfinite(other)
+        table[f"{REGION_PREFIX}{name}"] = np.where(known, letters[np.where(known, other, 0).astype(np.int64)], "")
+    return table
 
 
 def _indices(column: pd.Series) -> np.ndarray:
@@ -109,10 +124,12 @@ def state_metrics(per_sample: pd.DataFrame) -> dict[str, Any]:
             "confusion_matrix": matrix.tolist(), "confusion_matrix_axes": "rows = truth, columns = prediction"}
 
 
-def make_task(videos: Path | None = None) -> ValidationTask:
+def make_task(videos: Path | None = None, region_variants: tuple[str, ...] = ()) -> ValidationTask:
     return ValidationTask(test="dfer", metric=metric_of("dfer"), read_split=partial(read_state_clips, videos=videos),
-                          predict_with_model=predict_with_model, predict_from_file=predict_from_file,
-                          per_sample=per_sample_table, score=score, resolve_data=resolve_clips,
+                          predict_with_model=partial(predict_with_model, region_variants=region_variants),
+                          predict_from_file=predict_from_file,
+                          per_sample=partial(per_sample_table, region_variants=region_variants), score=score,
+                          resolve_data=resolve_clips,
                           extra_metrics=state_metrics)
 
 
@@ -123,7 +140,11 @@ def make_task(videos: Path | None = None) -> ValidationTask:
                                      "its file name); no model is loaded")
 @click.option("--videos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="folder the clip index's video paths are relative to [default: the index's dataset root]")
-def cli(videos: Path | None, **options: Any) -> dict[str, Any]:
+@click.option("--region-sensitivity", is_flag=True, default=False,
+              help=f"also run the model on each clip cut {len(VARIANTS)} other ways ({', '.join(VARIANTS)}; "
+                   "dfer/regions.py) and write those predictions to per_sample.csv for nia report's assumption "
+                   "sensitivity; a model run only, each way one more pass")
+def cli(videos: Path | None, region_sensitivity: bool, **options: Any) -> dict[str, Any]:
     """Validate Former-DFER observer-state classification: WAR >= 70 % passes.
 
     `--data` takes a clip dataset (`nia clips` output), a manifest or a
@@ -139,7 +160,9 @@ def cli(videos: Path | None, **options: Any) -> dict[str, Any]:
       python dfer/valid_nia.py --data /data/nia_root --weights dfer.pt --out results/dfer
       python -m dfer.valid_nia --data build/dfer/clips --predictions states.csv --out results/dfer
     """
-    return run_validation(make_task(videos), Options(**options))
+    if region_sensitivity and options.get("predictions") is not None:
+        raise click.UsageError("--region-sensitivity runs the model: give --weights, not --predictions")
+    return run_validation(make_task(videos, tuple(VARIANTS) if region_sensitivity else ()), Options(**options))
 
 
 def main() -> None:

@@ -608,6 +608,8 @@ REPORTS = _cases("reports", "nia report / nia suite: stderr, stdout, report.json
      ["overlay", "{file}", "outside the result folder"], 1),
     ("report_unknown_test", "metrics.json names test \"blink\", which no registry entry declares",
      ["{file}", "test \"blink\"", "not a registered acceptance test"], 2),
+    ("report_example_link", "an l2cs example's crop in the scored data a symbolic link to a file outside it",
+     ["its file lies outside the dataset folder: refused"], 1),
     ("report_stale_folder", "nia report --run-id, one of three folders from an earlier run",
      ["{file}", "stale results, not filed"], 2),
     ("table_edited_verdict", "report.json's verdict edited to PASS, value under the threshold",

@@ -124,3 +124,41 @@ def test_resolve_clips_takes_a_clip_folder_and_refuses_a_root_without_videos(cli
     assert resolve_clips(clips, tmp_path / "work") == clips
     with pytest.raises(RunError, match="no such file or folder"):
         resolve_clips(tmp_path / "absent", tmp_path / "work")
+
+
+def test_region_sensitivity_runs_the_model_on_each_region_and_the_report_scores_them(clips: Path, weights: Path,
+                                                                                   tmp_path: Path) -> None:
+    from common.targets.clips import fixed_region
+    from dfer.regions import REGION_PREFIX, VARIANTS
+    from tests.dfer_fakes import HEIGHT, WIDTH
+
+    plain, out = tmp_path / "plain", tmp_path / "regions"
+    cli.main(["--data", str(clips), "--weights", str(weights), "--out", str(plain), "--workers", "0",
+              "--device", "cpu"], standalone_mode=False)
+    result = cli.main(["--data", str(clips), "--weights", str(weights), "--out", str(out), "--workers", "0",
+                       "--device", "cpu", "--region-sensitivity"], standalone_mode=False)
+    per_sample = pd.read_csv(out / "per_sample.csv", dtype=str, keep_default_na=False)
+    assert list(per_sample.columns) == ["name", "subject", "inst", "pred", "truth",
+                                        *(REGION_PREFIX + v for v in VARIANTS)]
+    # the test's own predictions do not change; `fixed` predicts what a clip set indexed with that region gives
+    assert per_sample["pred"].tolist() == pd.read_csv(plain / "per_sample.csv", dtype=str)["pred"].tolist()
+    centred = write_clip_set(tmp_path / "centred", TEST_CLIPS + UNUSABLE, region=fixed_region(WIDTH, HEIGHT))
+    cli.main(["--data", str(centred), "--weights", str(weights), "--out", str(tmp_path / "centred_run"),
+              "--workers", "0", "--device", "cpu"], standalone_mode=False)
+    expected = pd.read_csv(tmp_path / "centred_run" / "per_sample.csv", dtype=str)["pred"].tolist()
+    assert per_sample[REGION_PREFIX + "fixed"].tolist() == expected != per_sample["pred"].tolist()
+    assert result["provenance"]["model"]["region_variants"] == list(VARIANTS)
+    run = separate_streams_runner().invoke(nia, ["report", str(out), "--out", str(tmp_path / "r")])
+    assert run.exit_code in (0, 1), run.stdout + run.stderr
+    entry = json.loads((tmp_path / "r" / "report.json").read_text())["tests"][0]
+    assert entry["consistent"], entry["problems"]          # the extra columns are no problem of the folder
+    rows = entry["sensitivity"]["rows"]
+    assert [r["method"] for r in rows] == ["as indexed", *VARIANTS] and all(r["n"] == 10 for r in rows)
+    assert rows[0]["value"] == pytest.approx(result["value"])
+
+
+def test_region_sensitivity_needs_a_model(clips: Path, tmp_path: Path) -> None:
+    csv = predictions(tmp_path / "p.csv", [(c.clip_id, c.state) for c in TEST_CLIPS])
+    run = separate_streams_runner().invoke(cli, ["--data", str(clips), "--predictions", str(csv), "--out",
+                                                 str(tmp_path / "o"), "--region-sensitivity"])
+    assert run.exit_code == 2 and "--region-sensitivity runs the model" in run.stderr

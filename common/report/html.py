@@ -4,10 +4,9 @@ from __future__ import annotations
 import base64
 import html
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.containment import inside_folder
+from common.report.examples import examples_html
 from common.report.group_views import section_html
 from common.report.sensitivity import sensitivity_html
 from common.suite.registry import get_test, hook
@@ -29,6 +28,8 @@ td.PARTIAL, td.ERROR { background: #ffe0b2; font-weight: bold; }
 .problems { color: #b71c1c; }
 img { max-width: 100%; margin: 4px 8px 12px 0; border: 1px solid #ddd; }
 img.overlay { max-height: 160px; }
+figure { display: inline-block; margin: 0 12px 8px 0; max-width: 100%; }
+figcaption { font-size: 12px; color: #555; max-width: 900px; }
 td.hash { font-family: monospace; font-size: 11px; word-break: break-all; }
 .note { color: #555; font-size: 12px; }
 td.bar { width: 240px; min-width: 240px; }
@@ -53,6 +54,7 @@ def render_html(report: dict[str, Any], result_dirs: dict[str, ResultDir]) -> st
     ]
     for entry in report["tests"]:
         body += _section(entry, result_dirs.get(entry["test"]))
+        body += examples_html(entry, result_dirs.get(entry["test"]), img_html, escape)
         body += section_html(entry, escape)
         body += sensitivity_html(entry, rule_of(entry), table_html, escape)
     header, rows = provenance_rows(report)
@@ -81,22 +83,6 @@ def _section(entry: dict[str, Any], result_dir: ResultDir | None) -> list[str]:
     if not details:
         return parts + ["<p>per_sample.csv cannot be read as this test's: no plots.</p>"]
     return parts + hook(get_test(entry["test"]).section)(entry, result_dir, details)
-
-
-def overlays_html(directory: Path, names: list[str]) -> list[str]:
-    if not names:
-        return []
-    parts = ["<p>Example overlays (lowest IoU first):</p>", "<div>"]
-    for name in names:
-        path = inside_folder(directory, str(name))
-        if path is None:
-            parts.append(f"<p>overlay {escape(name)} named in per_sample.csv lies outside the result folder: "
-                         "not shown</p>")
-        elif path.is_file():
-            parts.append(img_html(path.read_bytes(), css_class="overlay", title=name))
-        else:
-            parts.append(f"<p>overlay {escape(name)} named in per_sample.csv is missing</p>")
-    return parts + ["</div>"]
 
 
 def table_html(header: list[str], rows: list[list[str]], *, verdict_column: int | None = None,

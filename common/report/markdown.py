@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.report.examples import examples_markdown
 from common.report.group_views import section_markdown
 from common.report.sensitivity import sensitivity_markdown
 from common.verdicts.results import rule_of
@@ -28,6 +29,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     for entry in report["tests"]:
         lines += _details(entry)
+        lines += examples_markdown(entry)
         lines += section_markdown(entry, table_markdown)
         lines += sensitivity_markdown(entry, rule_of(entry), table_markdown)
     header, rows = provenance_rows(report)

@@ -27,6 +27,7 @@ from common.metrics.classification import confusion_matrix, recall_per_class, ua
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
+from common.report.examples import choose_examples, overlay_rows
 from common.report.groups import groups_of
 from common.report.data_check import check_against_data
 from common.report.checks import number as _number
@@ -43,8 +44,6 @@ from common.atomic import write_text_atomic
 
 #: Report files `nia report` writes (and removes first, so a failed report leaves none behind).
 REPORT_FILES = ("report.json", "report.md", "report.html")
-#: Example overlays shown per segmentation result (the lowest-IoU samples).
-MAX_OVERLAYS = 6
 
 
 def split_by_run(result_dirs: list[ResultDir], run_ids: tuple[str, ...]) -> tuple[list[ResultDir], list[dict]]:
@@ -90,6 +89,10 @@ def build_report(result_dirs: list[ResultDir], unfiled: list[dict] | tuple = (),
                                     item.result.get("extra"), anonymise_subjects=anonymise_subjects)
         for key, extra_section in get_test(item.test).extras:
             entry[key] = hook(extra_section)(item.per_sample, rules[item.test], entry)
+        entry["examples"] = choose_examples(item.test, item.per_sample if entry["details"] else None,
+                                            anonymise_subjects=anonymise_subjects)
+        if anonymise_subjects and "overlays" in entry["details"]:
+            entry["details"]["overlays"] = None  # the run's file names carry the subjects' ids: see examples
     codes = [entry["exit_code"] for entry in entries] + [EXIT_ERROR for _ in unfiled]
     verdicts = [entry["verdict"] for entry in entries] + ["NOT FILED" for _ in unfiled]
     overall = PASS if verdicts and all(v == PASS for v in verdicts) else FAIL if FAIL in verdicts else "INCOMPLETE"
@@ -238,12 +241,4 @@ def _class_indices(column: pd.Series, names: list[str], field: str) -> np.ndarra
 
 def _overlay_names(per_sample: pd.DataFrame, classes: list[str]) -> list[str]:
     """Relative overlay PNG paths of the lowest-IoU samples, if the CSV has an ``overlay`` column."""
-    if "overlay" not in per_sample.columns:
-        return []
-    rows = per_sample[per_sample["overlay"].notna() & (per_sample["overlay"].astype(str) != "")]
-    inter = rows[[f"inter_{c}" for c in classes]].to_numpy(dtype=float)
-    union = rows[[f"union_{c}" for c in classes]].to_numpy(dtype=float)
-    with np.errstate(all="ignore"):
-        score = np.nan_to_num(np.asarray(miou_from_counts(inter, union)), nan=1.0)
-    order = np.argsort(score, kind="stable")[:MAX_OVERLAYS]
-    return [str(rows["overlay"].iloc[i]) for i in order]
+    return [str(per_sample["overlay"].iloc[i]) for i in overlay_rows(per_sample)[0]]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from common.report.merge import gaze_details, segmentation_details, state_details
 from common.report.sensitivity import gaze_sensitivity as _gaze_sensitivity
+from common.report.sensitivity import region_sensitivity as _region_sensitivity
 from common.verdicts.thresholds import Threshold
 
 
@@ -32,3 +33,8 @@ def state(per_sample: pd.DataFrame, extra: dict[str, Any]) -> dict[str, Any]:
 def gaze_sensitivity(per_sample: pd.DataFrame | None, rule: Threshold, entry: dict[str, Any]) -> Any:
     """l2cs's report section ``sensitivity``: its value under each gaze derivation."""
     return _gaze_sensitivity(per_sample, rule, entry.get("provenance"))
+
+
+def region_sensitivity(per_sample: pd.DataFrame | None, rule: Threshold, entry: dict[str, Any]) -> Any:
+    """dfer's report section ``sensitivity``: its value when the clips are cut from other face regions."""
+    return _region_sensitivity(per_sample, rule, entry.get("provenance"))

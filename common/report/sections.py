@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from common.report import plots
-from common.report.html import img_html, nan_list, overlays_html
+from common.report.html import img_html, nan_list
 from common.report.tables import percent_text
 
 if TYPE_CHECKING:
@@ -20,10 +20,9 @@ def gaze(entry: dict[str, Any], result_dir: ResultDir, details: dict[str, Any]) 
 
 
 def segmentation(entry: dict[str, Any], result_dir: ResultDir, details: dict[str, Any]) -> list[str]:
-    """rit: IoU per class, then the overlays of the lowest-IoU samples."""
+    """rit: IoU per class (the overlays of the lowest-IoU samples are its examples: common.report.examples)."""
     return [img_html(plots.bars_per_class(nan_list(details["iou_per_class"]), details["classes"], "IoU (%)",
-                                          "IoU per class (summed over the test set)")),
-            *overlays_html(result_dir.directory, details.get("overlays", []))]
+                                          "IoU per class (summed over the test set)"))]
 
 
 def state(entry: dict[str, Any], result_dir: ResultDir, details: dict[str, Any]) -> list[str]:

@@ -1,4 +1,6 @@
-"""Assumption sensitivity: the same l2cs predictions scored under each gaze derivation the suite offers.
+"""Assumption sensitivity: the verdict under each choice a test's number rests on, one table per test.
+
+l2cs: the same predictions scored under each gaze derivation the suite offers.
 
 The gaze label is derived, not published (docs/gaze.md): `geometric` puts the
 eye where the face is, `normal` on the screen's normal. `nia crops` carries
@@ -8,8 +10,13 @@ point copies them into per_sample.csv (`true_pitch_<method>`,
 the verdict each would give and the one the test used named. A crop without
 a label under a method is left out of that method's row and counted.
 
-dfer's region choice (`labels` or `fixed`) changes what the model sees, so
-scoring it under the other choice needs a second model run; it is not here.
+dfer: the region each clip is cut from changes what the model sees, so
+`dfer/valid_nia.py --region-sensitivity` runs the model again with each
+clip cut the other ways `dfer.regions` offers (the frame's centred square,
+the square scaled or shifted) and writes those predictions beside its own
+(`pred_region_<variant>`); this module scores each against the same truth.
+A clip a variant's run could not read is left out of that variant's row and
+counted.
 """
 from __future__ import annotations
 
@@ -22,6 +29,9 @@ from common.metrics.angular import angular_errors_deg
 from common.verdicts.thresholds import Threshold
 
 HEADER = ["gaze derivation", "used by the test", "n", "unlabelled", "mean angular error", "verdict"]
+REGION_HEADER = ["clip region", "used by the test", "n", "unscored", "WAR", "verdict"]
+REGION_PREFIX = "pred_region_"  # dfer.regions.REGION_PREFIX (not imported: the report needs no torch)
+AS_INDEXED = "as indexed"
 
 
 def gaze_sensitivity(per_sample: pd.DataFrame | None, rule: Threshold, provenance: dict[str, Any] | None
@@ -48,12 +58,44 @@ def gaze_sensitivity(per_sample: pd.DataFrame | None, rule: Threshold, provenanc
             "verdicts_agree": len({r["verdict"] for r in rows if r["verdict"]}) <= 1}
 
 
+def region_sensitivity(per_sample: pd.DataFrame | None, rule: Threshold, provenance: dict[str, Any] | None = None
+                       ) -> dict[str, Any] | None:
+    """report.json's ``sensitivity`` of the dfer entry: WAR with each clip's own region (``as indexed``) and
+    with each variant's predictions; None without ``pred_region_`` columns in per_sample.csv."""
+    if per_sample is None or per_sample.empty:
+        return None
+    variants = [c[len(REGION_PREFIX):] for c in per_sample.columns if c.startswith(REGION_PREFIX)]
+    if not variants:
+        return None
+    truth = per_sample["truth"].astype(str).to_numpy()
+    rows = []
+    for name, column in [(AS_INDEXED, "pred"), *((v, REGION_PREFIX + v) for v in variants)]:
+        pred = per_sample[column]
+        known = (pred.notna() & (pred.astype(str) != "")).to_numpy()
+        value = float((pred.astype(str).to_numpy()[known] == truth[known]).mean()) if known.any() else None
+        rows.append({"method": name, "used": name == AS_INDEXED, "n": int(known.sum()),
+                     "unlabelled": int((~known).sum()), "value": value,
+                     "verdict": None if value is None else ("PASS" if rule.passes(value) else "FAIL")})
+    return {"assumption": "clip region (dfer/regions.py)", "used": AS_INDEXED, "rows": rows,
+            "verdicts_agree": len({r["verdict"] for r in rows if r["verdict"]}) <= 1}
+
+
+#: test -> its sensitivity (per_sample, rule, provenance) -> report.json's ``sensitivity`` or None
+def _header(sensitivity: dict[str, Any]) -> list[str]:
+    return REGION_HEADER if str(sensitivity.get("assumption", "")).startswith("clip region") else HEADER
+
+
 def _rows(sensitivity: dict[str, Any], rule: Threshold) -> list[list[str]]:
     return [[r["method"], "yes" if r["used"] else "", str(r["n"]), str(r["unlabelled"]), rule.show(r["value"]),
              r["verdict"] or "n/a"] for r in sensitivity["rows"]]
 
 
 def _sentence(sensitivity: dict[str, Any]) -> str:
+    if _header(sensitivity) is REGION_HEADER:
+        agree = "the verdict holds under every region" if sensitivity["verdicts_agree"] else \
+            "the verdict depends on the region"
+        return f"The same clips and model, each clip cut from another region ({agree}; used: each clip's " \
+               f"region as `nia clips` chose it)."
     agree = "the verdict holds under every derivation" if sensitivity["verdicts_agree"] else \
         "the verdict depends on the derivation"
     return f"The same predictions scored against the label under each derivation ({agree}; used: " \
@@ -65,7 +107,8 @@ def sensitivity_markdown(entry: dict[str, Any], rule: Threshold,
     sensitivity = entry.get("sensitivity")
     if not sensitivity:
         return []
-    return ["### Assumption sensitivity", "", _sentence(sensitivity), "", *table(HEADER, _rows(sensitivity, rule)), ""]
+    return ["### Assumption sensitivity", "", _sentence(sensitivity), "",
+            *table(_header(sensitivity), _rows(sensitivity, rule)), ""]
 
 
 def sensitivity_html(entry: dict[str, Any], rule: Threshold, table: Callable[..., str],
@@ -74,4 +117,4 @@ def sensitivity_html(entry: dict[str, Any], rule: Threshold, table: Callable[...
     if not sensitivity:
         return []
     return ["<h3>Assumption sensitivity</h3>", f"<p>{escape(_sentence(sensitivity))}</p>",
-            table(HEADER, _rows(sensitivity, rule), verdict_column=HEADER.index("verdict"))]
+            table(_header(sensitivity), _rows(sensitivity, rule), verdict_column=HEADER.index("verdict"))]

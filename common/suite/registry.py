@@ -58,6 +58,7 @@ class AcceptanceTest:
         sample_noun: what one sample is, in the report's words.
         thresholds_file: the JSON file holding its rule (keyed by ``key``); None: common/data/thresholds.json.
         extras: ``(report key, hook)`` pairs: more report sections, each ``(per_sample, rule, entry) -> value``.
+        examples: the ``common.report.examples.ExampleKind`` that picks and draws its example pictures; None: none.
     """
 
     key: str
@@ -81,6 +82,7 @@ class AcceptanceTest:
     sample_noun: str = "samples"
     thresholds_file: str | None = None
     extras: tuple[tuple[str, str], ...] = field(default=())
+    examples: str | None = None
 
     @property
     def test(self) -> str:
@@ -127,6 +129,7 @@ _BUILTIN = (
         data_check="common.report.data_check:GAZE_CROPS",
         predictions_reader="common.verdicts.submissions:read_gaze_predictions", sample_noun="crops",
         extras=(("sensitivity", "common.report.scorers:gaze_sensitivity"),),
+        examples="common.report.examples:GAZE_EXAMPLES",
     ),
     AcceptanceTest(
         key="rit", title="RIT-Net segmentation", image="nia_demo_rit", code_dir="ritnet", entry="ritnet/test.py",
@@ -136,6 +139,7 @@ _BUILTIN = (
         **_report_hooks("segmentation"),
         data_check="common.report.data_check:SEGMENTATION_CROPS",
         predictions_reader="common.verdicts.submissions:find_segmentation_predictions", sample_noun="eye crops",
+        examples="common.report.examples:OVERLAY_EXAMPLES",
     ),
     AcceptanceTest(
         key="dfer", title="Former-DFER observer state", image="nia_demo_dfer", code_dir="dfer",
@@ -145,6 +149,8 @@ _BUILTIN = (
         **_report_hooks("state"),
         data_check="common.report.data_check:STATE_CLIPS",
         predictions_reader="common.verdicts.submissions:read_state_predictions", sample_noun="clips",
+        extras=(("sensitivity", "common.report.scorers:region_sensitivity"),),
+        examples="common.report.examples:CLIP_EXAMPLES",
     ),
 )
 

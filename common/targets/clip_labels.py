@@ -86,8 +86,15 @@ def label_region(box: dict[str, float], width: int, height: int,
     if not (0 <= cx < width and 0 <= cy < height) or not math.isfinite(box["iod"]) or box["iod"] <= 0:
         return None
     side = max(box["xmax"] - box["xmin"], box["ymax"] - box["ymin"]) + (options.face_scale - 1.0) * box["iod"]
+    return square_in_frame(cx, cy, side, width, height, shift_down=options.face_shift)
+
+
+def square_in_frame(cx: float, cy: float, side: float, width: int, height: int, *,
+                    shift_down: float = 0.0) -> tuple[int, int, int, int]:
+    """The square of ``side`` px (rounded, at least 2, no larger than the frame's shorter side) centred on
+    (cx, cy) moved down by ``shift_down`` of its side, then moved inside the frame."""
     side_px = int(min(max(_round_half_up(side), 2), width, height))
-    cy += options.face_shift * side_px
+    cy += shift_down * side_px
     x0 = min(max(_round_half_up(cx - side_px / 2.0), 0), width - side_px)
     y0 = min(max(_round_half_up(cy - side_px / 2.0), 0), height - side_px)
     return x0, y0, x0 + side_px, y0 + side_px
