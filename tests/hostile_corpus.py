@@ -2,7 +2,9 @@
 
 A :class:`Case` says what the input is, the one line the suite must print
 about it (every string of ``line`` appears in that line; ``{file}`` is the
-input's name) and the exit code. The tests that feed each area's cases to the
+input's name) and the exit code. Those four are data, in ``tests/hostile_cases.json`` (one table per group of
+cases, with its area and where its line is); this module adds the code that makes each input (a table's
+makers, by case id). The tests that feed each area's cases to the
 suite are ``tests/test_hostile_*.py``; ``python -m tests.hostile_corpus``
 prints the table of the README's "Reliability" section.
 
@@ -44,9 +46,24 @@ class Case:
         return [part.replace("{file}", file) for part in self.line]
 
 
-def _cases(area: str, where: str, rows: list[tuple]) -> list[Case]:
-    return [Case(row[0], area, row[1], tuple(row[2]), row[3], row[4] if len(row) > 4 else None, where)
-            for row in rows]
+CASES_FILE = Path(__file__).with_name("hostile_cases.json")
+_TABLES: dict[str, dict[str, Any]] = json.loads(CASES_FILE.read_text(encoding="utf-8"))
+
+
+def _cases(table: str, makers: dict[str, Callable[..., Any]] | None = None, extra: tuple = ()) -> list[Case]:
+    """The cases of ``table`` in hostile_cases.json (rows ``[id, input, line, code]``, then the rows of ``extra``),
+    each given its maker from ``makers`` (by id; a maker for no case of the table is an error)."""
+    spec = _TABLES[table]
+    rows = [*spec["cases"], *extra]
+    makers = makers or {}
+    for row in rows:
+        if len(row) != 4:
+            raise ValueError(f"{CASES_FILE.name}: table {table}, case {row[0]!r}: expected [id, input, line, code]")
+    unknown = sorted(set(makers) - {row[0] for row in rows})
+    if unknown:
+        raise KeyError(f"{CASES_FILE.name}: table {table} has no case {', '.join(unknown)} (a maker names it)")
+    return [Case(id_, spec["area"], input_, tuple(line), code, makers.get(id_), spec["where"])
+            for id_, input_, line, code in rows]
 
 
 # --- labels: one frame label of a delivery (nia index: the manifest's error column) ---------------------
@@ -79,40 +96,27 @@ def _cut(label: dict) -> bytes:
     return data[:len(data) // 2]
 
 
-LABELS = _cases("labels", "manifest error column", [
-    ("label_empty", "0-byte JSON", ["{file}", "$", "not valid JSON"], 0, _text(b"")),
-    ("label_truncated", "JSON cut in the middle", ["{file}", "$", "not valid JSON"], 0, _cut),
-    ("label_malformed", "text that is no JSON", ["{file}", "$", "not valid JSON"], 0, _text(b"{broken: yes")),
-    ("label_not_utf8", "CP949 bytes, not UTF-8", ["{file}", "$", "not UTF-8 text"], 0,
-     _text('{"Annotations": "눈"}'.encode("cp949"))),
-    ("label_array_root", "a JSON array, not an object", ["{file}", "expected an object"], 0, _text(b"[1, 2, 3]")),
-    ("label_nesting_bomb", "100,000 nested arrays", ["{file}", "$"], 0, _text(b"[" * 100_000 + b"]" * 100_000)),
-    ("label_missing_pose", "no pose section", ["{file}", "Annotations.pose", "required field is missing"], 0,
-     _edit([_A, "pose"], _DELETE)),
-    ("label_missing_metaid", "no metaid", ["{file}", "Annotations.metaid", "required field is missing"], 0,
-     _edit([_A, "metaid"], _DELETE)),
-    ("label_wrong_type_head", "pose.head a string", ["{file}", "Annotations.pose.head", "expected an array of 3 numbers"],
-     0, _edit([_A, "pose", "head"], "up")),
-    ("label_bool_distance", "distance.cam true", ["{file}", "Annotations.distance.cam", "expected a number"], 0,
-     _edit([_A, "distance", "cam"], True)),
-    ("label_unknown_inst", "inst X", ["{file}", "Annotations.inst", "expected one of"], 0, _edit([_A, "inst"], "X")),
-    ("label_unknown_shape", "a shape labelled nose",
-     ["{file}", "Annotations.annotations[0].label", "expected one of"], 0, _edit([_A, "annotations", 0, "label"], "nose")),
-    ("label_nan", "pose.head[1] NaN", ["{file}", "Annotations.pose.head[1]", "finite"], 0,
-     _edit([_A, "pose", "head", 1], math.nan)),
-    ("label_inf", "pose.point[0] Infinity", ["{file}", "Annotations.pose.point[0]", "finite"], 0,
-     _edit([_A, "pose", "point", 0], math.inf)),
-    ("label_huge_integer", "an integer of 400 digits", ["{file}", "Annotations.distance.cam", "too large"], 0,
-     _edit([_A, "distance", "cam"], 10 ** 400)),
-    ("label_zero_radius", "iris rx 0", ["{file}", "Annotations.annotations[0].rx", "radius > 0"], 0,
-     _edit([_A, "annotations", 0, "rx"], 0)),
-    ("label_two_point_eyelid", "eyelid polygon of 2 points", ["{file}", "Annotations.annotations[2].points", "point"],
-     0, _edit([_A, "annotations", 2, "points"], [[1, 2], [3, 4]])),
-    ("label_negative_distance", "distance.display -5", ["{file}", "Annotations.distance.display", ">= 0"], 0,
-     _edit([_A, "distance", "display"], -5)),
-    ("label_outside_image", "iris centre at x = 5000 on a 1920 px image", ["{file}", "labels outside image"], 0,
-     _edit([_A, "annotations", 0, "cx"], 5000.0)),
-])
+LABELS = _cases("LABELS", {
+    "label_empty": _text(b""),
+    "label_truncated": _cut,
+    "label_malformed": _text(b"{broken: yes"),
+    "label_not_utf8": _text('{"Annotations": "눈"}'.encode("cp949")),
+    "label_array_root": _text(b"[1, 2, 3]"),
+    "label_nesting_bomb": _text(b"[" * 100_000 + b"]" * 100_000),
+    "label_missing_pose": _edit([_A, "pose"], _DELETE),
+    "label_missing_metaid": _edit([_A, "metaid"], _DELETE),
+    "label_wrong_type_head": _edit([_A, "pose", "head"], "up"),
+    "label_bool_distance": _edit([_A, "distance", "cam"], True),
+    "label_unknown_inst": _edit([_A, "inst"], "X"),
+    "label_unknown_shape": _edit([_A, "annotations", 0, "label"], "nose"),
+    "label_nan": _edit([_A, "pose", "head", 1], math.nan),
+    "label_inf": _edit([_A, "pose", "point", 0], math.inf),
+    "label_huge_integer": _edit([_A, "distance", "cam"], 10 ** 400),
+    "label_zero_radius": _edit([_A, "annotations", 0, "rx"], 0),
+    "label_two_point_eyelid": _edit([_A, "annotations", 2, "points"], [[1, 2], [3, 4]]),
+    "label_negative_distance": _edit([_A, "distance", "display"], -5),
+    "label_outside_image": _edit([_A, "annotations", 0, "cx"], 5000.0),
+})
 
 
 # --- media: a PNG of a frame (nia index: image_error; nia crops: crops_skipped.csv) ------------------------
@@ -130,17 +134,14 @@ def png(width: int, height: int, value: int = 90, idat: bytes | None = None) -> 
 
 FRAME = (1920, 1080)
 
-PNGS = _cases("media", "manifest image_error / crops_skipped.csv", [
-    ("png_empty", "0-byte PNG", ["{file}", "PNG file", "empty"], 0, lambda good: b""),
-    ("png_truncated", "PNG cut in half", ["{file}", "PNG file", "truncated"], 0, lambda good: good[:len(good) // 2]),
-    ("png_not_png", "text named .png", ["{file}", "PNG file", "not a PNG"], 0, lambda good: b"GIF89a, not a png" * 8),
-    ("png_wrong_size", "a 640x360 PNG among 1920x1080 ones", ["{file}", "image size", "640x360"], 0,
-     lambda good: png(640, 360)),
-    ("png_pixel_bomb", "IHDR of 60000x60000 (a pixel bomb), 1 kB of data", ["{file}", "image size", "60000x60000"], 0,
-     lambda good: png(60000, 60000, idat=zlib.compress(b"\0" * 1000))),
-    ("png_damaged_pixels", "sound header, pixel data that does not inflate",
-     ["unreadable image", "{file}", "could not decode"], 0, lambda good: png(*FRAME, idat=b"\x78\x9c" + b"\xff" * 200)),
-])
+PNGS = _cases("PNGS", {
+    "png_empty": lambda good: b"",
+    "png_truncated": lambda good: good[:len(good) // 2],
+    "png_not_png": lambda good: b"GIF89a, not a png" * 8,
+    "png_wrong_size": lambda good: png(640, 360),
+    "png_pixel_bomb": lambda good: png(60000, 60000, idat=zlib.compress(b"\0" * 1000)),
+    "png_damaged_pixels": lambda good: png(*FRAME, idat=b"\x78\x9c" + b"\xff" * 200),
+})
 
 
 # --- media: videos (nia clips: the clip index's reason and error) ------------------------------------------
@@ -185,16 +186,14 @@ def _mp4_bytes(data: bytes) -> Callable[[Path], None]:
     return lambda path: path.write_bytes(data)
 
 
-VIDEOS = _cases("media", "clip index: reason, error", [
-    ("mp4_empty", "0-byte mp4", ["unreadable", "{file}"], 0, _mp4_bytes(b"")),
-    ("mp4_truncated", "mp4 cut at 60 %", ["unreadable", "{file}"], 0, _mp4_cut),
-    ("mp4_not_mp4", "text named .mp4", ["unreadable", "{file}"], 0, _mp4_bytes(b"this is not a video\n" * 50)),
-    ("mp4_short", "8 frames (16 needed)", ["too_short"], 0, _mp4(8)),
-    ("mp4_vfr", "variable frame rate, 20 frames (30 then 10 fps)", ["usable, 20 frames"], 0,
-     _mp4(20, [1.0] * 10 + [3.0] * 10)),
-    ("mp4_rotated", "64x48 frames tagged rotate=90 (a phone held upright): read as stored, not turned",
-     ["usable, 20 frames, 64x48"], 0, _mp4_rotated),
-])
+VIDEOS = _cases("VIDEOS", {
+    "mp4_empty": _mp4_bytes(b""),
+    "mp4_truncated": _mp4_cut,
+    "mp4_not_mp4": _mp4_bytes(b"this is not a video\n" * 50),
+    "mp4_short": _mp4(8),
+    "mp4_vfr": _mp4(20, [1.0] * 10 + [3.0] * 10),
+    "mp4_rotated": _mp4_rotated,
+})
 
 
 # --- coverage: one sample of the scored split damaged (the three tests, every shape of --data; issue 19) -----------
@@ -210,31 +209,31 @@ def _rewrite(column: str, change: Callable[[bytes, Any], bytes]) -> Callable[[Pa
     return make
 
 
+def _first_half(data: bytes, row: Any) -> bytes:
+    return data[:len(data) // 2]
+
+
+def _pixels_that_do_not_inflate(data: bytes, row: Any) -> bytes:
+    """The row's PNG with a sound header of its size and pixel data that does not inflate."""
+    return png(row["png_width"], row["png_height"], idat=b"\x78\x9c" + b"\xff" * 200)
+
+
 def _condition_x(data: bytes, row: Any) -> bytes:
     label = json.loads(data)
     label["Annotations"]["condition"] = "X"
     return json.dumps(label).encode()
 
 
-COVERAGE = _cases("coverage", "metrics.json skipped", [
-    ("cov_frame_png_missing", "a test frame's PNG deleted (its JSON kept)", ["missing_image"], 0,
-     _unlink("png_path")),
-    ("cov_frame_png_truncated", "a test frame's PNG cut in half", ["unreadable_image"], 0,
-     _rewrite("png_path", lambda data, row: data[:len(data) // 2])),
-    ("cov_frame_png_damaged_pixels", "a test frame's PNG: sound header, pixel data that does not inflate",
-     ["unreadable_image"], 0,
-     _rewrite("png_path", lambda data, row: png(row["png_width"], row["png_height"], idat=b"\x78\x9c" + b"\xff" * 200))),
-    ("cov_frame_label_missing", "a test frame's JSON deleted (its PNG kept)", ["invalid_label"], 0,
-     _unlink("json_path")),
-    ("cov_frame_label_truncated", "a test frame's JSON cut in half", ["invalid_label"], 0,
-     _rewrite("json_path", lambda data, row: data[:len(data) // 2])),
-    ("cov_frame_unknown_condition", "a test frame's JSON condition X", ["invalid_label"], 0,
-     _rewrite("json_path", _condition_x)),
-    ("cov_video_mp4_missing", "a test video's mp4 deleted (its JSON kept)", ["missing_video"], 0,
-     _unlink("video_path")),
-    ("cov_video_label_truncated", "a test video's JSON cut in half", ["invalid_label"], 0,
-     _rewrite("json_path", lambda data, row: data[:len(data) // 2])),
-])
+COVERAGE = _cases("COVERAGE", {
+    "cov_frame_png_missing": _unlink("png_path"),
+    "cov_frame_png_truncated": _rewrite("png_path", _first_half),
+    "cov_frame_png_damaged_pixels": _rewrite("png_path", _pixels_that_do_not_inflate),
+    "cov_frame_label_missing": _unlink("json_path"),
+    "cov_frame_label_truncated": _rewrite("json_path", _first_half),
+    "cov_frame_unknown_condition": _rewrite("json_path", _condition_x),
+    "cov_video_mp4_missing": _unlink("video_path"),
+    "cov_video_label_truncated": _rewrite("json_path", _first_half),
+})
 
 
 def is_video_case(case: Case) -> bool:
@@ -244,24 +243,8 @@ def is_video_case(case: Case) -> bool:
 
 # --- prepared indexes given as --data: paths that would leave the dataset folder (issue 19) ----------------------
 
-_ESCAPES = ["{file}", "row 1", "absolute or climbs out"]
-INDEXES = _cases("indexes", "the entry point's stderr ({file}: the index.parquet)", [
-    ("idx_crop_jpg_absolute", "l2cs/run_valid_l2cs.py: a crop row's jpg_path absolute (another crop's image)",
-     [*_ESCAPES, "jpg_path"], 2),
-    ("idx_crop_jpg_dotdot", "l2cs/run_valid_l2cs.py: a crop row's jpg_path ../outside.jpg", [*_ESCAPES, "jpg_path"], 2),
-    ("idx_crop_png_absolute", "ritnet/test.py: a crop row's png_path (its truth) absolute", [*_ESCAPES, "png_path"], 2),
-    ("idx_crop_png_dotdot", "ritnet/test.py: a crop row's png_path ../../maps/x.png", [*_ESCAPES, "png_path"], 2),
-    ("idx_clip_video_absolute", "dfer/valid_nia.py: a clip row's video_path absolute", [*_ESCAPES, "video_path"], 2),
-    ("idx_clip_video_dotdot", "dfer/valid_nia.py: a clip row's video_path ../x.mp4", [*_ESCAPES, "video_path"], 2),
-])
-INDEX_FILES = _cases("indexes", "the entry point's stderr ({file}: the file of the case)", [
-    ("idx_crop_truth_over_opencv_limit", "ritnet/test.py: a crop's class map (the truth) declaring 40000x40000",
-     ["{file}", "OpenCV refuses", "CV_IO_MAX_IMAGE_PIXELS"], 2),
-    ("idx_clip_video_swapped", "dfer/valid_nia.py: an mp4 replaced by another clip after nia clips",
-     ["{file}", "changed since nia clips indexed it", "run nia clips again"], 2),
-    ("idx_clip_video_touched", "dfer/valid_nia.py: an mp4 of the same size, its mtime moved, after nia clips",
-     ["{file}", "changed since nia clips indexed it", "mtime_ns"], 2),
-])
+INDEXES = _cases("INDEXES")
+INDEX_FILES = _cases("INDEX_FILES")
 
 
 # --- deliveries (nia prepare SRC DEST, each case alone in SRC beside a good archive) --------------------------
@@ -338,49 +321,28 @@ def _many_small_zeros() -> bytes:
 
 GOOD_ARCHIVE = ("good.zip", [("g/a.json", b'{"a": 1}'), ("g/b.png", b"\x89PNG fake" * 20)])
 
-DELIVERIES = _cases("deliveries", "nia prepare stderr", [
-    ("zip_merge_empty", "parts of 0 bytes", ["refused: bad.zip", "merged archive is empty"], 2,
-     _parts_then(lambda parts: [p.write_bytes(b"") for p in parts])),
-    ("zip_merge_truncated", "last part cut short", ["refused: bad.zip", "not a complete zip", "bad.zip.part2"], 2,
-     _parts_then(lambda parts: parts[-1].write_bytes(parts[-1].read_bytes()[:-40]))),
-    ("zip_part_missing", "part1 of 3 missing", ["refused: bad.zip", ".part1 missing"], 2,
-     _parts_then(lambda parts: parts[1].unlink())),
-    ("zip_merged_and_parts", "bad.zip and bad.zip.partN both in SRC", ["refused: bad.zip", "keep one"], 2, _both_forms),
-    ("zip_not_a_zip", "text named .zip", ["refused: bad.zip", "not a complete zip"], 2,
-     _single("bad.zip", b"PK? no, just text\n" * 10)),
-    ("zip_member_dotdot", "member ../escape.txt", ["refused: bad.zip", "'../escape.txt'", "outside DEST"], 2,
-     _single("bad.zip", zip_bytes([("fine.txt", b"1"), ("../escape.txt", b"2")]))),
-    ("zip_member_absolute", "member /abs/escape.txt", ["refused: bad.zip", "'/abs/escape.txt'", "outside DEST"], 2,
-     _single("bad.zip", zip_bytes([("fine.txt", b"1"), ("/abs/escape.txt", b"2")]))),
-    ("zip_member_drive", "member C:\\escape.txt", ["refused: bad.zip", "outside DEST"], 2,
-     _single("bad.zip", zip_bytes([("C:\\escape.txt", b"2")]))),
-    ("zip_member_symlink", "a symlink member -> /etc/passwd", ["warning: bad.zip", "1 symlink member", "'ok/link'"], 0,
-     _single("bad.zip", zip_with_symlink("ok/link", "/etc/passwd"))),
-    ("zip_member_duplicate", "one name twice, other contents", ["warning: bad.zip", "1 duplicate member", "'d/a.json'"],
-     0, _single("bad.zip", lambda: zip_bytes([("d/a.json", b"first"), ("d/a.json", b"second")]))),
-    ("zip_bad_crc", "a member whose data fails its CRC", ["refused: bad.zip", "'ok/damaged.json'", "CRC"], 2,
-     _single("bad.zip", bad_crc_zip)),
-    ("zip_bomb_member", "50 MB of zeros in 50 kB", ["refused: bad.zip", "expands", "--max-ratio"], 2,
-     _single("bad.zip", lambda: zip_bytes([("z.bin", b"\0" * (50 << 20))]))),
-    ("zip_bomb_many_small", "400 members of 10 kB zeros", ["refused: bad.zip", "its members expand", "--max-ratio"], 2,
-     _single("bad.zip", _many_small_zeros)),
-    ("zip_file_vs_folder", "member x as a file and x/y under it", ["refused: bad.zip", "'x/y.json'", "is a file"], 2,
-     _single("bad.zip", lambda: zip_bytes([("x", b"file"), ("x/y.json", b"{}")]))),
-    ("zip_cp949_names", "member names in CP949, UTF-8 flag clear", [], 0,
-     _single("bad.zip", lambda: zip_raw_names({"원천데이터/눈.png".encode("cp949"): b"cp949"}))),
-])
+DELIVERIES = _cases("DELIVERIES", {
+    "zip_merge_empty": _parts_then(lambda parts: [p.write_bytes(b"") for p in parts]),
+    "zip_merge_truncated": _parts_then(lambda parts: parts[-1].write_bytes(parts[-1].read_bytes()[:-40])),
+    "zip_part_missing": _parts_then(lambda parts: parts[1].unlink()),
+    "zip_merged_and_parts": _both_forms,
+    "zip_not_a_zip": _single("bad.zip", b"PK? no, just text\n" * 10),
+    "zip_member_dotdot": _single("bad.zip", zip_bytes([("fine.txt", b"1"), ("../escape.txt", b"2")])),
+    "zip_member_absolute": _single("bad.zip", zip_bytes([("fine.txt", b"1"), ("/abs/escape.txt", b"2")])),
+    "zip_member_drive": _single("bad.zip", zip_bytes([("C:\\escape.txt", b"2")])),
+    "zip_member_symlink": _single("bad.zip", zip_with_symlink("ok/link", "/etc/passwd")),
+    "zip_member_duplicate": _single("bad.zip", lambda: zip_bytes([("d/a.json", b"first"), ("d/a.json", b"second")])),
+    "zip_bad_crc": _single("bad.zip", bad_crc_zip),
+    "zip_bomb_member": _single("bad.zip", lambda: zip_bytes([("z.bin", b"\0" * (50 << 20))])),
+    "zip_bomb_many_small": _single("bad.zip", _many_small_zeros),
+    "zip_file_vs_folder": _single("bad.zip", lambda: zip_bytes([("x", b"file"), ("x/y.json", b"{}")])),
+    "zip_cp949_names": _single("bad.zip", lambda: zip_raw_names({"원천데이터/눈.png".encode("cp949"): b"cp949"})),
+})
 
 
 # --- trees (nia index ROOT) -----------------------------------------------------------------------------------
 
-TREES = _cases("trees", "nia index stdout/stderr", [
-    ("tree_symlink_loop", "a folder symlink to its parent", ["reached again through a symlink", "loop -> ."], 0),
-    ("tree_symlink_twice", "a folder symlink to a folder of the tree", ["reached again through a symlink"], 0),
-    ("tree_unreadable_folder", "a folder that cannot be listed", ["unreadable: {file}", "Permission denied"], 2),
-    ("tree_names_with_spaces", "files and folders with spaces in their names", [], 0),
-    ("tree_dangling_symlink", "x.png -> a file that does not exist", ["{file}", "PNG file"], 0),
-    ("tree_root_is_a_file", "ROOT is a file", ["{file}", "not a directory"], 2),
-])
+TREES = _cases("TREES")
 
 
 # --- score-only predictions (--predictions of the three validation entry points) ----------------------------------
@@ -390,52 +352,13 @@ def predictions_csv(names: list[str], pitch: list[float], yaw: list[float]) -> s
     return "\n".join(lines) + "\n"
 
 
-L2CS_PREDICTIONS = _cases("predictions", "l2cs/run_valid_l2cs.py: stderr / metrics.json", [
-    ("pred_missing_row", "one test crop not predicted", ["no verdict", "missing_prediction 1"], 2),
-    ("pred_extra_row", "a name outside the split", [], 0),
-    ("pred_duplicated", "one crop predicted twice", ["no verdict", "duplicated_prediction 1"], 2),
-    ("pred_nan", "pitch NaN", ["no verdict", "nonfinite_prediction 1"], 2),
-    ("pred_inf", "yaw inf", ["no verdict", "nonfinite_prediction 1"], 2),
-    ("pred_escaping_names", "names ../../../etc/passwd, /abs/x, C:\\x", [], 0),
-    ("pred_missing_column", "no yaw column", ["{file}", "yaw"], 2),
-    ("pred_not_a_number", "pitch 'abc'", ["{file}", "pitch"], 2),
-    ("pred_empty_file", "0-byte file", ["{file}"], 2),
-    ("pred_binary", "random bytes", ["{file}"], 2),
-])
+L2CS_PREDICTIONS = _cases("L2CS_PREDICTIONS")
 
 # a folder of class-map PNGs {crop id}.png; {file} is the PNG in question (the folder for rit_pred_not_a_folder)
-RIT_PREDICTIONS = _cases("predictions", "ritnet/test.py: stderr / metrics.json", [
-    ("rit_pred_missing_png", "one test crop's PNG missing", ["no verdict", "missing_prediction 1"], 2),
-    ("rit_pred_extra_png", "a PNG of a crop outside the split, a stray text file and a subfolder", [], 0),
-    ("rit_pred_duplicated", "X.png and X.PNG", ["no verdict", "duplicated_prediction 1"], 2),
-    ("rit_pred_class_out_of_range", "class id 255 (the class map's non-finite)", ["{file}", "class id 255"], 2),
-    ("rit_pred_escaping_link", "X.png a symbolic link to the ground truth's class map",
-     ["{file}", "symbolic link out of the predictions folder"], 2),
-    ("rit_pred_wrong_size", "a class map one pixel wider than its crop", ["{file}", "has size"], 2),
-    ("rit_pred_colour", "a 3-channel PNG", ["{file}", "single-channel"], 2),
-    ("rit_pred_16bit", "a 16-bit PNG of class ids 0..2 (scored as 8-bit)", [], 0),
-    ("rit_pred_empty_file", "0-byte X.png", ["{file}", "cannot be read as a PNG"], 2),
-    ("rit_pred_binary", "random bytes as X.png", ["{file}", "cannot be read as a PNG"], 2),
-    ("rit_pred_not_a_folder", "--predictions is a file", ["{file}", "not a folder"], 2),
-    ("rit_pred_symlink_loop", "X.png a symbolic link to itself", ["{file}", "symbolic link that loops"], 2),
-    ("rit_pred_pixel_bomb", "X.png: 0.4 kB declaring 20000x20000 (refused from its header, never inflated)",
-     ["{file}", "(20000, 20000)", "not decoded"], 2),
-    ("rit_pred_over_opencv_limit", "X.png declaring 40000x40000 (past OpenCV's CV_IO_MAX_IMAGE_PIXELS)",
-     ["{file}", "(40000, 40000)", "not decoded"], 2),
-])
+RIT_PREDICTIONS = _cases("RIT_PREDICTIONS")
 
 # CSV name,label (F, S, D, A, N)
-DFER_PREDICTIONS = _cases("predictions", "dfer/valid_nia.py: stderr / metrics.json", [
-    ("dfer_pred_missing_row", "one test clip not predicted", ["no verdict", "missing_prediction 1"], 2),
-    ("dfer_pred_extra_row", "a clip outside the split", [], 0),
-    ("dfer_pred_duplicated", "one clip as X and as X.mp4", ["no verdict", "duplicated_prediction 1"], 2),
-    ("dfer_pred_nan", "label 'nan' (a state has no non-finite value)", ["{file}", "line 4", "label", "'nan'"], 2),
-    ("dfer_pred_unknown_label", "label 'f' (lower case)", ["{file}", "line 2", "'f'", "F, S, D, A, N"], 2),
-    ("dfer_pred_escaping_names", "names ../../../etc/passwd, /abs/x.mp4, C:\\x.mp4", [], 0),
-    ("dfer_pred_missing_column", "no label column", ["{file}", "label"], 2),
-    ("dfer_pred_empty_file", "0-byte file", ["{file}", "not a readable CSV"], 2),
-    ("dfer_pred_binary", "random bytes", ["{file}", "not a readable CSV"], 2),
-])
+DFER_PREDICTIONS = _cases("DFER_PREDICTIONS")
 
 PREDICTIONS = L2CS_PREDICTIONS + RIT_PREDICTIONS + DFER_PREDICTIONS
 
@@ -517,35 +440,11 @@ def _weights_that_run_code(test: str) -> tuple:
     )
 
 
-L2CS_WEIGHTS = _cases("weights", "l2cs/run_valid_l2cs.py: stderr", [
-    ("weights_empty", "0-byte file", ["{file}"], 2),
-    ("weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
-    ("weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
-    ("weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "nor an original L2CS-Net state_dict"], 2),
-    ("weights_wrong_shapes", "our checkpoint of another width", ["{file}"], 2),
-    *_weights_that_run_code(""),
-])
+L2CS_WEIGHTS = _cases("L2CS_WEIGHTS", extra=_weights_that_run_code(""))
 
-RIT_WEIGHTS = _cases("weights", "ritnet/test.py: stderr", [
-    ("rit_weights_empty", "0-byte file", ["{file}", "not a loadable weights file"], 2),
-    ("rit_weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
-    ("rit_weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
-    ("rit_weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not a RITnet DenseNet2D state_dict"], 2),
-    ("rit_weights_other_test", "our L2CS-Net checkpoint", ["{file}", "'nia-l2cs/2', expected nia-rit/1"], 2),
-    ("rit_weights_wrong_shapes", "our checkpoint whose config says another width", ["{file}", "config says 8"], 2),
-    *_weights_that_run_code("rit_"),
-])
+RIT_WEIGHTS = _cases("RIT_WEIGHTS", extra=_weights_that_run_code("rit_"))
 
-DFER_WEIGHTS = _cases("weights", "dfer/valid_nia.py: stderr", [
-    ("dfer_weights_empty", "0-byte file", ["{file}", "not a loadable weights file"], 2),
-    ("dfer_weights_truncated", "our checkpoint cut in half", ["{file}", "damaged safetensors"], 2),
-    ("dfer_weights_random", "4 kB of random bytes", ["{file}", "not a loadable weights file"], 2),
-    ("dfer_weights_other_model", "a torchvision ResNet-18 state_dict", ["{file}", "not a Former-DFER checkpoint"], 2),
-    ("dfer_weights_other_test", "our RIT-Net checkpoint", ["{file}", "'nia-rit/1', expected nia-dfer/1"], 2),
-    ("dfer_weights_wrong_shapes", "our checkpoint whose config says another width",
-     ["{file}", "weights do not fit FormerDFER"], 2),
-    *_weights_that_run_code("dfer_"),
-])
+DFER_WEIGHTS = _cases("DFER_WEIGHTS", extra=_weights_that_run_code("dfer_"))
 
 WEIGHTS = L2CS_WEIGHTS + RIT_WEIGHTS + DFER_WEIGHTS
 
@@ -597,119 +496,22 @@ def write_hostile_weights(kind: str, path: Path, ours: Path, marker: Path, *, fo
 
 # --- reports (nia report RESULTS_DIR... and nia suite over result folders and report.json) --------------------
 
-REPORTS = _cases("reports", "nia report / nia suite: stderr, stdout, report.json", [
-    ("report_per_sample_absolute", "metrics.json's per_sample_file: another run's per_sample.csv, absolute",
-     ["{file}", "per_sample_file", "outside the results folder"], 2),
-    ("report_per_sample_dotdot", "per_sample_file ../other/per_sample.csv",
-     ["{file}", "per_sample_file", "outside the results folder"], 2),
-    ("report_per_sample_link", "per_sample.csv a symbolic link to another run's file",
-     ["{file}", "per_sample_file", "outside the results folder"], 2),
-    ("report_overlay_outside", "a RIT-Net overlay named by an absolute path to a PNG elsewhere",
-     ["overlay", "{file}", "outside the result folder"], 1),
-    ("report_unknown_test", "metrics.json names test \"blink\", which no registry entry declares",
-     ["{file}", "test \"blink\"", "not a registered acceptance test"], 2),
-    ("report_example_link", "an l2cs example's crop in the scored data a symbolic link to a file outside it",
-     ["its file lies outside the dataset folder: refused"], 1),
-    ("report_stale_folder", "nia report --run-id, one of three folders from an earlier run",
-     ["{file}", "stale results, not filed"], 2),
-    ("table_edited_verdict", "report.json's verdict edited to PASS, value under the threshold",
-     ["{file}", "says PASS", "give FAIL"], 2),
-    ("table_report_not_its_folder", "report.json's value and verdict edited together, the folder as it was",
-     ["{file}", "differ from what"], 2),
-    ("suite_undeletable_result", "nia suite run, an earlier metrics.json in a read-only folder",
-     ["cannot remove the earlier run's results", "{file}"], 2),
-    ("forged_rows_booked_missing", "failing rows deleted and booked as missing_image, SHA-256 recomputed",
-     ["skipped missing_image is 8; the data gives 0"], 1),
-    ("forged_rows_booked_unreadable", "failing rows deleted and booked as unreadable_image",
-     ["only 0 of the unscored samples' files fail to decode"], 1),
-    ("forged_gaze_truth", "true_pitch/true_yaw set to the prediction, SHA-256 recomputed",
-     ["true_pitch/true_yaw of", "differ from the data's gaze labels"], 1),
-    ("forged_state_truth", "Former-DFER truth set to the prediction", ["truth of", "observer state"], 1),
-    ("forged_iris_dropped", "RIT-Net's iris columns dropped, mIoU over the other two",
-     ["per_sample.csv scores classes", "RIT-Net's are"], 1),
-    ("forged_class_map_counts", "RIT-Net's inter_ columns raised to the unions", ["do not fit the data's class maps"],
-     1),
-    ("forged_without_data", "a consistent forgery, no data at hand", ["not checked against the data", "run's own"],
-     0),
-])
+REPORTS = _cases("REPORTS")
 
 
 # --- outputs and options ------------------------------------------------------------------------------------------
 
-OUTPUTS = _cases("outputs", "stderr", [
-    ("out_index_read_only", "nia index --out in a read-only folder", ["{file}", "cannot write in this folder"], 2),
-    ("out_index_is_folder", "nia index --out DIR", ["'--out'", "is a directory"], 2),
-    ("out_stats_read_only", "nia stats --out read-only", ["{file}", "cannot write in this folder"], 2),
-    ("out_stats_is_file", "nia stats --out FILE", ["'--out'", "is a file"], 2),
-    ("out_split_read_only", "nia split --out read-only (manifest unchanged)", ["{file}", "cannot write in this folder"], 2),
-    ("out_split_manifest_read_only", "nia split, manifest in a read-only folder (lists unchanged)",
-     ["{file}", "cannot write in this folder"], 2),
-    ("out_crops_read_only", "nia crops OUT read-only", ["{file}", "cannot write in this folder"], 2),
-    ("out_crops_is_file", "nia crops OUT a file", ["'OUT'", "is a file"], 2),
-    ("out_clips_read_only", "nia clips OUT read-only", ["{file}", "cannot write in this folder"], 2),
-    ("out_prepare_dest_is_file", "nia prepare SRC FILE", ["'DEST'", "is a file"], 2),
-    ("out_prepare_dest_read_only", "nia prepare into a read-only DEST", ["{file}", "cannot write in this folder"], 2),
-    ("out_valid_read_only", "run_valid_l2cs.py --out read-only: no metrics.json", ["{file}", "Read-only"], 2),
-    ("out_valid_is_file", "run_valid_l2cs.py --out FILE", ["'--out'", "is a file"], 2),
-    ("out_train_read_only", "l2cs/train.py --out read-only", ["{file}", "Read-only"], 2),
-    ("full_crops", "nia crops on a full disk: no empty or partial crop under its name",
-     ["{file}", "No space left on device"], 2),
-    ("full_stats", "nia stats --out on a full disk", ["{file}", "No space left on device"], 2),
-    ("full_split", "nia split on a full disk: manifest unchanged", ["{file}", "No space left on device"], 2),
-    ("full_prepare", "nia prepare into a nearly full disk (free-space guard)", ["refused: good.zip", "free"], 2),
-    ("full_train", "l2cs/train.py --out on a full disk", ["{file}", "No space left on device"], 2),
-    ("full_train_writer_cleans_up", "l2cs/train.py: the weights writer removes its partial file, then raises its "
-     "own error (safetensors 0.8 on a full disk)", ["{file}", "No space left on device"], 2),
-    ("quota_train", "l2cs/train.py: the weights writer's own error for an exceeded disk quota",
-     ["{file}", "Disk quota exceeded"], 2),
-])
+OUTPUTS = _cases("OUTPUTS")
 
-OPTIONS = _cases("options", "stderr", [
-    ("opt_index_workers_negative", "nia index --workers -3", ["'--workers'", "-3"], 2),
-    ("opt_split_counts_over", "nia split --counts 1000,0,0 on 16 frames", ["--counts ask for 1000 frames", "16"], 2),
-    ("opt_split_ratios_negative", "nia split --ratios 80,-10,30", ["ratios", "non-negative"], 2),
-    ("opt_crops_workers_zero", "nia crops --workers 0", ["'--workers'", "0"], 2),
-    ("opt_prepare_ratio_below_one", "nia prepare --max-ratio 0.5", ["'--max-ratio'"], 2),
-    ("opt_prepare_size_garbage", "nia prepare --min-free lots", ["'--min-free'", "lots"], 2),
-    ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
-])
+OPTIONS = _cases("OPTIONS")
 
 # --- the suite's own runs: make validate-*, nia suite, the verdict table (tests/test_hostile_suite.py) -------------
 
-SUITE_RUNS = _cases("suite", "make validate-* / nia suite table: stderr, the table's reason", [
-    ("suite_fail_exit_code", "make validate-all where a test FAILs (make itself exits 2)",
-     ["suite: a test FAILED (exit 1)"], 1),
-    ("suite_image_missing", "the test's image neither built nor loaded (docker would pull it)",
-     ["image nia_demo_l2cs not found", "make build-l2cs", "make load"], 2),
-    ("suite_data_missing", "DATA a path that does not exist (dockerd would create it as root)",
-     ["{file}", "not found", "nothing was run"], 2),
-    ("suite_weights_missing", "WEIGHTS a file that does not exist", ["{file}", "not found", "nothing was run"], 2),
-    ("suite_verdict_once", "make validate-l2cs: the container's verdict line and the report's", ["-> PASS"], 0),
-    ("suite_cpu_fallback_warning", "--device cuda where no GPU is visible",
-     ["warning: device 'cuda' requested but no CUDA GPU is visible: running on the CPU"], 0),
-    ("suite_reason_after_warning", "a run that died after a Python warning, no report.json",
-     ["Error 137"], 2),
-    ("suite_exit_file_garbage", "build/results/.suite/TEST.exit holds no number", ["{file}", "not an exit code"], 2),
-    ("report_metrics_utf16", "nia report on a metrics.json in UTF-16", ["{file}", "not UTF-8 text"], 2),
-    ("report_metrics_empty", "nia report on a 0-byte metrics.json", ["{file}", "not valid JSON"], 2),
-    ("report_metrics_array", "nia report on a metrics.json that is a JSON array", ["{file}", "expected an object"], 2),
-    ("report_per_sample_utf16", "nia report on a per_sample.csv in UTF-16", ["{file}", "not UTF-8 text"], 2),
-    ("report_per_sample_empty", "nia report on a 0-byte per_sample.csv", ["{file}", "not a readable CSV"], 2),
-])
+SUITE_RUNS = _cases("SUITE_RUNS")
 
 # --- the --data of the validation entry points: a damaged index (tests/test_hostile_rit_dfer.py) --------------------
 
-DATASETS = _cases("datasets", "ritnet/test.py / dfer/valid_nia.py: stderr", [
-    ("data_index_garbage", "index.parquet of random bytes", ["{file}", "not a readable parquet file"], 2),
-    ("data_index_truncated", "index.parquet cut in half", ["{file}", "not a readable parquet file"], 2),
-    ("data_null_subject", "a test crop whose subject is null (the bootstrap resamples subjects)",
-     ["{file}", "field 'subject'", "empty"], 2),
-    ("data_clip_null_subject", "a test clip whose subject is null", ["{file}", "field 'subject'", "empty"], 2),
-    ("data_clip_index_as_manifest", "ritnet/test.py --data a clip index.parquet (nia crops crashed on it: KeyError)",
-     ["{file}", "not a manifest"], 2),
-    ("data_error_in_worker", "a data error raised in a DataLoader worker (--workers 2, the containers' default)",
-     ["{file}", "could not decode"], 2),
-])
+DATASETS = _cases("DATASETS")
 
 ALL: list[Case] = (LABELS + PNGS + VIDEOS + COVERAGE + INDEXES + INDEX_FILES + DELIVERIES + TREES + PREDICTIONS + WEIGHTS
                    + REPORTS + OUTPUTS + OPTIONS + SUITE_RUNS + DATASETS)

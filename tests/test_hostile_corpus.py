@@ -1,10 +1,13 @@
 """The hostile corpus itself: big enough, every area of issue 14 covered, made by code, listed in the README."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
-from tests.hostile_corpus import ALL, counts, markdown_table
+import pytest
+
+from tests.hostile_corpus import ALL, CASES_FILE, _cases, counts, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 AREAS = {"labels", "media", "coverage", "indexes", "deliveries", "trees", "predictions", "weights", "reports", "outputs",
@@ -16,6 +19,18 @@ def test_at_least_40_cases_in_every_area_with_unique_names() -> None:
     assert set(counts()) == AREAS
     assert len({c.id for c in ALL}) == len(ALL)
     assert all(c.code in (0, 1, 2) for c in ALL)
+
+
+def test_every_case_of_the_data_file_is_in_the_corpus() -> None:
+    tables = json.loads(CASES_FILE.read_text(encoding="utf-8"))
+    in_file = [row[0] for table in tables.values() for row in table["cases"]]
+    assert sorted(set(in_file) - {c.id for c in ALL}) == []
+    assert len(in_file) == len(set(in_file))
+
+
+def test_a_maker_for_no_case_of_its_table_is_refused() -> None:
+    with pytest.raises(KeyError, match="table TREES has no case tree_typo"):
+        _cases("TREES", {"tree_typo": lambda root: None})
 
 
 def test_the_issue_s_seen_cases_are_all_there() -> None:
