@@ -4,7 +4,7 @@ A :class:`Case` says what the input is, the one line the suite must print
 about it (every string of ``line`` appears in that line; ``{file}`` is the
 input's name) and the exit code. The tests that feed each area's cases to the
 suite are ``tests/test_hostile_*.py``; ``python -m tests.hostile_corpus``
-prints the table of the README's "Reliability" section.
+prints the table of docs/reliability.md.
 
 Where a case is one file of a delivery (labels, media, trees, members of a
 zip), the run goes on with the rest: the line is where the suite records it
@@ -716,7 +716,7 @@ def by_id(cases: list[Case]) -> dict[str, Case]:
 
 
 def markdown_table() -> str:
-    """The README table: area, case, input -> where the line is and what it holds -> exit code."""
+    """The table of docs/reliability.md: area, case, input -> where the line is and what it holds -> exit code."""
     lines = ["| area | case | input | the line is in | it holds | exit |", "|---|---|---|---|---|---|"]
     for c in ALL:
         shown = " ... ".join(f"`{part}`" for part in c.line) if c.line else "(no line: handled)"
