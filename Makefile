@@ -13,7 +13,7 @@ ALL_TESTS := l2cs rit dfer
 # The acceptance tests `make build`, `validate-all` and `save` cover.
 TESTS ?= $(ALL_TESTS)
 
-.PHONY: help deps venv test test-gpu bench clean list-tests
+.PHONY: help deps venv test test-fast test-gpu bench clean list-tests
 
 list-tests:  ## print ALL_TESTS, the acceptance tests' keys (scripts/validate reads it)
 	@echo $(ALL_TESTS)
@@ -37,9 +37,17 @@ $(VENV)/.installed: pyproject.toml requirements-pypi.txt requirements-test.txt s
 
 venv: $(VENV)/.installed  ## make .venv (system site packages + pyarrow + this package)
 
-test: venv  ## run the test suite (CPU only)
+# The fast tier: every test but those that train or build (`slow`) and those
+# that need a Docker engine (`docker`); docs/development.md, "Test tiers".
+FAST_TIER := not slow and not docker
+
+test: venv  ## run the whole test suite (CPU only): the README's test command
 	@scripts/install-system-deps.sh test
 	$(PY) -m pytest -q
+
+test-fast: venv  ## the fast tier while you work: no slow (training, image) and no docker tests
+	@scripts/install-system-deps.sh test
+	$(PY) -m pytest -q -m "$(FAST_TIER)"
 
 test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the three GPU validation speeds against their one-GPU targets
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA GPU here')"
@@ -187,7 +195,7 @@ $(CURRENT_VENV)/.installed: $(CURRENT_WHEELS)/.fetched
 venv-current: $(CURRENT_VENV)/.installed  ## make .venv-current: the current PyPI stack (pip install -e ".[torch,test,suite]", wheels cached in ~/.cache/nia-wheels)
 
 test-current: venv-current  ## the fast tier and a three-test end-to-end run (scripts/stack-smoke.sh) on the current PyPI stack
-	$(CURRENT_VENV)/bin/python -m pytest -q -m "not slow and not docker"
+	$(CURRENT_VENV)/bin/python -m pytest -q -m "$(FAST_TIER)"
 	scripts/stack-smoke.sh $(CURRENT_VENV)
 
 base-cuda: base-offline cuda-wheels  ## build nia-base:bookworm-cuda: the Debian base + PyPI's CUDA torch, from local wheels (CUDA_STACK=current: torch 2.x, nia-base:bookworm-cuda-current; FORCE=1 rebuilds)

@@ -6,7 +6,7 @@ input's name) and the exit code. Those four are data, in ``tests/hostile_cases.j
 cases, with its area and where its line is); this module adds the code that makes each input (a table's
 makers, by case id). The tests that feed each area's cases to the
 suite are ``tests/test_hostile_*.py``; ``python -m tests.hostile_corpus``
-prints the table of the README's "Reliability" section.
+prints the table of docs/reliability.md.
 
 Where a case is one file of a delivery (labels, media, trees, members of a
 zip), the run goes on with the rest: the line is where the suite records it
@@ -522,7 +522,7 @@ def by_id(cases: list[Case]) -> dict[str, Case]:
 
 
 def markdown_table() -> str:
-    """The README table: area, case, input -> where the line is and what it holds -> exit code."""
+    """The table of docs/reliability.md: area, case, input -> where the line is and what it holds -> exit code."""
     lines = ["| area | case | input | the line is in | it holds | exit |", "|---|---|---|---|---|---|"]
     for c in ALL:
         shown = " ... ".join(f"`{part}`" for part in c.line) if c.line else "(no line: handled)"

@@ -69,6 +69,7 @@ def test_our_checkpoint_loads_with_its_config(trained: Path) -> None:
     assert not model.training and model(torch.rand(2, 4, 3, 32, 32)).shape == (2, 5)
 
 
+@pytest.mark.slow  # two more trainings (43 s of the loaded fast tier); the fast tier keeps `trained`
 def test_resume_after_kill_gives_the_same_weights(clips: Path, trained: Path, tmp_path: Path) -> None:
     train(clips, tmp_path, epochs=EPOCHS - 1)  # "killed" after the epoch before the last
     train(clips, tmp_path, epochs=EPOCHS, resume=True)
@@ -79,12 +80,14 @@ def test_resume_after_kill_gives_the_same_weights(clips: Path, trained: Path, tm
         assert [r["epoch"] for r in csv.DictReader(handle)] == [str(e) for e in range(1, EPOCHS + 1)]
 
 
+@pytest.mark.slow  # a 3-epoch training (35 s of the loaded fast tier)
 def test_the_step_schedule_is_applied(clips: Path, tmp_path: Path) -> None:
     train(clips, tmp_path, epochs=3, lr_step=2, lr=0.04)
     with (tmp_path / "log.csv").open() as handle:
         assert [float(r["lr"]) for r in csv.DictReader(handle)] == pytest.approx([0.04, 0.04, 0.004])
 
 
+@pytest.mark.slow  # a 7-class model and a training (18 s of the loaded fast tier)
 def test_a_seven_class_original_initialises_all_but_the_classifier(clips: Path, tmp_path: Path) -> None:
     """--pretrained with the reference's file layout (7 classes, `module.`, `state_dict`): the backbone is
     the file's, the 5-class classifier is fresh."""

@@ -41,6 +41,7 @@ def predictions(path: Path, rows: list[tuple[str, str]]) -> Path:
     return path
 
 
+@pytest.mark.slow  # its `weights` fixture trains 5 epochs (44 s of the loaded fast tier)
 def test_a_model_run_scores_every_usable_clip_and_counts_the_others(clips: Path, weights: Path, tmp_path: Path):
     out = tmp_path / "res"
     result = cli.main(["--data", str(clips), "--weights", str(weights), "--out", str(out), "--workers", "0",

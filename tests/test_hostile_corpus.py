@@ -1,4 +1,4 @@
-"""The hostile corpus itself: big enough, every area of issue 14 covered, made by code, listed in the README."""
+"""The hostile corpus itself: big enough, every area of issue 14 covered, made by code, listed in docs/reliability.md."""
 from __future__ import annotations
 
 import json
@@ -48,5 +48,11 @@ def test_no_binary_input_is_committed_under_tests() -> None:
     assert binary == []
 
 
-def test_readme_holds_the_table_of_cases() -> None:
-    assert markdown_table() in (REPO / "README.md").read_text(encoding="utf-8")
+def test_reliability_page_holds_the_table_of_cases() -> None:
+    assert markdown_table() in (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+
+
+def test_reliability_page_counts_the_cases_of_every_area() -> None:
+    page = " ".join((REPO / "docs" / "reliability.md").read_text(encoding="utf-8").split())
+    assert f"{len(ALL)} bad inputs made by code" in page
+    assert "; " + ", ".join(f"{area} {n}" for area, n in counts().items()) + ";" in page

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from common.pinned_env import PINNED, PINNED_THREADS, UNSET, pinned
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +56,7 @@ def tiny_training(machine: dict[str, str], *, pin: bool) -> tuple[str, int]:
     return digest, int(threads)
 
 
+@pytest.mark.slow  # two trainings in subprocesses (19 s of the loaded fast tier)
 def test_the_same_weights_on_two_emulated_machines_only_behind_the_pin() -> None:
     old_cpu, big_host = tiny_training(OLD_CPU, pin=True), tiny_training(BIG_HOST, pin=True)
     assert old_cpu == big_host

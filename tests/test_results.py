@@ -236,10 +236,10 @@ def test_clear_results_removes_only_what_a_run_writes(tmp_path):
     assert not (tmp_path / "not_yet").exists()
 
 
-def test_readme_names_every_skip_reason_under_its_kind() -> None:
-    """The README's coverage rule lists the data's and the submission's reasons; a new reason must be added there."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    rule = readme[readme.index("**Coverage rule (every test).**"):]
+def test_results_page_names_every_skip_reason_under_its_kind() -> None:
+    """docs/results.md's coverage rule lists the data's and the submission's reasons; a new reason must be added there."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text()
+    rule = page[page.index("**Coverage rule (every test).**"):]
     data_part, submission_part = rule.split("or the **submission's**", 1)
     for reason, (kind, _meaning) in SKIP_REASONS.items():
         assert f"`{reason}`" in (data_part if kind == "data" else submission_part.split("the list lives")[0]), reason
