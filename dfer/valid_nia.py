@@ -15,16 +15,11 @@ clip's region resized to 112 x 112, [0, 1]; float32, deterministic cuDNN.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.script import start_script
 
-if __package__ in (None, ""):  # `python dfer/valid_nia.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
+from pathlib import Path  # noqa: E402
 from functools import partial
 from typing import Any
 
@@ -45,7 +40,7 @@ from common.metrics.classification import confusion_matrix, recall_per_class, ua
 from common.targets.crop_rows import CropRows
 from common.verdicts.submissions import ExpectedNames, read_state_predictions
 from dfer.checkpoint import load_model
-from dfer.config import STATES, DFERConfig
+from dfer.config import STATES
 from dfer.dataset import UNREADABLE, StateClips, prepare_batch, read_state_clips
 
 
@@ -59,19 +54,17 @@ def predicted_state(outputs: torch.Tensor) -> torch.Tensor:
 def predict_with_model(clips: CropRows, _data: Path, options: Options, device: torch.device) -> Predicted:
     """(N, 1) predicted class index (NaN where the video could not be read or the output is not finite)."""
     set_cudnn_mode(reproducible=True)
-    model, info = load_model(options.weights)
-    config = DFERConfig.from_dict(info["model_config"])
-    model = model.to(device).to(memory_format=torch.channels_last)
+    loaded = load_model(options.weights)
+    config = loaded.config
+    model = loaded.model.to(device).to(memory_format=torch.channels_last)
     dataset = StateClips(clips.rows, config, train=False)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
     result = run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: predicted_state(out))
-    skipped = model_skips(result)
-    skipped[UNREADABLE] = skipped.pop("unreadable_image")
-    return Predicted(result.values, skipped, info)
+    return Predicted(result.values, model_skips(result, unreadable=UNREADABLE), loaded.facts)
 
 
-def predict_from_file(clips: CropRows, path: Path) -> Predicted:
+def predict_from_file(clips: CropRows, path: Path, _data: Path, _options: Options) -> Predicted:
     """Predictions read from a `name,label` CSV (label F/S/D/A/N) keyed by the video stem (`X` or `X.mp4`),
     NaN for clips it lacks or repeats."""
     names = list(clips.rows["clip_id"])

@@ -64,8 +64,9 @@ def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
 
 
 def test_our_checkpoint_loads_with_its_config(trained: Path) -> None:
-    model, info = load_model(trained / "best.pt")
-    assert info["weights_format"] == "nia-dfer/1" and info["model_config"]["frames"] == 4
+    loaded = load_model(trained / "best.pt")
+    model, info = loaded.model, loaded.facts
+    assert info["weights_format"] == "nia-dfer/1" and info["model_config"]["frames"] == 4 == loaded.config.frames
     assert not model.training and model(torch.rand(2, 4, 3, 32, 32)).shape == (2, 5)
 
 

@@ -75,7 +75,7 @@ def test_amp_training_learns_resumes_and_loads_on_the_cpu(crops: Path, tmp_path:
     last = read_checkpoint(out / "last.pt")
     assert last["progress"]["epoch"] == 3
     assert all(torch.isfinite(v.float()).all() for v in last["model"].values() if v.is_floating_point())
-    model, _, _ = load_model(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
+    model = load_model(out / "best.pt").model  # a GPU checkpoint opens on a CPU-only host
     assert next(model.parameters()).device.type == "cpu"
 
 
@@ -210,7 +210,7 @@ def test_dfer_amp_training_learns_resumes_and_loads_on_the_cpu(dfer_clips: Path,
     last = read_dfer_checkpoint(out / "last.pt")
     assert last["progress"]["epoch"] == 3
     assert all(torch.isfinite(v.float()).all() for v in last["model"].values() if v.is_floating_point())
-    model, _ = load_dfer_model(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
+    model = load_dfer_model(out / "best.pt").model  # a GPU checkpoint opens on a CPU-only host
     assert next(model.parameters()).device.type == "cpu"
 
 

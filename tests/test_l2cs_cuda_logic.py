@@ -139,7 +139,7 @@ def test_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path, monkeypatch: pytest
         assert torch.equal(model.state_dict()[key], value), key
     moments = next(iter(optimizer.state.values()))
     assert moments["exp_avg"].device.type == "cpu" and moments["step"].device.type == "cpu"
-    model_again, _, _ = load_model(tmp_path / "last.pt")  # the validation entry point's read
+    model_again = load_model(tmp_path / "last.pt").model  # the validation entry point's read
     assert torch.equal(model_again.fc_yaw.weight, saved["model"]["fc_yaw.weight"])
 
 

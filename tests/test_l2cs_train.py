@@ -82,7 +82,7 @@ def test_names_pitch_vertical_yaw_horizontal_by_flipping(trained: Path) -> None:
     Had the heads been swapped (as the reference's variable names are),
     the sign change would show up in the value we call pitch.
     """
-    model, _, _ = load_model(trained / "best.pt")
+    model = load_model(trained / "best.pt").model
     for true_pitch, true_yaw in ((12.0, 22.0), (-10.0, -20.0)):
         image = render_eyes(true_pitch, true_yaw, 64, 32)
         pitch, yaw = predict_angles(model, image)
@@ -127,7 +127,8 @@ def test_cli_resume_reads_last_pt_once_and_keeps_its_config(trained: Path, crops
 def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
     """All of one batch unreadable: nothing to learn from it, and the epoch's mean loss is that of the rest."""
     from l2cs.loss import l2cs_loss
-    from l2cs.model import build_model, freeze_batchnorm_stats
+    from common.nn.batchnorm import freeze_batchnorm_stats
+    from l2cs.model import build_model
     from common.engine.device import grad_scaler
     from common.engine.train import train_one_epoch
     from l2cs.dataset import prepare_batch

@@ -81,7 +81,7 @@ def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
     assert best["progress"]["best"] == pytest.approx(max(mious), abs=1e-4)
     assert best["init"] == "random (torch)" and best["config"]["channels"] == 4
     loaded = load_model(trained / "best.pt")  # safetensors: no unpickler
-    assert loaded.source == "ours" and loaded.facts["weights_format"] == "nia-rit/1"
+    assert loaded.config == preset("demo", epochs=3, **TINY) and loaded.facts["weights_format"] == "nia-rit/1"
     assert (trained / "curves.png").is_file() and json.loads((trained / "config.json").read_text())["epochs"] == 3
 
 

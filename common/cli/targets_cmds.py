@@ -5,20 +5,13 @@ from pathlib import Path
 
 import click
 
+from common.cli.sizes import parse_size
+
 GAZE_METHODS = ("geometric", "normal")
 
 
-def parse_wxh(text: str, example: str, param_hint: str | None = None) -> tuple[int, int]:
-    """(width, height) from ``WIDTHxHEIGHT`` text; click.BadParameter naming ``example`` otherwise."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as {example}, got {text!r}", param_hint=param_hint) from None
-    return width, height
-
-
 def _size(value: str) -> tuple[int, int]:
-    width, height = parse_wxh(value, "224x112")
+    width, height = parse_size(value, "224x112")
     if width < 2 or height < 2:
         raise click.BadParameter(f"width and height must be at least 2, got {value!r}")
     return width, height
