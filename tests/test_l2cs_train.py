@@ -21,6 +21,7 @@ from l2cs.train import main
 from tests.click_runner import separate_streams_runner
 from tests.l2cs_fakes import make_fake_crops, render_eyes
 from tests.procs import run_two_processes
+from tests.train_runs import dataset_and_trained_run
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny network and input; frozen BatchNorm statistics so that 2 DDP processes
@@ -39,17 +40,9 @@ def train(data: Path, out: Path, epochs: int, resume: bool = False):
                 train_split="train", val_split="val")
 
 
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory) -> Path:
-    return make_fake_crops(tmp_path_factory.mktemp("crops"), {"train": 64, "val": 16, "test": 16})
-
-
-@pytest.fixture(scope="module")
-def trained(crops: Path, tmp_path_factory) -> Path:
-    """Three epochs of the tiny network: a few seconds on 2 cores."""
-    out = tmp_path_factory.mktemp("run3")
-    train(crops, out, epochs=3)
-    return out
+# three epochs of the tiny network: a few seconds on 2 cores
+crops, trained = dataset_and_trained_run(lambda root: make_fake_crops(root, {"train": 64, "val": 16, "test": 16}),
+                                         train, data_name="crops")
 
 
 def test_training_writes_checkpoints_and_log(trained: Path) -> None:
