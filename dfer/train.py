@@ -19,7 +19,7 @@ import click
 import torch
 import torch.nn.functional as F
 
-from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+from common.cli.entry import (input_size_option, run_entry_point, train_command, train_length_options,
                               train_process_options, train_resume_options)
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
@@ -82,10 +82,9 @@ def main(data_dir: Path, out: Path, config: DFERConfig, *, device_name: str, pre
     return fit(task, out, device_name=device_name, resume=resume, last=last)
 
 
-@click.command(context_settings={"show_default": True})
-@train_data_options("clip dataset directory with index.parquet (`nia clips` output)", PRESETS,
-                    "official = NIA conditions (published network, SGD, batch 8, 100 epochs); "
-                    "demo = tiny network for the synthetic clips on a CPU")
+@train_command("clip dataset directory with index.parquet (`nia clips` output)", PRESETS,
+                "official = NIA conditions (published network, SGD, batch 8, 100 epochs); "
+                "demo = tiny network for the synthetic clips on a CPU")
 @click.option("--base-width", type=int, default=None, help="ResNet stem channels (64 = published network)")
 @click.option("--t-depth", type=int, default=None, help="T-Former layers (3 = published)")
 @click.option("--segments", type=int, default=None,

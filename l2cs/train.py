@@ -25,7 +25,7 @@ from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, skippe
 from common.engine.train_main import resolve_config
 from common.nn.batchnorm import freeze_batchnorm_stats
 from common.metrics.angular import angular_errors_deg
-from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+from common.cli.entry import (input_size_option, run_entry_point, train_command, train_length_options,
                               train_process_options, train_resume_options)
 from common.verdicts.thresholds import threshold_for
 from l2cs.bins import BinSpec
@@ -81,9 +81,8 @@ def main(data_dir: Path, out: Path, config: L2CSConfig, *, device_name: str, pre
     return fit(task, out, device_name=device_name, resume=resume, last=last)
 
 
-@click.command(context_settings={"show_default": True})
-@train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
-                    "official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
+@train_command("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
+                "official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
 @click.option("--bins", type=click.Choice(sorted(BIN_PRESETS)), default=None,
               help="bin layout: nia = 90 x 4 deg over [-180, 180), mpiigaze = 28 x 3 deg over [-42, 42) "
                    "[default: the preset's, nia]")

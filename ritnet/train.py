@@ -22,7 +22,7 @@ import click
 import numpy as np
 import torch
 
-from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+from common.cli.entry import (input_size_option, run_entry_point, train_command, train_length_options,
                               train_process_options, train_resume_options)
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
@@ -84,10 +84,9 @@ def main(data_dir: Path, out: Path, config: RITConfig, *, device_name: str, resu
                last=last)
 
 
-@click.command(context_settings={"show_default": True})
-@train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
-                    "official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
-                    "demo = narrow network for the synthetic crops on 2 CPU cores")
+@train_command("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
+                "official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
+                "demo = narrow network for the synthetic crops on 2 CPU cores")
 @click.option("--channels", type=int, default=None, help="block width (32 = published DenseNet2D)")
 @click.option("--dropout", type=float, default=None, help="dropout after each 3x3 convolution [official: 0.2]")
 @click.option("--init", type=click.Choice(INIT_CHOICES), default=None,

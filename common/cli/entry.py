@@ -158,6 +158,15 @@ allow_partial_option = click.option("--allow-partial", is_flag=True, default=Fal
 # The options every model's train.py shares, in four groups that keep each train.py's `--help` order
 # (its own options stand between them). `None` defaults mean "the preset's, or on --resume the saved config's".
 
+def train_command(data_help: str, presets: Iterable[str], preset_help: str) -> Callable[[Callable], click.Command]:
+    """A train script's click command (defaults shown in `--help`) with its first options,
+    `train_data_options`."""
+    def decorate(function: Callable) -> click.Command:
+        return click.command(context_settings={"show_default": True})(
+            train_data_options(data_help, presets, preset_help)(function))
+    return decorate
+
+
 def train_data_options(data_help: str, presets: Iterable[str], preset_help: str) -> Callable[[Callable], Callable]:
     """`--data DIR` (as `data_dir`), `--out DIR` and `--preset` (as `preset_name`, default official)."""
     return _stack([
