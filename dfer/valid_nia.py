@@ -19,8 +19,8 @@ from common.script import start_script
 
 start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from pathlib import Path  # noqa: E402
-from functools import partial
+from functools import partial  # noqa: E402
+from pathlib import Path
 from typing import Any
 
 import click
