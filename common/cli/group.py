@@ -6,11 +6,7 @@ heavy imports (OpenCV, torch, pyarrow) inside the command functions so that
 """
 from __future__ import annotations
 
-from common.cores import settle_wait_policy
-
-settle_wait_policy()  # first (`nia` imports torch below): libgomp reads OMP_WAIT_POLICY once, when it loads
-
-import click  # noqa: E402
+import click  # the package's __init__ has set OpenMP's wait policy before anything imports torch
 
 from common import __version__
 from common.cli import clips_cmds, data_cmds, report_cmds, suite_cmds, synth_cmds, targets_cmds
