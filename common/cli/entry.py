@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import click
 
-from common.cli.sizes import parse_size
+from common.cli.sizes import parse_image_size
 from common.engine.device import DEVICE_CHOICES
 
 from common.verdicts.results import ALLOW_PARTIAL_HELP, EXIT_ERROR, RunError, exit_code_for, verdict_line
@@ -186,7 +186,7 @@ def input_size_option(example: str, help_text: str, *, square: bool = False) -> 
     def as_overrides(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, int]:
         if value is None:
             return {}
-        width, height = parse_size(value, example, "--input-size", side_alone=True)
+        width, height = parse_image_size(value, example, "--input-size", side_alone=True)
         if not square:
             return {"input_width": width, "input_height": height}
         if width != height:

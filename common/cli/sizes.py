@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 
-def parse_size(text: str, example: str, param_hint: str | None = None, *, side_alone: bool = False) -> tuple[int, int]:
+def parse_image_size(text: str, example: str, param_hint: str | None = None, *,
+                     side_alone: bool = False) -> tuple[int, int]:
     """(width, height) from ``WIDTHxHEIGHT`` text, or from a bare ``N`` as NxN when `side_alone`;
     click.BadParameter naming ``example`` and what was given otherwise."""
     form = "WIDTHxHEIGHT" + (" (or N for NxN)" if side_alone else "")

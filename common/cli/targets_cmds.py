@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from common.cli.sizes import parse_size
+from common.cli.sizes import parse_image_size
 
 GAZE_METHODS = ("geometric", "normal")
 
 
 def _size(value: str) -> tuple[int, int]:
-    width, height = parse_size(value, "224x112")
+    width, height = parse_image_size(value, "224x112")
     if width < 2 or height < 2:
         raise click.BadParameter(f"width and height must be at least 2, got {value!r}")
     return width, height
