@@ -108,7 +108,8 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     from common.prepare_steps import PrepareError, index_tree
 
     try:
-        index_tree(root, out, workers=workers or None, reuse=not full, log=click.echo, warn=partial(click.echo, err=True))
+        index_tree(root, out, workers=workers or None, reuse=not full, log=click.echo,
+                   warn=partial(click.echo, err=True))
     except (ManifestError, PrepareError) as exc:
         raise click.ClickException(str(exc)) from None
 
