@@ -37,6 +37,7 @@ from torch import nn
 
 from common.engine.checkpoint import is_safetensors
 from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
+from common.engine.loaded import LoadedModel
 from common.engine.safe_load import one_line, read_pickled, read_pickled_details
 from dfer.config import DFERConfig
 
@@ -142,14 +143,14 @@ def read_our_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return read_engine_checkpoint(path, READ_FORMATS)
 
 
-def load_model(path: str | os.PathLike, config: DFERConfig | None = None) -> tuple[nn.Module, dict[str, Any]]:
-    """A FormerDFER (eval mode) with all the weights in `path` loaded, and a note on the file.
+def load_model(path: str | os.PathLike, config: DFERConfig | None = None) -> LoadedModel[DFERConfig]:
+    """A FormerDFER (eval mode) with all the weights in `path` loaded, its config and a note on the file.
 
     Ours is rebuilt from the config it carries (`config`, when given, must
     match it); an original from `config` when given, else shaped after the
     weights (`model_kwargs_of`: the published 8 heads are assumed, since head
-    count leaves no trace in the shapes). The note's `model_config` is the
-    config the model was built from (a `DFERConfig` dict; sampling and input
+    count leaves no trace in the shapes). `config` (and the note's
+    `model_config`) is the config the model was built from (a `DFERConfig`, a dict in the note; sampling and input
     size come from it). To start training from a 7-class original, build the
     5-class model and call `load_pretrained` instead.
     """
@@ -177,7 +178,8 @@ def load_model(path: str | os.PathLike, config: DFERConfig | None = None) -> tup
     if config is None:
         config = DFERConfig(**{k: v for k, v in kwargs.items() if k != "num_frames"},
                             frames=kwargs["num_frames"], segments=kwargs["num_frames"] // 2).validated()
-    return model, {**note, "model_kwargs": kwargs, "model_config": config.to_dict(), "tensors": len(report.loaded)}
+    return LoadedModel(model, config, {**note, "model_kwargs": kwargs, "model_config": config.to_dict(),
+                                       "tensors": len(report.loaded)})
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike) -> str:

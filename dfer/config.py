@@ -33,15 +33,15 @@ weights file says how to rebuild its model.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from common.delivery.filenames import STATES  # ("F", "S", "D", "A", "N"): class index = position
+from common.engine.presets import BN_MODES, named_preset
 from common.engine.schedule import step_lr
 from common.engine.train import TrainConfig
 
 OPTIMIZERS = ("sgd",)
-BN_MODES = ("train", "frozen")
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,4 @@ def lr_at(config: DFERConfig, epoch: int) -> float:
 
 def preset(name: str, **overrides: Any) -> DFERConfig:
     """The named preset with the given fields replaced (None values are ignored)."""
-    if name not in PRESETS:
-        raise ValueError(f"preset {name!r}, expected one of {sorted(PRESETS)}")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return replace(PRESETS[name], **changes).validated()
+    return named_preset(PRESETS, name, overrides)

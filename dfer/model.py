@@ -240,14 +240,3 @@ def count_parameters(model: nn.Module) -> int:
 def build_model(config: DFERConfig) -> FormerDFER:
     """The model a `DFERConfig` describes (randomly initialised)."""
     return FormerDFER(**config.model_kwargs())
-
-
-def freeze_batchnorm_stats(model: nn.Module) -> None:
-    """Every BatchNorm in eval mode (running statistics fixed, affine still trained); call after `model.train()`.
-
-    `bn_mode="frozen"`: fine-tuning with small per-process batches, and DDP on
-    the CPU (which has no SyncBatchNorm) then computes what one process does.
-    """
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()

@@ -8,33 +8,31 @@ Reads top to bottom: `build_task` -> `main` -> the click command.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.script import start_script
 
-if __package__ in (None, ""):  # `python dfer/train.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
+from pathlib import Path  # noqa: E402
 from typing import Any
 
 import click
 import torch
 import torch.nn.functional as F
 
-from common.cli.entry import (run_entry_point, train_data_options, train_length_options, train_process_options,
-                              train_resume_options)
+from common.cli.entry import (input_size_option, run_entry_point, train_command, train_length_options,
+                              train_process_options, train_resume_options)
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
-from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, read_last, skipped_by_split
+from common.engine.presets import BN_MODES
+from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, skipped_by_split
+from common.engine.train_main import resolve_config
+from common.nn.batchnorm import freeze_batchnorm_stats
 from common.verdicts.thresholds import threshold_for
 from dfer.checkpoint import FORMAT, READ_FORMATS, load_pretrained
-from dfer.config import BN_MODES, PRESETS, DFERConfig, lr_at, preset
+from dfer.config import PRESETS, DFERConfig, lr_at
 from dfer.dataset import StateClips, prepare_batch, read_state_clips
-from dfer.model import build_model, freeze_batchnorm_stats
+from dfer.model import build_model
 
 
 def build_task(config: DFERConfig, data_dir: Path, train_split: str, val_split: str, pretrained: Path | None,
@@ -84,22 +82,14 @@ def main(data_dir: Path, out: Path, config: DFERConfig, *, device_name: str, pre
     return fit(task, out, device_name=device_name, resume=resume, last=last)
 
 
-def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dict[str, Any]) -> DFERConfig:
-    """The preset with the given options, or on `--resume` (`last`: the read last.pt) the saved config with them."""
-    if last is not None:
-        return DFERConfig.resumed(last["config"], overrides)
-    return preset(preset_name, **overrides)
-
-
-@click.command(context_settings={"show_default": True})
-@train_data_options("clip dataset directory with index.parquet (`nia clips` output)", PRESETS,
-                    "official = NIA conditions (published network, SGD, batch 8, 100 epochs); "
-                    "demo = tiny network for the synthetic clips on a CPU")
+@train_command("clip dataset directory with index.parquet (`nia clips` output)", PRESETS,
+                "official = NIA conditions (published network, SGD, batch 8, 100 epochs); "
+                "demo = tiny network for the synthetic clips on a CPU")
 @click.option("--base-width", type=int, default=None, help="ResNet stem channels (64 = published network)")
 @click.option("--t-depth", type=int, default=None, help="T-Former layers (3 = published)")
 @click.option("--segments", type=int, default=None,
               help="segments per clip, 2 consecutive frames each (8 = published: 16 frames)")
-@click.option("--input-size", type=int, default=None, help="frame side fed to the network (112 = published)")
+@input_size_option("112x112", "frame size fed to the network, square: NxN or N (112 = published)", square=True)
 @train_length_options(official_batch=8)
 @click.option("--lr", type=float, default=None, help="SGD learning rate [official: 0.01]")
 @click.option("--lr-step", type=int, default=None, help="epochs between learning-rate steps x0.1 [official: 40]")
@@ -118,8 +108,9 @@ def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dic
 @train_resume_options(val_split_help="split used for early stopping (never the test split)")
 @click.option("--videos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="folder the index's video paths are relative to [default: the index's dataset root]")
-def cli(data_dir: Path, out: Path, preset_name: str, device_name: str, pretrained: Path | None, resume: bool,
-        train_split: str, val_split: str, videos: Path | None, **overrides: Any) -> None:
+def cli(data_dir: Path, out: Path, preset_name: str, input_size: dict[str, int], device_name: str,
+        pretrained: Path | None, resume: bool, train_split: str, val_split: str, videos: Path | None,
+        **overrides: Any) -> None:
     """Train Former-DFER observer-state classification on the clips of a clip dataset.
 
     Defaults are the official NIA conditions; `--preset demo` trains a tiny
@@ -139,8 +130,8 @@ def cli(data_dir: Path, out: Path, preset_name: str, device_name: str, pretraine
                                  "is scored on; use the validation split", param_hint="--val-split")
     if overrides.get("segments") is not None:
         overrides["frames"] = overrides["segments"] * PRESETS[preset_name].frames_per_segment
-    last = read_last(out, resume, READ_FORMATS)
-    config = resolve_config(last, preset_name, overrides)
+    config, last = resolve_config(DFERConfig, PRESETS, out=out, resume=resume, read_tags=READ_FORMATS,
+                                  preset_name=preset_name, overrides={**overrides, **input_size})
     main(data_dir, out, config, device_name=device_name, pretrained=pretrained, resume=resume,
          train_split=train_split, val_split=val_split, videos=videos, last=last)
 

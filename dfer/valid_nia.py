@@ -15,17 +15,12 @@ clip's region resized to 112 x 112, [0, 1]; float32, deterministic cuDNN.
 """
 from __future__ import annotations
 
-import sys
+from common.script import start_script
+
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
+
+from functools import partial  # noqa: E402
 from pathlib import Path
-
-if __package__ in (None, ""):  # `python dfer/valid_nia.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
-from functools import partial
 from typing import Any
 
 import click
@@ -46,7 +41,7 @@ from common.targets.crop_rows import CropRows
 from common.verdicts.results import metric_of
 from common.verdicts.submissions import ExpectedNames, read_state_predictions
 from dfer.checkpoint import load_model
-from dfer.config import STATES, DFERConfig
+from dfer.config import STATES
 from dfer.dataset import UNREADABLE, StateClips, prepare_batch, read_state_clips
 from dfer.regions import REGION_PREFIX, VARIANTS, variant_rows
 
@@ -64,9 +59,9 @@ def predict_with_model(clips: CropRows, _data: Path, options: Options, device: t
     column 0 with each clip's own region, one more per `region_variants` name (`dfer.regions`), whose
     unreadable clips are not counted again."""
     set_cudnn_mode(reproducible=True)
-    model, info = load_model(options.weights)
-    config = DFERConfig.from_dict(info["model_config"])
-    model = model.to(device).to(memory_format=torch.channels_last)
+    loaded = load_model(options.weights)
+    config = loaded.config
+    model = loaded.model.to(device).to(memory_format=torch.channels_last)
 
     def run(rows: pd.DataFrame) -> Any:
         loader = DataLoader(StateClips(rows, config, train=False), batch_size=options.batch_size,
@@ -74,14 +69,12 @@ def predict_with_model(clips: CropRows, _data: Path, options: Options, device: t
         return run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: predicted_state(out))
 
     result = run(clips.rows)
-    skipped = model_skips(result)
-    skipped[UNREADABLE] = skipped.pop("unreadable_image")
     values = [result.values] + [run(variant_rows(clips.rows, name)).values for name in region_variants]
-    facts = {**info, "region_variants": list(region_variants)} if region_variants else info
-    return Predicted(np.hstack(values), skipped, facts)
+    facts = {**loaded.facts, "region_variants": list(region_variants)} if region_variants else loaded.facts
+    return Predicted(np.hstack(values), model_skips(result, unreadable=UNREADABLE), facts)
 
 
-def predict_from_file(clips: CropRows, path: Path) -> Predicted:
+def predict_from_file(clips: CropRows, path: Path, _data: Path, _options: Options) -> Predicted:
     """Predictions read from a `name,label` CSV (label F/S/D/A/N) keyed by the video stem (`X` or `X.mp4`),
     NaN for clips it lacks or repeats."""
     names = list(clips.rows["clip_id"])

@@ -34,6 +34,7 @@ import torch
 from common.engine.checkpoint import (load_pickled_weights, load_state_strict, read_our_weights,
                                       strip_module_prefix)
 from common.engine.checkpoint import read_checkpoint as read_engine_checkpoint
+from common.engine.loaded import LoadedModel
 from common.nn.resnet import Bottleneck
 from l2cs.config import BIN_PRESETS, L2CSConfig
 from l2cs.model import ARCH_LAYOUTS, L2CS, build_model
@@ -92,7 +93,7 @@ def infer_original_config(state: dict[str, torch.Tensor], path: str = "<state_di
     return replace(config.with_bins(by_count[num_bins]), bin_anchor="edge").validated()
 
 
-def load_model(path: str | os.PathLike) -> tuple[L2CS, L2CSConfig, dict[str, Any]]:
+def load_model(path: str | os.PathLike) -> LoadedModel[L2CSConfig]:
     """Model (eval mode, on the CPU), its config and a provenance note from our or an original checkpoint."""
     ours = read_our_weights(path, READ_FORMATS)
     if ours is not None:
@@ -109,8 +110,8 @@ def load_model(path: str | os.PathLike) -> tuple[L2CS, L2CSConfig, dict[str, Any
     model = build_model(config)
     load_state_strict(model, state, str(path))
     model.eval()
-    return model, config, {"weights_format": kind, "bin_anchor": config.bin_anchor, "epoch": facts.get("epoch"),
-                           "init": facts.get("init")}
+    return LoadedModel(model, config, {"weights_format": kind, "bin_anchor": config.bin_anchor,
+                                       "epoch": facts.get("epoch"), "init": facts.get("init")})
 
 
 def load_imagenet_backbone(model: L2CS, path: str | os.PathLike) -> dict[str, Any]:

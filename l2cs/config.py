@@ -19,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
+from common.engine.presets import BN_MODES, named_preset
 from common.engine.schedule import cosine_lr
 from common.engine.train import TrainConfig
 
 ARCH_CHOICES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 BIN_ANCHORS = ("centre", "edge")
-BN_MODES = ("train", "frozen")
 LR_SCHEDULES = ("constant", "cosine")
 
 # name -> (count, width in deg, start in deg): bins cover [start, start + count * width)
@@ -108,7 +108,4 @@ def lr_at(config: L2CSConfig, epoch: int, _history: Sequence[float] = ()) -> flo
 
 def preset(name: str, **overrides: Any) -> L2CSConfig:
     """The named preset with the given fields replaced (None values are ignored)."""
-    if name not in PRESETS:
-        raise ValueError(f"preset {name!r}, expected one of {sorted(PRESETS)}")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return replace(PRESETS[name], **changes).validated()
+    return named_preset(PRESETS, name, overrides)

@@ -94,18 +94,6 @@ def build_model(config: L2CSConfig) -> L2CS:
     return L2CS(arch=config.arch, num_bins=config.bin_count, base_width=config.base_width)
 
 
-def freeze_batchnorm_stats(model: nn.Module) -> None:
-    """Put every BatchNorm in eval mode (running statistics fixed, affine still trained).
-
-    Call after `model.train()`: it is how a pretrained backbone is fine-tuned
-    with small per-process batches, and it makes DDP on CPU (no SyncBatchNorm
-    there) compute exactly what one process computes.
-    """
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Fold every BatchNorm into the convolution before it, for inference only.
 

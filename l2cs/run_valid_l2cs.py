@@ -14,16 +14,11 @@ channels_last with its BatchNorms folded into the convolutions, under
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.script import start_script
 
-if __package__ in (None, ""):  # `python l2cs/run_valid_l2cs.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
+from pathlib import Path  # noqa: E402
 from typing import Any
 
 import click
@@ -59,17 +54,18 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
     The weights are read on the CPU whatever device saved them, then moved.
     """
     set_cudnn_mode(reproducible=True)
-    model, config, info = load_model(options.weights)
-    model = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last)
+    loaded = load_model(options.weights)
+    config = loaded.config
+    model = fold_batchnorm(loaded.model).to(device).to(memory_format=torch.channels_last)
     dataset = EyeCrops.from_rows(data, crops.rows, width=config.input_width, height=config.input_height)
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.workers,
                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
     bins = BinSpec.from_config(config)
     result = run_inference(model, loader, device, prepare=prepare_batch, decode=lambda out, _: bins.decode_pair(out))
-    return Predicted(result.values, model_skips(result), {**info, "model_config": config.to_dict()})
+    return Predicted(result.values, model_skips(result), {**loaded.facts, "model_config": config.to_dict()})
 
 
-def predict_from_file(crops: CropRows, path: Path) -> Predicted:
+def predict_from_file(crops: CropRows, path: Path, _data: Path, _options: Options) -> Predicted:
     """Predictions read from a `name,pitch,yaw` CSV keyed by crop id or NIA file name/stem,
     NaN for names it lacks or repeats."""
     names = list(crops.rows["crop_id"])

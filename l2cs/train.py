@@ -7,16 +7,11 @@ Reads top to bottom: `build_task` -> `main` -> the click command.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.script import start_script
 
-if __package__ in (None, ""):  # `python l2cs/train.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
+from pathlib import Path  # noqa: E402
 from typing import Any
 
 import click
@@ -25,17 +20,20 @@ import torch
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
-from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, read_last, skipped_by_split
+from common.engine.presets import BN_MODES
+from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, skipped_by_split
+from common.engine.train_main import resolve_config
+from common.nn.batchnorm import freeze_batchnorm_stats
 from common.metrics.angular import angular_errors_deg
-from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+from common.cli.entry import (input_size_option, run_entry_point, train_command, train_length_options,
                               train_process_options, train_resume_options)
 from common.verdicts.thresholds import threshold_for
 from l2cs.bins import BinSpec
 from l2cs.checkpoint import FORMAT, READ_FORMATS, load_imagenet_backbone
-from l2cs.config import ARCH_CHOICES, BIN_PRESETS, BN_MODES, LR_SCHEDULES, PRESETS, L2CSConfig, lr_at, preset
+from l2cs.config import ARCH_CHOICES, BIN_PRESETS, LR_SCHEDULES, PRESETS, L2CSConfig, lr_at
 from l2cs.dataset import EyeCrops, prepare_batch, read_eye_crops
 from l2cs.loss import l2cs_loss
-from l2cs.model import build_model, freeze_batchnorm_stats
+from l2cs.model import build_model
 
 
 def build_task(config: L2CSConfig, data_dir: Path, train_split: str, val_split: str,
@@ -83,18 +81,8 @@ def main(data_dir: Path, out: Path, config: L2CSConfig, *, device_name: str, pre
     return fit(task, out, device_name=device_name, resume=resume, last=last)
 
 
-def resolve_config(last: dict[str, Any] | None, preset_name: str, bins: str | None,
-                   overrides: dict[str, Any]) -> L2CSConfig:
-    """The preset with the given options, or on `--resume` (`last`: the read last.pt) the saved config with them."""
-    if last is not None:
-        return L2CSConfig.resumed(last["config"], overrides)
-    config = preset(preset_name, **overrides)
-    return config.with_bins(bins) if bins else config
-
-
-@click.command(context_settings={"show_default": True})
-@train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
-                    "official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
+@train_command("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
+                "official = NIA conditions (ResNet-50, Adam, batch 16, 100 epochs); demo = small CPU network")
 @click.option("--bins", type=click.Choice(sorted(BIN_PRESETS)), default=None,
               help="bin layout: nia = 90 x 4 deg over [-180, 180), mpiigaze = 28 x 3 deg over [-42, 42) "
                    "[default: the preset's, nia]")
@@ -131,8 +119,9 @@ def cli(data_dir: Path, out: Path, preset_name: str, bins: str | None, input_siz
       python l2cs/train.py --preset demo --data build/crops --out build/train/l2cs_demo
       python -m torch.distributed.run --nproc_per_node 4 l2cs/train.py --data crops --out runs/l2cs
     """
-    last = read_last(out, resume, READ_FORMATS)
-    config = resolve_config(last, preset_name, bins, {**overrides, **input_size})
+    config, last = resolve_config(L2CSConfig, PRESETS, out=out, resume=resume, read_tags=READ_FORMATS,
+                                  preset_name=preset_name, overrides={**overrides, **input_size},
+                                  fresh=lambda config: config.with_bins(bins) if bins else config)
     main(data_dir, out, config, device_name=device_name, pretrained=pretrained, resume=resume,
          train_split=train_split, val_split=val_split, last=last)
 

@@ -38,8 +38,8 @@ Scoring the original model on NIA data needs two documented choices:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from common.engine.checkpoint import load_pickled_weights as load_checkpoint_safely
 from common.engine.checkpoint import read_our_weights, strip_module_prefix
+from common.engine.loaded import LoadedModel
 from ritnet.config import RITConfig
 from ritnet.model import DenseNet2D
 from ritnet.preprocess import preprocess
@@ -58,18 +59,6 @@ OPENEDS_CLASSES = ("background", "sclera", "iris", "pupil")
 OPENEDS_TO_NIA = (0, 1, 2, 2)  # index = OpenEDS class, value = NIA class
 OPENEDS_FRAME = (400, 640)     # width, height of an OpenEDS eye image
 FIRST_KEY, LAST_KEY = "down_block1.conv1.weight", "out_conv1.weight"
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for inference (eval mode) and what it was loaded from."""
-
-    model: DenseNet2D
-    source: str                     # "original" (reference state_dict) or "ours"
-    num_classes: int
-    channels: int
-    config: dict[str, Any] | None   # our config dict when the file carries one
-    facts: dict[str, Any] = field(default_factory=dict)  # for provenance: format, epoch, init
 
 
 def infer_architecture(state: dict[str, torch.Tensor], path: str = "<state_dict>") -> dict[str, int]:
@@ -95,7 +84,7 @@ def model_from_state(state: dict[str, torch.Tensor], path: str = "<state_dict>")
     return model.eval()
 
 
-def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModel:
+def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> LoadedModel[RITConfig]:
     """Our checkpoint or an original RITnet state_dict (module docstring), as an eval-mode model."""
     ours = read_our_weights(path, READ_FORMATS)
     if ours is not None:
@@ -107,15 +96,14 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
             raise ValueError(f"{path}: weights of width {model.channels} and {model.num_classes} classes, but its "
                              f"config says {config.channels} and {config.num_classes}")
         facts = {"weights_format": FORMAT, "epoch": ours.get("epoch"), "init": ours.get("init")}
-        return LoadedModel(model.to(map_location), "ours", model.num_classes, model.channels, config.to_dict(),
-                           facts)
+        return LoadedModel(model.to(map_location), config, facts)
     obj = load_checkpoint_safely(path)
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a state_dict or one of our {FORMAT} checkpoints, "
                          f"got {type(obj).__name__}")
     model = model_from_state(obj, str(path))
     facts = {"weights_format": "original-ritnet", "init": "original RITnet training"}
-    return LoadedModel(model, "original", model.num_classes, model.channels, None, facts)
+    return LoadedModel(model, None, facts)
 
 
 def to_nia_classes(openeds_map: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

@@ -18,15 +18,15 @@ weights file says how to rebuild its model.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Sequence
 
+from common.engine.presets import BN_MODES, named_preset
 from common.engine.schedule import cosine_lr, plateau_lr
 from common.engine.train import TrainConfig
 from ritnet.model import DOWNSAMPLING, INIT_CHOICES
 
 LR_SCHEDULES = ("plateau", "cosine")
-BN_MODES = ("train", "frozen")
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,4 @@ def lr_at(config: RITConfig, epoch: int, history: Sequence[float] = ()) -> float
 
 def preset(name: str, **overrides: Any) -> RITConfig:
     """The named preset with the given fields replaced (None values are ignored)."""
-    if name not in PRESETS:
-        raise ValueError(f"preset {name!r}, expected one of {sorted(PRESETS)}")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return replace(PRESETS[name], **changes).validated()
+    return named_preset(PRESETS, name, overrides)

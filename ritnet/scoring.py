@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.metrics.segmentation import miou_from_counts
-from ritnet.checkpoint import OPENEDS_CLASSES, Framing, LoadedModel, to_nia_classes, unframe_scores
+from common.engine.loaded import LoadedModel
+from ritnet.checkpoint import OPENEDS_CLASSES, Framing, to_nia_classes, unframe_scores
 
 CLASS_NAMES = ("background", "eye_region", "iris")   # NIA class values 0, 1, 2 (per_sample.csv column names)
 CPU_FORWARD_BATCH = 4   # crops per forward pass on the CPU (see `for_inference`)
@@ -109,13 +110,14 @@ class Predictor:
 def predictor_for(loaded: LoadedModel, crop_width: int, crop_height: int, framing: Framing | None) -> Predictor:
     """Ours: the input size of its config. An original state_dict: a 4-class OpenEDS model at `framing`,
     a model of the NIA's 3 classes at the crop's own size. Other class counts are refused."""
+    num_classes = loaded.model.num_classes
     if loaded.config is not None:
-        return Predictor(loaded.num_classes, int(loaded.config["input_width"]), int(loaded.config["input_height"]))
-    if loaded.num_classes == len(OPENEDS_CLASSES):
+        return Predictor(num_classes, loaded.config.input_width, loaded.config.input_height)
+    if num_classes == len(OPENEDS_CLASSES):
         if framing is None:
             raise ValueError("a 4-class OpenEDS model needs its framing")
         return Predictor(len(CLASS_NAMES), framing.frame_width, framing.frame_height, framing)
-    if loaded.num_classes == len(CLASS_NAMES):
-        return Predictor(loaded.num_classes, crop_width, crop_height)
-    raise ValueError(f"an original RITnet model of {loaded.num_classes} classes: expected 4 (OpenEDS: "
+    if num_classes == len(CLASS_NAMES):
+        return Predictor(num_classes, crop_width, crop_height)
+    raise ValueError(f"an original RITnet model of {num_classes} classes: expected 4 (OpenEDS: "
                      f"{', '.join(OPENEDS_CLASSES)}) or 3 (NIA: {', '.join(CLASS_NAMES)})")

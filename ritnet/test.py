@@ -20,18 +20,13 @@ per-crop confusion counts (one bincount per batch) run on the device.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.script import start_script
 
-if __package__ in (None, ""):  # `python ritnet/test.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
-from dataclasses import asdict
+from dataclasses import asdict  # noqa: E402
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import click
@@ -53,7 +48,8 @@ from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.targets.crop_rows import CropRows
 from common.verdicts.results import metric_of
 from common.verdicts.submissions import KEYS_HELP, ExpectedNames, find_segmentation_predictions, load_class_map
-from ritnet.checkpoint import OPENEDS_CLASSES, LoadedModel, frame_crop, load_model, openeds_framing
+from common.engine.loaded import LoadedModel
+from ritnet.checkpoint import OPENEDS_CLASSES, frame_crop, load_model, openeds_framing
 from ritnet.dataset import (CropGeometry, ScoringCrops, crop_geometry, prepare_batch, read_class_map,
                             read_seg_crops)
 from ritnet.overlays import crop_miou, pick_overlays, save_overlay
@@ -66,9 +62,11 @@ NUM_CLASSES = len(CLASS_NAMES)
 def predictor_of(loaded: LoadedModel, geometry: CropGeometry) -> tuple[Predictor, dict[str, Any]]:
     """The predictor for these weights on crops of this geometry, and what it was (for metrics.json)."""
     framing = None
-    facts: dict[str, Any] = {**loaded.facts, "model_config": loaded.config, "num_classes": loaded.num_classes,
-                             "channels": loaded.channels, "scored_at": f"{geometry.width}x{geometry.height}"}
-    if loaded.config is None and loaded.num_classes == len(OPENEDS_CLASSES):
+    model = loaded.model
+    facts: dict[str, Any] = {**loaded.facts, "model_config": loaded.config.to_dict() if loaded.config else None,
+                             "num_classes": model.num_classes, "channels": model.channels,
+                             "scored_at": f"{geometry.width}x{geometry.height}"}
+    if loaded.config is None and model.num_classes == len(OPENEDS_CLASSES):
         framing = openeds_framing(geometry.width, geometry.height, margin=geometry.margin)
         facts["openeds"] = {"framing": asdict(framing), "margin_source": geometry.margin_source,
                             "class_mapping": "background->background, sclera->eye region, iris+pupil->iris"}
@@ -105,7 +103,7 @@ def predict_with_model(crops: CropRows, data: Path, options: Options, device: to
     return Predicted(result.values, model_skips(result), facts)
 
 
-def predict_from_folder(crops: CropRows, folder: Path, *, data: Path, out: Path) -> Predicted:
+def predict_from_folder(crops: CropRows, folder: Path, data: Path, options: Options) -> Predicted:
     """Per-crop confusion counts of class-map PNGs made elsewhere (`{crop id}.png`), NaN for crops the
     folder lacks or repeats; saves overlays. A PNG of the wrong size or with a class id > 2 stops the run."""
     names = list(crops.rows["crop_id"])
@@ -127,7 +125,7 @@ def predict_from_folder(crops: CropRows, folder: Path, *, data: Path, out: Path)
     for row, relative, miou in overlay_rows(crops, values):
         truth = read_class_map(data / crops.rows["png_path"].iloc[row], NUM_CLASSES)
         pred = load_class_map(path_of[names[row]], NUM_CLASSES, shape=truth.shape)
-        save_overlay(out, relative, read_crop_image(data, crops, row, truth.shape), truth, pred, miou)
+        save_overlay(options.out, relative, read_crop_image(data, crops, row, truth.shape), truth, pred, miou)
     return Predicted(values, {**alignment.skipped(), "unreadable_image": unreadable},
                      {"weights_format": "score-only", "predictions": alignment.summary()})
 
@@ -187,27 +185,10 @@ def extra_metrics(per_sample: pd.DataFrame) -> dict[str, Any]:
             "overlays": [p for p in per_sample["overlay"] if p]}
 
 
-class RitValidation:
-    """RIT-Net's part of the shared validation, for one run: score-only mode reads the truth maps from the
-    data folder `read_split` was given and writes its overlays into OUT."""
-
-    def __init__(self, options: Options) -> None:
-        self.options = options
-        self.data: Path | None = None
-
-    def read_split(self, data: Path, split: str) -> CropRows:
-        self.data = data
-        return read_seg_crops(data, split)
-
-    def predict_from_folder(self, crops: CropRows, folder: Path) -> Predicted:
-        assert self.data is not None, "read_split runs first"
-        return predict_from_folder(crops, folder, data=self.data, out=self.options.out)
-
-    def task(self) -> ValidationTask:
-        return ValidationTask(test="rit", metric=metric_of("rit"), read_split=self.read_split,
-                              predict_with_model=predict_with_model, predict_from_file=self.predict_from_folder,
-                              per_sample=per_sample_table, score=score, resolve_data=resolve_crops,
-                              extra_metrics=extra_metrics)
+TASK = ValidationTask(test="rit", metric=metric_of("rit"), read_split=read_seg_crops,
+                      predict_with_model=predict_with_model,
+                      predict_from_file=predict_from_folder, per_sample=per_sample_table, score=score,
+                      resolve_data=resolve_crops, extra_metrics=extra_metrics)
 
 
 @click.command(context_settings={"show_default": True})
@@ -230,8 +211,7 @@ def cli(**options: Any) -> dict[str, Any]:
       python ritnet/test.py --data build/crops --weights best_model.pkl --out results/rit_openeds
       python -m ritnet.test --data build/crops --predictions preds/ --out results/rit
     """
-    parsed = Options(**options)
-    return run_validation(RitValidation(parsed).task(), parsed)
+    return run_validation(TASK, Options(**options))
 
 
 def main() -> None:

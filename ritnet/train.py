@@ -11,32 +11,29 @@ Reads top to bottom: `build_task` -> `main` -> the click command.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.script import start_script
 
-if __package__ in (None, ""):  # `python ritnet/train.py`: import the package, not the folder's modules
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
+start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
 
-from common.cores import settle_wait_policy  # noqa: E402
-
-settle_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once
-
+from pathlib import Path  # noqa: E402
 from typing import Any
 
 import click
 import numpy as np
 import torch
 
-from common.cli.entry import (input_size_option, run_entry_point, train_data_options, train_length_options,
+from common.cli.entry import (input_size_option, run_entry_point, train_command, train_length_options,
                               train_process_options, train_resume_options)
 from common.engine.distributed import is_main_process
 from common.engine.inference import run_inference
 from common.engine.progress import Progress
-from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, read_last, skipped_by_split
+from common.engine.presets import BN_MODES
+from common.engine.train import Metric, TrainTask, batchnorm_fields, fit, skipped_by_split
+from common.engine.train_main import resolve_config
 from common.nn.batchnorm import freeze_batchnorm_stats
 from common.verdicts.thresholds import threshold_for
 from ritnet.checkpoint import FORMAT, READ_FORMATS
-from ritnet.config import BN_MODES, INIT_CHOICES, LR_SCHEDULES, PRESETS, RITConfig, lr_at, preset
+from ritnet.config import INIT_CHOICES, LR_SCHEDULES, PRESETS, RITConfig, lr_at
 from ritnet.dataset import EyeSegCrops, ScoringCrops, crop_geometry, prepare_batch, read_seg_crops
 from ritnet.loss import ritnet_loss
 from ritnet.model import DenseNet2D
@@ -87,17 +84,9 @@ def main(data_dir: Path, out: Path, config: RITConfig, *, device_name: str, resu
                last=last)
 
 
-def resolve_config(last: dict[str, Any] | None, preset_name: str, overrides: dict[str, Any]) -> RITConfig:
-    """The preset with the given options, or on `--resume` (`last`: the read last.pt) the saved config with them."""
-    if last is not None:
-        return RITConfig.resumed(last["config"], overrides)
-    return preset(preset_name, **overrides)
-
-
-@click.command(context_settings={"show_default": True})
-@train_data_options("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
-                    "official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
-                    "demo = narrow network for the synthetic crops on 2 CPU cores")
+@train_command("crop dataset directory with index.parquet (`nia crops` output)", PRESETS,
+                "official = the published network under NIA conditions (width 32, Adam, batch 16, 100 epochs); "
+                "demo = narrow network for the synthetic crops on 2 CPU cores")
 @click.option("--channels", type=int, default=None, help="block width (32 = published DenseNet2D)")
 @click.option("--dropout", type=float, default=None, help="dropout after each 3x3 convolution [official: 0.2]")
 @click.option("--init", type=click.Choice(INIT_CHOICES), default=None,
@@ -129,8 +118,8 @@ def cli(data_dir: Path, out: Path, preset_name: str, input_size: dict[str, int],
       python ritnet/train.py --preset demo --data build/crops --out build/train/rit_demo
       python -m torch.distributed.run --nproc_per_node 4 ritnet/train.py --data crops --out runs/rit
     """
-    last = read_last(out, resume, READ_FORMATS)
-    config = resolve_config(last, preset_name, {**overrides, **input_size})
+    config, last = resolve_config(RITConfig, PRESETS, out=out, resume=resume, read_tags=READ_FORMATS,
+                                  preset_name=preset_name, overrides={**overrides, **input_size})
     main(data_dir, out, config, device_name=device_name, resume=resume, train_split=train_split,
          val_split=val_split, last=last)
 

@@ -273,7 +273,8 @@ def test_load_model_rebuilds_and_matches_the_saved_network(tmp_path: Path, recor
     path = tmp_path / "orig.pth"
     save_as_cuda(original_checkpoint(original), path)
     original.eval()
-    model, info = load_model(path)
+    loaded = load_model(path)
+    model, info = loaded.model, loaded.facts
     assert info["model_kwargs"] == {"num_classes": 7, "base_width": 8, "num_frames": 4, "input_size": 32,
                                     "s_depth": 1, "t_depth": 1}
     assert info["epoch"] == 3 and info["saved_on"] == ["cuda:0"]
@@ -299,7 +300,9 @@ def test_load_model_with_a_config_and_one_that_does_not_fit(tmp_path: Path) -> N
     trained = build_model(config).eval()
     path = tmp_path / "best.pt"
     torch.save({"model": trained.state_dict()}, path)
-    model, info = load_model(path, config)
+    loaded = load_model(path, config)
+    model, info = loaded.model, loaded.facts
+    assert loaded.config == config
     assert model.s_former.spatial_transformer.layers[0][0].fn.fn.heads == 4 and info["tensors"] == len(
         trained.state_dict())
     clips = torch.rand(1, 4, 3, 32, 32)

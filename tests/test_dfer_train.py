@@ -13,6 +13,7 @@ from dfer.model import build_model
 from dfer.train import main
 from tests.click_runner import separate_streams_runner
 from tests.dfer_fakes import balanced_clips, write_clip_set
+from tests.train_runs import dataset_and_trained_run
 from tests.procs import run_two_processes
 
 # a tiny network on 4 frames of 32 x 32; frozen BatchNorm statistics, so that 2 DDP processes
@@ -34,18 +35,10 @@ def train(data: Path, out: Path, epochs: int, resume: bool = False, **changes):
     return main(data, out, tiny(epochs, **changes), device_name="cpu", pretrained=None, resume=resume)
 
 
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> Path:
-    """Clips of one colour per state (no frame codes): 150 steps of the tiny network learn them."""
-    return write_clip_set(tmp_path_factory.mktemp("dfer_train"),
-                          balanced_clips({"train": 120, "val": 20, "test": 10}), coded=False)
-
-
-@pytest.fixture(scope="module")
-def trained(clips: Path, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("run3")
-    train(clips, out, epochs=EPOCHS)
-    return out
+# clips of one colour per state (no frame codes): 150 steps of the tiny network learn them
+clips, trained = dataset_and_trained_run(
+    lambda root: write_clip_set(root, balanced_clips({"train": 120, "val": 20, "test": 10}), coded=False),
+    train, data_name="clips", epochs=EPOCHS)
 
 
 def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
@@ -64,8 +57,9 @@ def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
 
 
 def test_our_checkpoint_loads_with_its_config(trained: Path) -> None:
-    model, info = load_model(trained / "best.pt")
-    assert info["weights_format"] == "nia-dfer/1" and info["model_config"]["frames"] == 4
+    loaded = load_model(trained / "best.pt")
+    model, info = loaded.model, loaded.facts
+    assert info["weights_format"] == "nia-dfer/1" and info["model_config"]["frames"] == 4 == loaded.config.frames
     assert not model.training and model(torch.rand(2, 4, 3, 32, 32)).shape == (2, 5)
 
 

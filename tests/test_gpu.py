@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
+from common.engine.loaded import LoadedModel
 from l2cs.checkpoint import load_model, read_checkpoint
 from l2cs.config import preset
 from l2cs.train import main
@@ -29,6 +30,18 @@ pytestmark = [pytest.mark.gpu,
 
 REPO = Path(__file__).resolve().parents[1]
 CUDA_TINY = {**TINY, "bn_mode": "train"}  # trained BatchNorm statistics: SyncBatchNorm under torchrun
+
+
+def opens_on_the_cpu(loaded: LoadedModel) -> bool:
+    """A checkpoint saved from a GPU run loads on a CPU-only host (`load_model` maps it to the CPU)."""
+    return next(loaded.model.parameters()).device.type == "cpu"
+
+
+def check_resumed_to_epoch_3(last: dict, best: LoadedModel) -> None:
+    """An AMP run resumed to epoch 3: finite weights in last.pt, and best.pt opens on the CPU."""
+    assert last["progress"]["epoch"] == 3
+    assert all(torch.isfinite(v.float()).all() for v in last["model"].values() if v.is_floating_point())
+    assert opens_on_the_cpu(best)
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +85,7 @@ def test_amp_training_learns_resumes_and_loads_on_the_cpu(crops: Path, tmp_path:
     assert first["progress"]["epoch"] == 2
     main(crops, out, preset("demo", epochs=3, lr_schedule="constant", amp=True, **CUDA_TINY), device_name="cuda",
          pretrained=None, resume=True, train_split="train", val_split="val")
-    last = read_checkpoint(out / "last.pt")
-    assert last["progress"]["epoch"] == 3
-    assert all(torch.isfinite(v.float()).all() for v in last["model"].values() if v.is_floating_point())
-    model, _, _ = load_model(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
-    assert next(model.parameters()).device.type == "cpu"
+    check_resumed_to_epoch_3(read_checkpoint(out / "last.pt"), load_model(out / "best.pt"))
 
 
 def test_cuda_validation_is_bit_reproducible_and_agrees_with_the_cpu(crops: Path, tmp_path: Path) -> None:
@@ -133,8 +142,7 @@ def test_rit_amp_training_learns_resumes_and_loads_on_the_cpu(seg_crops: Path, t
     train_rit(seg_crops, out, rit_config(epochs=4, amp=True), device_name="cuda", resume=True,
               train_split="train", val_split="val")
     assert read_engine_checkpoint(out / "last.pt", READ_FORMATS)["progress"]["epoch"] == 4
-    loaded = load_rit(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
-    assert next(loaded.model.parameters()).device.type == "cpu"
+    assert opens_on_the_cpu(load_rit(out / "best.pt"))
 
 
 def test_rit_cuda_validation_is_bit_reproducible_and_agrees_with_the_cpu(seg_crops: Path, tmp_path: Path) -> None:
@@ -207,11 +215,7 @@ def test_dfer_amp_training_learns_resumes_and_loads_on_the_cpu(dfer_clips: Path,
     first = read_dfer_checkpoint(out / "last.pt")
     assert first["scaler"], "AMP on CUDA must save an enabled GradScaler's state"
     train_dfer(dfer_clips, out, dfer_config(3), device_name="cuda", pretrained=None, resume=True)
-    last = read_dfer_checkpoint(out / "last.pt")
-    assert last["progress"]["epoch"] == 3
-    assert all(torch.isfinite(v.float()).all() for v in last["model"].values() if v.is_floating_point())
-    model, _ = load_dfer_model(out / "best.pt")  # a GPU checkpoint opens on a CPU-only host
-    assert next(model.parameters()).device.type == "cpu"
+    check_resumed_to_epoch_3(read_dfer_checkpoint(out / "last.pt"), load_dfer_model(out / "best.pt"))
 
 
 def test_dfer_cuda_validation_is_reproducible_and_agrees_with_the_cpu(dfer_clips: Path, tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_checkpoint_written_on_cuda_resumes_on_cpu(tmp_path, monkeypatch: pytest
         assert torch.equal(model.state_dict()[key], value), key
     moments = next(iter(optimizer.state.values()))
     assert moments["exp_avg"].device.type == "cpu" and moments["step"].device.type == "cpu"
-    model_again, _, _ = load_model(tmp_path / "last.pt")  # the validation entry point's read
+    model_again = load_model(tmp_path / "last.pt").model  # the validation entry point's read
     assert torch.equal(model_again.fc_yaw.weight, saved["model"]["fc_yaw.weight"])
 
 
@@ -160,9 +160,30 @@ def test_checkpoint_without_amp_resumes_into_an_amp_run(tmp_path, monkeypatch: p
     assert progress.epoch == 2 and scaler.state_dict()["scale"] == 2.0 ** 16  # a fresh scaler
 
 
-@pytest.mark.parametrize("text", ["224", "224x", "axb", "224x112x3"])
+@pytest.mark.parametrize("text", ["224x", "axb", "224x112x3", ""])
 def test_input_size_error_names_the_option_and_the_form(tmp_path, text: str) -> None:
     result = CliRunner().invoke(cli, ["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--input-size", text])
     assert result.exit_code == 2
-    assert "--input-size" in result.output and "WIDTHxHEIGHT such as 224x112" in result.output
+    assert "--input-size" in result.output and "WIDTHxHEIGHT (or N for NxN) such as 224x112" in result.output
     assert repr(text) in result.output
+
+
+@pytest.mark.parametrize("text,overrides", [("64x32", {"input_width": 64, "input_height": 32}),
+                                            ("64X32", {"input_width": 64, "input_height": 32}),
+                                            ("48", {"input_width": 48, "input_height": 48})])
+def test_input_size_is_wxh_or_one_side_in_every_train_script(text: str, overrides: dict) -> None:
+    """One syntax for the three train scripts: WxH, or N for NxN; Former-DFER's frames are square."""
+    import click
+
+    from common.cli.entry import input_size_option
+
+    def parsed(square: bool, value: str) -> dict:
+        command = input_size_option("224x112", "size", square=square)(click.command()(lambda input_size: input_size))
+        return command.main(["--input-size", value], standalone_mode=False)
+
+    assert parsed(False, text) == overrides
+    if overrides["input_width"] == overrides["input_height"]:
+        assert parsed(True, text) == {"input_size": overrides["input_width"]}
+    else:
+        with pytest.raises(click.BadParameter, match="expected a square size"):
+            parsed(True, text)

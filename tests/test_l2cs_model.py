@@ -65,7 +65,8 @@ def test_original_checkpoint_keys_load(tmp_path, resnet50: L2CS, prefix: str) ->
     path = tmp_path / "L2CSNet_gaze360.pkl"
     original = _original_state(resnet50, prefix)
     torch.save(original, path)
-    model, config, info = load_model(path)
+    loaded = load_model(path)
+    model, config, info = loaded.model, loaded.config, loaded.facts
     assert (config.arch, config.bin_count, config.bin_width, config.bin_start) == ("resnet50", 90, 4.0, -180.0)
     assert config.bin_anchor == "edge" and info["weights_format"] == "original-l2cs"
     # the reference's fc_yaw_gaze feeds its horizontal angle: it is our yaw head
@@ -77,7 +78,7 @@ def test_original_checkpoint_keys_load(tmp_path, resnet50: L2CS, prefix: str) ->
 def test_original_mpiigaze_checkpoint_gets_mpiigaze_bins(tmp_path) -> None:
     path = tmp_path / "fold0.pkl"
     torch.save(_original_state(L2CS(arch="resnet18", num_bins=28)), path)
-    _, config, _ = load_model(path)
+    config = load_model(path).config
     assert (config.arch, config.bin_count, config.bin_width, config.bin_start) == ("resnet18", 28, 3.0, -42.0)
 
 
@@ -92,9 +93,9 @@ def test_our_checkpoint_round_trip(tmp_path) -> None:
                            "optimizer": optimizer.state_dict(), "val_mae_deg": 3.25}, FORMAT)
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left
     assert is_safetensors(path) and not zipfile.is_zipfile(path)  # tensors + JSON, nothing to unpickle
-    loaded, loaded_config, info = load_model(path)
-    assert loaded_config == config and info["epoch"] == 7 and info["bin_anchor"] == "centre"
-    assert torch.equal(loaded.layer1[0].conv1.weight, model.layer1[0].conv1.weight)
+    loaded = load_model(path)
+    assert loaded.config == config and loaded.facts["epoch"] == 7 and loaded.facts["bin_anchor"] == "centre"
+    assert torch.equal(loaded.model.layer1[0].conv1.weight, model.layer1[0].conv1.weight)
     state = read_checkpoint(path)
     assert state["val_mae_deg"] == 3.25
     assert state["optimizer"]["param_groups"][0]["lr"] == config.lr
@@ -139,6 +140,6 @@ def test_our_checkpoint_opens_without_any_unpickler(tmp_path, monkeypatch: pytes
     monkeypatch.setattr(torch, "load", refuse)
     monkeypatch.setattr(pickle, "Unpickler", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    loaded, loaded_config, info = load_model(tmp_path / "w.pt")
-    assert loaded_config == config and info["weights_format"] == FORMAT
-    assert torch.equal(loaded.fc_pitch.weight, model.fc_pitch.weight)
+    loaded = load_model(tmp_path / "w.pt")
+    assert loaded.config == config and loaded.facts["weights_format"] == FORMAT
+    assert torch.equal(loaded.model.fc_pitch.weight, model.fc_pitch.weight)

@@ -21,6 +21,7 @@ from l2cs.train import main
 from tests.click_runner import separate_streams_runner
 from tests.l2cs_fakes import make_fake_crops, render_eyes
 from tests.procs import run_two_processes
+from tests.train_runs import dataset_and_trained_run
 
 REPO = Path(__file__).resolve().parents[1]
 # tiny network and input; frozen BatchNorm statistics so that 2 DDP processes
@@ -39,17 +40,9 @@ def train(data: Path, out: Path, epochs: int, resume: bool = False):
                 train_split="train", val_split="val")
 
 
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory) -> Path:
-    return make_fake_crops(tmp_path_factory.mktemp("crops"), {"train": 64, "val": 16, "test": 16})
-
-
-@pytest.fixture(scope="module")
-def trained(crops: Path, tmp_path_factory) -> Path:
-    """Three epochs of the tiny network: a few seconds on 2 cores."""
-    out = tmp_path_factory.mktemp("run3")
-    train(crops, out, epochs=3)
-    return out
+# three epochs of the tiny network: a few seconds on 2 cores
+crops, trained = dataset_and_trained_run(lambda root: make_fake_crops(root, {"train": 64, "val": 16, "test": 16}),
+                                         train, data_name="crops")
 
 
 def test_training_writes_checkpoints_and_log(trained: Path) -> None:
@@ -82,7 +75,7 @@ def test_names_pitch_vertical_yaw_horizontal_by_flipping(trained: Path) -> None:
     Had the heads been swapped (as the reference's variable names are),
     the sign change would show up in the value we call pitch.
     """
-    model, _, _ = load_model(trained / "best.pt")
+    model = load_model(trained / "best.pt").model
     for true_pitch, true_yaw in ((12.0, 22.0), (-10.0, -20.0)):
         image = render_eyes(true_pitch, true_yaw, 64, 32)
         pitch, yaw = predict_angles(model, image)
@@ -127,7 +120,8 @@ def test_cli_resume_reads_last_pt_once_and_keeps_its_config(trained: Path, crops
 def test_a_batch_of_unreadable_crops_leaves_the_epoch_loss_finite() -> None:
     """All of one batch unreadable: nothing to learn from it, and the epoch's mean loss is that of the rest."""
     from l2cs.loss import l2cs_loss
-    from l2cs.model import build_model, freeze_batchnorm_stats
+    from common.nn.batchnorm import freeze_batchnorm_stats
+    from l2cs.model import build_model
     from common.engine.device import grad_scaler
     from common.engine.train import train_one_epoch
     from l2cs.dataset import prepare_batch

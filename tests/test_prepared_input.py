@@ -22,9 +22,15 @@ def synth_root(tmp_path_factory) -> Path:
     return root
 
 
-def test_dataset_root_is_indexed_split_and_cropped(synth_root: Path, tmp_path: Path) -> None:
+def test_dataset_root_is_indexed_split_and_cropped(synth_root: Path, tmp_path: Path, capsys) -> None:
     crops = resolve_crops(synth_root, tmp_path / "work")
     assert crops == tmp_path / "work" / "crops"
+    manifest, splits = tmp_path / "work" / "manifest.parquet", tmp_path / "work" / "splits"
+    printed = capsys.readouterr()
+    assert printed.out == ""  # stdout stays the verdict line's
+    commands = [line for line in printed.err.splitlines() if line.startswith("nia ")]
+    assert commands == [f"nia index {synth_root} --out {manifest}", f"nia split {manifest} --out {splits}",
+                        f"nia crops {manifest} {crops}"]  # what a person types to redo each step
     index = pd.read_parquet(crops / "index.parquet")
     manifest = pd.read_parquet(tmp_path / "work" / "manifest.parquet")
     frames = manifest[(manifest["kind"] == "frame") & manifest["valid"]]
@@ -55,3 +61,14 @@ def test_folder_without_labels_is_a_run_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunError, match="no valid NIA frame"):
         resolve_crops(tmp_path / "empty", tmp_path / "work")
+
+
+def test_preparing_input_loads_no_nia_command_module() -> None:
+    """An entry point's helpers are library calls: the `nia` group and its command modules stay unloaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys, common.cli.prepared_input, common.cli.entry; "
+            "print(sorted(m for m in sys.modules if m.startswith('common.cli')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['common.cli', 'common.cli.entry', 'common.cli.prepared_input', 'common.cli.sizes']"

@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from common.metrics.segmentation import ConfusionMatrix
-from ritnet.checkpoint import LoadedModel, openeds_framing
+from common.engine.loaded import LoadedModel
+from ritnet.checkpoint import openeds_framing
 from ritnet.model import DenseNet2D
+from ritnet.config import preset
 from ritnet.overlays import pick_overlays, render_overlay
 from ritnet.scoring import Predictor, confusion_per_crop, intersections_unions, miou_of_confusion, predictor_for
 
@@ -48,15 +50,15 @@ def test_scores_are_resized_to_the_crop_before_the_argmax() -> None:
 
 
 def test_predictor_for_each_kind_of_weights() -> None:
-    ours = LoadedModel(DenseNet2D(channels=4), "ours", 3, 4, {"input_width": 80, "input_height": 48})
+    ours = LoadedModel(DenseNet2D(channels=4), preset("demo", channels=4, input_width=80, input_height=48))
     assert predictor_for(ours, 160, 96, None) == Predictor(3, 80, 48)
-    nia_original = LoadedModel(DenseNet2D(channels=4), "original", 3, 4, None)
+    nia_original = LoadedModel(DenseNet2D(channels=4), None)
     assert predictor_for(nia_original, 160, 96, None) == Predictor(3, 160, 96)
     framing = openeds_framing(160, 96)
-    openeds = LoadedModel(DenseNet2D(num_classes=4, channels=4), "original", 4, 4, None)
+    openeds = LoadedModel(DenseNet2D(num_classes=4, channels=4), None)
     assert predictor_for(openeds, 160, 96, framing) == Predictor(3, 400, 640, framing)
     with pytest.raises(ValueError, match="of 5 classes: expected 4"):
-        predictor_for(LoadedModel(DenseNet2D(num_classes=5, channels=4), "original", 5, 4, None), 160, 96, None)
+        predictor_for(LoadedModel(DenseNet2D(num_classes=5, channels=4), None), 160, 96, None)
 
 
 def test_overlay_picks_worst_median_best_by_crop_miou() -> None:

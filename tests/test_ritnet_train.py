@@ -16,6 +16,7 @@ from ritnet.train import main
 from tests.click_runner import separate_streams_runner
 from tests.procs import run_two_processes
 from tests.rit_fakes import make_seg_crops
+from tests.train_runs import dataset_and_trained_run
 
 # tiny network and input; no dropout and frozen BatchNorm statistics, so that 2 DDP processes compute
 # exactly what one process computes (dropout draws and batch statistics are per process)
@@ -36,17 +37,9 @@ def read_log(out: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="module")
-def crops(tmp_path_factory) -> Path:
-    return make_seg_crops(tmp_path_factory.mktemp("crops"), {"train": 48, "val": 8, "test": 8})
-
-
-@pytest.fixture(scope="module")
-def trained(crops: Path, tmp_path_factory) -> Path:
-    """Three epochs of the tiny network: a few seconds on 2 cores."""
-    out = tmp_path_factory.mktemp("run3")
-    train(crops, out, epochs=3)
-    return out
+# three epochs of the tiny network: a few seconds on 2 cores
+crops, trained = dataset_and_trained_run(lambda root: make_seg_crops(root, {"train": 48, "val": 8, "test": 8}),
+                                         train, data_name="crops")
 
 
 class Killed(Exception):
@@ -81,7 +74,7 @@ def test_training_learns_and_writes_its_outputs(trained: Path) -> None:
     assert best["progress"]["best"] == pytest.approx(max(mious), abs=1e-4)
     assert best["init"] == "random (torch)" and best["config"]["channels"] == 4
     loaded = load_model(trained / "best.pt")  # safetensors: no unpickler
-    assert loaded.source == "ours" and loaded.facts["weights_format"] == "nia-rit/1"
+    assert loaded.config == preset("demo", epochs=3, **TINY) and loaded.facts["weights_format"] == "nia-rit/1"
     assert (trained / "curves.png").is_file() and json.loads((trained / "config.json").read_text())["epochs"] == 3
 
 

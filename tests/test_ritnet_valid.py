@@ -20,7 +20,7 @@ from common.verdicts.thresholds import ERROR, FAIL, PARTIAL, PASS
 from ritnet.checkpoint import FORMAT
 from ritnet.config import preset
 from ritnet.model import DenseNet2D
-from ritnet.test import RitValidation
+from ritnet.test import TASK
 from common.engine.validate import Options, run_validation
 from tests.rit_fakes import make_seg_crops
 
@@ -48,7 +48,7 @@ def validate(crops: Path, out: Path, *, weights: Path | None = None, predictions
              allow_partial: bool = False) -> dict:
     options = Options(data=crops, weights=weights, out=out, work_dir=None, split="test", device_name="cpu",
                       batch_size=4, workers=0, predictions=predictions, allow_partial=allow_partial)
-    return run_validation(RitValidation(options).task(), options)
+    return run_validation(TASK, options)
 
 
 def truth_as_predictions(crops: Path, folder: Path) -> Path:

@@ -1,37 +1,21 @@
-"""The `nia` command: one click group, one module per group of commands.
+"""The `nia` command (`common.cli.group`) and the command-line helpers the entry points share.
 
-Each command module exposes ``COMMANDS``, a list of click commands, and keeps
-heavy imports (OpenCV, torch, pyarrow) inside the command functions so that
-``nia --help`` stays instant.
+`main`, the click group, is loaded on first use: an entry point that imports
+`common.cli.entry` (options, exit codes) or `common.cli.prepared_input`
+does not load every `nia` command module.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from common.cores import settle_wait_policy
 
-settle_wait_policy()  # first (`nia` imports torch below): libgomp reads OMP_WAIT_POLICY once, when it loads
-
-import click  # noqa: E402
-
-from common import __version__
-from common.cli import clips_cmds, data_cmds, report_cmds, suite_cmds, synth_cmds, targets_cmds
+settle_wait_policy()  # first (the entry helpers import torch): libgomp reads OMP_WAIT_POLICY once, when it loads
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="nia")
-def main() -> None:
-    """NIA display-gaze eye dataset: prepare, index, audit, split, derive targets, report.
+def __getattr__(name: str) -> Any:
+    if name == "main":
+        from common.cli.group import main
 
-    A typical run on the synthetic dataset:
-
-    \b
-        nia synth build/synth --subjects 6 --seed 0
-        nia index build/synth --out build/manifest.parquet
-        nia split build/manifest.parquet
-        nia crops build/manifest.parquet build/crops
-        nia clips build/manifest.parquet build/clips
-    """
-
-
-for _module in (data_cmds, targets_cmds, clips_cmds, synth_cmds, report_cmds, suite_cmds):
-    for _command in _module.COMMANDS:
-        main.add_command(_command)
+        return main
+    raise AttributeError(f"module 'common.cli' has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """``nia clips``: the clip dataset of the observer-state test from a manifest."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -34,37 +35,15 @@ def clips_command(manifest: str, out: str, min_frames: int, face_scale: float, f
     Example:
         nia clips build/manifest.parquet build/clips --workers 4
     """
-    from common.targets.clip_index import CLIP_INDEX_NAME, ClipIndexError
-    from common.targets.clip_labels import ClipOptions
-    from common.targets.clips import SUMMARY_NAME, write_clip_dataset
-    from common.delivery.manifest import ManifestError, default_workers, read_manifest
-    from common.verdicts.provenance import sha256_file
+    from common.delivery.manifest import ManifestError
+    from common.prepare_steps import PrepareError, clip_manifest
+    from common.targets.clips import ClipIndexError
 
     try:
-        df, root = read_manifest(manifest)
-    except ManifestError as exc:
+        clip_manifest(Path(manifest), Path(out), min_frames=min_frames, face_scale=face_scale, face_shift=face_shift,
+                      workers=workers, chunk_size=chunk_size, log=partial(click.echo, err=True))
+    except (ManifestError, ClipIndexError, PrepareError) as exc:
         raise click.ClickException(str(exc)) from None
-    if "split" not in df.columns:
-        raise click.ClickException(f"{manifest}: no column 'split': run nia split first")
-    options = ClipOptions(min_frames=min_frames, face_scale=face_scale, face_shift=face_shift)
-    try:
-        summary = write_clip_dataset(df, root, Path(out), options=options, workers=workers or default_workers(),
-                                     chunk_size=chunk_size, manifest_sha256=sha256_file(manifest), progress=True)
-    except ClipIndexError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"clips: {summary['usable']} usable of {summary['videos']} videos "
-               f"({summary['videos_probed']} read, {summary['videos_reused']} unchanged since the last run)", err=True)
-    for split, counts in summary["by_split"].items():
-        click.echo(f"  {split}: {counts['usable']} usable", err=True)
-    for reason, count in summary["unusable"].items():
-        click.echo(f"  skipped, {reason}: {count}", err=True)
-    click.echo(f"  labels: {summary['label_sources']}, {summary['label_mismatches']} name/JSON mismatch(es); "
-               f"regions: {summary['region_sources']}", err=True)
-    rotated = summary["videos_rotated"]
-    if rotated:
-        click.echo(f"warning: {len(rotated)} video(s) tagged with a rotation, read as stored (not turned; their "
-                   f"labels are taken in the stored frame's pixels), e.g. {rotated[0]}", err=True)
-    click.echo(f"wrote {Path(out) / CLIP_INDEX_NAME} and {Path(out) / SUMMARY_NAME}", err=True)
 
 
 COMMANDS: list[click.Command] = [clips_command]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import click
@@ -103,44 +104,14 @@ def index(root: Path, out: Path, workers: int, full: bool) -> None:
     Example:
         nia index /data/nia --out build/manifest.parquet
     """
-    from common.atomic import check_output_file, remove_stale_temps
-    from common.delivery.manifest import ManifestError, build_index
+    from common.delivery.manifest import ManifestError
+    from common.prepare_steps import PrepareError, index_tree
 
-    check_output_file(out)  # before the walk: a read-only or wrong --out fails in its first second
-    remove_stale_temps(out.parent, out.name)  # what a run killed while writing OUT left
     try:
-        r = build_index(root, out, workers=workers or None, reuse=not full, progress=True)
-    except ManifestError as exc:
+        index_tree(root, out, workers=workers or None, reuse=not full, log=click.echo,
+                   warn=partial(click.echo, err=True))
+    except (ManifestError, PrepareError) as exc:
         raise click.ClickException(str(exc)) from None
-    kinds = ", ".join(f"{v} {k}" for k, v in sorted(r.kinds.items()))
-    click.echo(f"{out}: {r.n_rows} rows ({kinds}); {r.n_invalid} invalid; "
-               f"{r.n_parsed} labels parsed, {r.n_reused} reused; {r.n_duplicates} duplicate files")
-    if r.image_problems:
-        n_images = sum(r.image_problems.values())
-        click.echo("invalid images: " + ", ".join(f"{k} {v}" for k, v in r.image_problems.items())
-                   + f" (every one is named in the error and image_error columns of {out}):")
-        for text in r.image_examples:
-            click.echo(f"  {text}")
-        if n_images > len(r.image_examples):
-            click.echo(f"  ... and {n_images - len(r.image_examples)} more")
-    if r.ignored_files:
-        click.echo("ignored files by extension: " + ", ".join(f"{k} {v}" for k, v in sorted(r.ignored_files.items())))
-    if r.n_suite_files:
-        click.echo(f"ignored suite files: {r.n_suite_files} (device_profiles.json at the root, .nia* folders)")
-    if r.n_hidden_dirs:
-        click.echo(f"skipped hidden folders: {r.n_hidden_dirs}")
-    if r.repeated_dirs:
-        click.echo(f"folders reached again through a symlink, not entered twice: {len(r.repeated_dirs)}, "
-                   f"e.g. {r.repeated_dirs[0]}")
-    if r.invalid_examples:
-        click.echo(f"invalid rows: {r.n_invalid} (every one is named in the error column of {out}), e.g.:")
-        for text in r.invalid_examples:
-            click.echo(f"  {text}")
-    for text in r.unreadable_dirs:
-        click.echo(f"unreadable: {root / text}", err=True)
-    if r.unreadable_dirs:
-        raise click.ClickException(f"{len(r.unreadable_dirs)} folder(s) could not be listed (named above): "
-                                   f"their files are not in {out}; fix them and run again (unchanged rows are reused)")
 
 
 @click.command()
@@ -206,35 +177,18 @@ def split(manifest: Path, seed: int, ratios: str | None, counts: str | None, by:
         nia split build/manifest.parquet --seed 0
         nia split build/manifest.parquet --from-list official_lists/
     """
-    from common.atomic import check_output_file, check_writable_folder
-    from common.delivery.manifest import ManifestError, read_manifest, write_manifest
-    from common.delivery.splits import SplitError, make_splits, read_lists, splits_from_lists, write_lists, write_summary
+    from common.delivery.manifest import ManifestError
+    from common.delivery.splits import SplitError
+    from common.prepare_steps import split_manifest
 
     if from_list and (ratios or counts):
         raise click.UsageError("--from-list cannot be combined with --ratios or --counts")
     try:
-        df, root = read_manifest(manifest)
-        if from_list:
-            result, n_missing = splits_from_lists(df, read_lists(list(from_list)))
-            if n_missing:
-                click.echo(f"warning: {n_missing} listed name(s) are not in the manifest", err=True)
-        else:
-            result = make_splits(df, seed, _numbers(ratios, float, "--ratios"), _numbers(counts, int, "--counts"), by)
-        df["split"] = result.split
-        out = out or manifest.parent / "splits"
-        check_writable_folder(out)
-        check_output_file(manifest)
-        paths = write_lists(df, out)  # the lists first, the manifest last: a failed write leaves it as it was
-        options = {"from_list": [str(p) for p in from_list]} if from_list else {"seed": seed, "by": by}
-        write_summary(df, result, out, **options)
-        write_manifest(df, manifest, root)
+        split_manifest(manifest, out, seed=seed, ratios=_numbers(ratios, float, "--ratios"),
+                       counts=_numbers(counts, int, "--counts"), by=by, from_list=from_list, log=click.echo,
+                       warn=partial(click.echo, err=True))
     except (ManifestError, SplitError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(", ".join(f"{k} {v}" for k, v in result.counts.items())
-               + f"; {result.n_unassigned} eligible row(s) unassigned; lists in {paths[0].parent}")
-    for reason, count in result.unassigned.items():
-        click.echo(f"  unassigned: {reason}: {count} (listed in {out / 'unassigned.csv'})")
-    click.echo(f"sha256 {result.sha256}")
 
 
 COMMANDS: list[click.Command] = [prepare, index, stats, split]

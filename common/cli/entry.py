@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable
 
 import click
 
+from common.cli.sizes import parse_image_size
 from common.engine.device import DEVICE_CHOICES
 
 from common.verdicts.results import ALLOW_PARTIAL_HELP, EXIT_ERROR, RunError, exit_code_for, verdict_line
@@ -157,6 +158,15 @@ allow_partial_option = click.option("--allow-partial", is_flag=True, default=Fal
 # The options every model's train.py shares, in four groups that keep each train.py's `--help` order
 # (its own options stand between them). `None` defaults mean "the preset's, or on --resume the saved config's".
 
+def train_command(data_help: str, presets: Iterable[str], preset_help: str) -> Callable[[Callable], click.Command]:
+    """A train script's click command (defaults shown in `--help`) with its first options,
+    `train_data_options`."""
+    def decorate(function: Callable) -> click.Command:
+        return click.command(context_settings={"show_default": True})(
+            train_data_options(data_help, presets, preset_help)(function))
+    return decorate
+
+
 def train_data_options(data_help: str, presets: Iterable[str], preset_help: str) -> Callable[[Callable], Callable]:
     """`--data DIR` (as `data_dir`), `--out DIR` and `--preset` (as `preset_name`, default official)."""
     return _stack([
@@ -169,16 +179,20 @@ def train_data_options(data_help: str, presets: Iterable[str], preset_help: str)
     ])
 
 
-def input_size_option(example: str, help_text: str) -> Callable[[Callable], Callable]:
-    """`--input-size WxH`, given to the command as `input_size`: the config overrides it stands for,
-    {"input_width": W, "input_height": H} ({} when not given); BadParameter naming the option and the form."""
+def input_size_option(example: str, help_text: str, *, square: bool = False) -> Callable[[Callable], Callable]:
+    """`--input-size WxH` (a bare N is NxN), given to the command as `input_size`: the config overrides it
+    stands for, {"input_width": W, "input_height": H}, or {"input_size": N} for a `square` input (W = H
+    required), {} when not given; BadParameter naming the option and the form."""
     def as_overrides(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict[str, int]:
-        from common.cli.targets_cmds import parse_wxh
-
         if value is None:
             return {}
-        width, height = parse_wxh(value, example, "--input-size")
-        return {"input_width": width, "input_height": height}
+        width, height = parse_image_size(value, example, "--input-size", side_alone=True)
+        if not square:
+            return {"input_width": width, "input_height": height}
+        if width != height:
+            raise click.BadParameter(f"expected a square size such as {example} (or N), got {value!r}",
+                                     param_hint="--input-size")
+        return {"input_size": width}
     return click.option("--input-size", default=None, metavar="WxH", callback=as_overrides, help=help_text)
 
 

@@ -11,31 +11,40 @@ raw delivery as well as on prepared data:
 * a dataset root (an extracted delivery or ``nia synth`` output): indexed,
   split and cropped / clipped into the work folder.
 
-The steps run the same ``nia`` commands a person would type, so the work
-folder holds what produced it and can be inspected. They run every time:
-indexing reuses unchanged rows and cropping resumes, so a rerun is cheap and
-never scores stale crops.
+The steps are the library calls behind the ``nia`` commands
+(`common.prepare_steps`), run in this process without loading the ``nia``
+command group; each prints the ``nia ...`` line that does the same by hand,
+then its summary lines, on stderr, so the work folder holds what produced it
+and can be inspected or remade. They run every time: indexing reuses
+unchanged rows and cropping resumes, so a rerun is cheap and never scores
+stale crops.
 """
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
-
-import click
+from typing import Any, Callable
 
 from common.parquet_read import read_frame, read_schema
+from common.prepare_steps import (PrepareError, clip_manifest, crop_manifest, index_tree, split_manifest,
+                                  to_stderr)
 from common.targets.crops import CROP_INDEX_NAME
 from common.verdicts.results import RunError
 
 
-def _run_nia(args: list[str]) -> None:
-    from common.cli import main
+def _step(args: list[str], run: Callable[..., Any], *paths: Path) -> None:
+    """Run one step (`run(*paths, log=...)`) after printing the `nia` command line that does the same;
+    a step's error becomes a RunError naming the command."""
+    from common.delivery.manifest import ManifestError
 
-    click.echo("nia " + " ".join(args), err=True)
+    to_stderr("nia " + " ".join(args))
     try:
-        main.main(args=args, prog_name="nia", standalone_mode=False)
-    except click.ClickException as exc:
-        raise RunError(f"nia {args[0]} failed: {exc.format_message()}") from None
+        run(*paths, log=to_stderr)
+    except (ManifestError, PrepareError, ValueError) as exc:  # SplitError, ClipIndexError are ValueErrors
+        raise RunError(f"nia {args[0]} failed: {exc}") from None
+
+
+STEPS: dict[str, Callable[..., Any]] = {"crops": crop_manifest, "clips": clip_manifest}
 
 
 def _has_split(manifest: Path) -> bool:
@@ -70,7 +79,7 @@ def _prepared(data: Path, work_dir: Path, kind: str, what: str, prepared: str, c
     if manifest is None:
         return Path(data)
     folder = Path(work_dir) / command
-    _run_nia([command, str(manifest), str(folder)])
+    _step([command, str(manifest), str(folder)], STEPS[command], manifest, folder)
     return folder
 
 
@@ -92,13 +101,15 @@ def _prepared_or_manifest(data: Path, work_dir: Path, kind: str, what: str, prep
         if not _has_split(manifest):
             split_copy = work_dir / "manifest.parquet"
             shutil.copyfile(manifest, split_copy)
-            _run_nia(["split", str(split_copy), "--out", str(work_dir / "splits")])
+            _step(["split", str(split_copy), "--out", str(work_dir / "splits")], split_manifest, split_copy,
+                  work_dir / "splits")
             manifest = split_copy
     elif data.is_dir():
         manifest = work_dir / "manifest.parquet"
-        _run_nia(["index", str(data), "--out", str(manifest)])
+        _step(["index", str(data), "--out", str(manifest)], index_tree, data, manifest)
         _require_kind(manifest, data, kind, what, prepared)
-        _run_nia(["split", str(manifest), "--out", str(work_dir / "splits")])
+        _step(["split", str(manifest), "--out", str(work_dir / "splits")], split_manifest, manifest,
+              work_dir / "splits")
     else:
         raise RunError(f"--data {data}: expected a {prepared} folder with {CROP_INDEX_NAME}, "
                        "a manifest .parquet, or a dataset root folder")

@@ -64,7 +64,8 @@ def report(results_dirs: tuple[Path, ...], out_dir: Path, run_ids: tuple[str, ..
         _compare(*compare_paths, out_dir, anonymise_subjects)
     if not results_dirs:
         raise click.UsageError("missing RESULTS_DIR... (or --compare OLD NEW)")
-    from common.report.merge import build_report, clear_report, load_result_dir, split_by_run, write_report
+    from common.report.merge import build_report, clear_report, split_by_run, write_report
+    from common.report.result_dir import load_result_dir
     from common.verdicts.results import RunError, verdict_line
 
     clear_report(out_dir)  # a report that cannot be built leaves none behind to be filed

@@ -211,7 +211,8 @@ def _clear_earlier_run(results: Path) -> None:
 def _merge_report(results_root: Path, names: list[str], run_id: str) -> dict | None:
     """The merged report of this run's results (RESULTS/report), or None when no test wrote one; a folder
     that is stale or cannot be read is named in the report's `not_filed` and the others are filed."""
-    from common.report.merge import build_report, clear_report, load_result_dir, not_filed, split_by_run, write_report
+    from common.report.merge import build_report, clear_report, not_filed, split_by_run, write_report
+    from common.report.result_dir import load_result_dir
     from common.verdicts.results import RunError
 
     out = results_root / "report"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from common.cli.targets_cmds import parse_wxh
+from common.cli.sizes import parse_image_size
 from common.delivery.filenames import DEVICES
 
 
@@ -59,8 +59,8 @@ def synth(out: Path, subjects: int, seed: int, videos_per_subject: int, frames_p
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--zip-parts") from None
     config = SynthConfig(subjects=subjects, seed=seed, videos_per_subject=videos_per_subject,
-                         frames_per_video=frames_per_video, size=parse_wxh(size, "1920x1080", "--size"), fps=fps,
-                         devices=_devices(devices), vfr=vfr, keyframe_interval=keyframe_interval)
+                         frames_per_video=frames_per_video, size=parse_image_size(size, "1920x1080", "--size"),
+                         fps=fps, devices=_devices(devices), vfr=vfr, keyframe_interval=keyframe_interval)
     try:
         summary = build_dataset(out, config, workers=workers, progress=True)
     except (SynthError, OSError) as exc:

@@ -1,24 +1,18 @@
 """``nia gaze`` and ``nia crops``: derived training targets from a manifest."""
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
 
+from common.cli.sizes import parse_image_size
+
 GAZE_METHODS = ("geometric", "normal")
 
 
-def parse_wxh(text: str, example: str, param_hint: str | None = None) -> tuple[int, int]:
-    """(width, height) from ``WIDTHxHEIGHT`` text; click.BadParameter naming ``example`` otherwise."""
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as {example}, got {text!r}", param_hint=param_hint) from None
-    return width, height
-
-
 def _size(value: str) -> tuple[int, int]:
-    width, height = parse_wxh(value, "224x112")
+    width, height = parse_image_size(value, "224x112")
     if width < 2 or height < 2:
         raise click.BadParameter(f"width and height must be at least 2, got {value!r}")
     return width, height
@@ -34,26 +28,15 @@ def _read_manifest(path: str):
 
 
 def _load_profiles(explicit: str | None, root: Path):
-    from common.targets.gaze import resolve_profile_path
-    from common.targets.profiles import ProfileError, load_profiles
+    from common.prepare_steps import PrepareError, load_gaze_profiles
 
-    path, why = resolve_profile_path(explicit, root)
     try:
-        profiles = load_profiles(path)
-    except (OSError, ProfileError) as exc:
-        raise click.ClickException(f"cannot load the device profile: {exc}") from None
-    click.echo(f"profile: {profiles.path} ({why}), sha256 {profiles.sha256[:12]}", err=True)
-    return profiles
+        return load_gaze_profiles(explicit, root, log=_to_stderr)
+    except PrepareError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
-def _derive(df, profiles, method: str):
-    from common.targets.gaze import add_gaze_columns
-
-    merged, result = add_gaze_columns(df, profiles, method)
-    click.echo(f"gaze ({method}): derived for {result.n_derived} of {len(df)} rows", err=True)
-    for reason, count in sorted(result.skipped.items()):
-        click.echo(f"  no gaze, {reason}: {count}", err=True)
-    return merged, result
+_to_stderr = partial(click.echo, err=True)
 
 
 profile_option = click.option(
@@ -81,10 +64,11 @@ def gaze_command(manifest: str, out: str | None, profile: str | None, method: st
         nia gaze build/manifest.parquet --method normal --out build/manifest_normal.parquet
     """
     from common.delivery.manifest import ManifestError, write_manifest
+    from common.prepare_steps import derive_gaze
 
     df, root = _read_manifest(manifest)
     profiles = _load_profiles(profile, root)
-    merged, _ = _derive(df, profiles, method)
+    merged, _ = derive_gaze(df, profiles, method, log=_to_stderr)
     target = Path(out) if out else Path(manifest)
     try:
         write_manifest(merged, target, root)
@@ -124,48 +108,15 @@ def crops_command(manifest: str, out: str, split_column: str, eyes_size: str, ey
         nia crops build/manifest.parquet build/crops --workers 8
         nia crops build/manifest.parquet build/crops_all --split-column none
     """
-    import pandas as pd
+    from common.delivery.manifest import ManifestError
+    from common.prepare_steps import PrepareError, crop_manifest
 
-    from common.targets.crop_geometry import CropOptions
-    from common.targets.crops import SUMMARY_NAME, write_crop_dataset
-    from common.targets.gaze import DERIVATION_COLUMNS, every_derivation
-    from common.delivery.manifest import default_workers
-    from common.verdicts.provenance import sha256_file
-
-    split = None if split_column.lower() == "none" else split_column
-    options = CropOptions(eyes_size=_size(eyes_size), eye_size=_size(eye_size), margin=margin)
-    df, root = _read_manifest(manifest)
-    if split is not None and split not in df.columns:
-        raise click.ClickException(f"{manifest}: no column {split!r}: run nia split first "
-                                   "(or pass --split-column none to put every crop under all/)")
-    profiles = _load_profiles(profile, root)
-    if "gaze_pitch_deg" in df.columns:
-        methods = sorted(set(df["gaze_method"].dropna())) if "gaze_method" in df.columns else []
-        click.echo(f"gaze: taken from the manifest (method {', '.join(methods) or 'unknown'})", err=True)
-    else:
-        df, _ = _derive(df, profiles, method)
-    df = pd.concat([df.drop(columns=[c for c in DERIVATION_COLUMNS if c in df.columns]),
-                    every_derivation(df, profiles)], axis=1)  # the label under each method, for the report
-    summary = write_crop_dataset(
-        df, root, Path(out), split_column=split, options=options, workers=workers or default_workers(),
-        chunk_size=chunk_size, manifest_sha256=sha256_file(manifest), progress=True)
-    click.echo(f"crops: {summary['crops_written']} written ({summary['crops_rebuilt']} of them rebuilt: "
-               f"inputs changed), {summary['crops_already_present']} already present with the same inputs, "
-               f"{summary['crops_in_index']} in the index ({summary['crops_by_name']})", err=True)
-    for reason, count in {**summary["rows_skipped"], **summary["crops_skipped"]}.items():
-        click.echo(f"  skipped, {reason}: {count}", err=True)
-    _name_damaged(summary, Path(out))
-    click.echo(f"wrote {Path(out) / 'index.parquet'}, {Path(out) / SUMMARY_NAME} and "
-               f"{Path(out) / summary['skipped_list']}", err=True)
-
-
-def _name_damaged(summary: dict, out: Path, shown: int = 10) -> None:
-    """The damaged images, one line each (at most ``shown``; all of them in the skipped list)."""
-    for entry in summary["damaged_images"][:shown]:
-        click.echo(f"  {entry['reason']}: {entry['detail']}", err=True)  # the detail starts with the file
-    more = summary["damaged_images_total"] - min(shown, len(summary["damaged_images"]))
-    if more > 0:
-        click.echo(f"  ... and {more} more damaged image(s): see {out / summary['skipped_list']}", err=True)
+    try:
+        crop_manifest(Path(manifest), Path(out), split_column=None if split_column.lower() == "none" else split_column,
+                      eyes_size=_size(eyes_size), eye_size=_size(eye_size), margin=margin, workers=workers,
+                      chunk_size=chunk_size, profile=profile, method=method, log=_to_stderr)
+    except (ManifestError, PrepareError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 COMMANDS: list[click.Command] = [gaze_command, crops_command]

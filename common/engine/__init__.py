@@ -19,5 +19,7 @@ Modules: `device` (device, threads, seeding, cuDNN, CUDA features),
 normalisation), `inference` (outputs placed by dataset index), `checkpoint`
 (safetensors + JSON), `safe_load` (other people's pickled weights, run nothing), `schedule`
 (learning-rate rules), `progress`, `training_log`, `train`, `validate`,
-`inputs` (`--data` -> prepared dataset).
+`loaded` (`LoadedModel`, what every `load_model` returns), `presets`
+(`named_preset`, `BN_MODES`), `train_main` (a train script's config on a new
+run or `--resume`).
 """

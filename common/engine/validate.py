@@ -65,7 +65,7 @@ class ValidationTask:
     metric: str                                                   # its metric name in thresholds.json
     read_split: Callable[[Path, str], CropRows]                   # usable rows + the data's own skips
     predict_with_model: Callable[[CropRows, Path, Options, torch.device], Predicted]
-    predict_from_file: Callable[[CropRows, Path], Predicted]
+    predict_from_file: Callable[[CropRows, Path, Path, Options], Predicted]  # (rows, --predictions, data, options)
     per_sample: Callable[[pd.DataFrame, np.ndarray], pd.DataFrame]  # the scored rows, per-sample CSV layout
     score: Callable[[pd.DataFrame], tuple[float, tuple[float, float] | None]]  # value, 95 % CI
     resolve_data: Callable[[Path, Path], Path]                    # (--data, work dir) -> the folder with the index
@@ -92,7 +92,7 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
     device = pick_device("cpu" if options.predictions is not None else options.device_name)
     cores: dict[str, Any] = {}
     if options.predictions is not None:
-        predicted = task.predict_from_file(split, options.predictions)
+        predicted = task.predict_from_file(split, options.predictions, data, options)
     else:
         plan = core_plan(options.workers, device)
         print(plan.line(), file=sys.stderr, flush=True)
@@ -117,10 +117,11 @@ def run_validation(task: ValidationTask, options: Options) -> dict[str, Any]:
                                 **(task.extra_metrics(per_sample) if task.extra_metrics is not None else {})})
 
 
-def model_skips(outputs: Outputs) -> dict[str, int]:
-    """Items a model run could not score: unreadable (the data's) and non-finite outputs (the weights')."""
+def model_skips(outputs: Outputs, unreadable: str = "unreadable_image") -> dict[str, int]:
+    """Items a model run could not score: unreadable (the data's; `unreadable` names the reason, e.g.
+    "unreadable_video" for a clip) and non-finite outputs (the weights')."""
     nonfinite = outputs.ok & ~np.isfinite(outputs.values).all(axis=1)
-    return {"unreadable_image": int((~outputs.ok).sum()), "nonfinite_output": int(nonfinite.sum())}
+    return {unreadable: int((~outputs.ok).sum()), "nonfinite_output": int(nonfinite.sum())}
 
 
 def index_metadata(index_path: Path) -> dict[str, str]:

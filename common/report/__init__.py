@@ -5,6 +5,7 @@
 - plots: matplotlib (Agg) figures as PNG bytes
 - markdown / html: render the report dict
 """
-from common.report.merge import ResultDir, build_report, load_result_dir, write_report
+from common.report.merge import build_report, write_report
+from common.report.result_dir import ResultDir, load_result_dir
 
 __all__ = ["ResultDir", "build_report", "load_result_dir", "write_report"]

@@ -29,7 +29,8 @@ import pandas as pd
 from common.metrics.angular import angular_errors_deg
 from common.metrics.segmentation import miou_from_counts
 from common.report.groups import show_change
-from common.report.merge import build_report, load_result_dir
+from common.report.merge import build_report
+from common.report.result_dir import load_result_dir
 from common.report.tables import provenance_leaves
 from common.verdicts.results import METRICS_FILE, RunError, rule_of, to_jsonable
 from common.suite.registry import KEYS as TESTS, get_test, hook

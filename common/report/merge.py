@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from common import __version__
-from common.containment import inside_folder
 from common.metrics.classification import confusion_matrix, recall_per_class, uar, war
 from common.metrics.segmentation import iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
@@ -37,7 +36,7 @@ from common.verdicts.results import (
     exit_code_for,
     to_jsonable,
 )
-from common.report.result_dir import ResultDir, load_result_dir, per_sample_path_of  # noqa: F401 (their old home)
+from common.report.result_dir import ResultDir
 from common.suite.registry import KEYS, get_test, hook
 from common.verdicts.thresholds import FAIL, PASS, Threshold, load_thresholds, passed_of
 from common.atomic import write_text_atomic

@@ -90,7 +90,8 @@ def check_report(report: dict[str, Any], results_root: Path) -> dict[str, str]:
     RESULTS_ROOT/<test> holds the result folder, the one `nia report` files
     for that folder now, with the same value and counts.
     """
-    from common.report.merge import build_report, load_result_dir
+    from common.report.merge import build_report
+    from common.report.result_dir import load_result_dir
     from common.verdicts.results import RunError
 
     path, rules, doubts = results_root / "report" / "report.json", load_thresholds(), {}
