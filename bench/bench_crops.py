@@ -8,6 +8,7 @@ Prints ratios measured in one run on a few synthetic 1920x1080 frames:
 """
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +39,7 @@ def _rows(folder: Path) -> list[dict]:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()  # no options: --help says what it prints
     cv2.setNumThreads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

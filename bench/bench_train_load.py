@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 
 from bench.timing import start_load, stop_load  # noqa: E402
 from common.suite.registry import BUILTIN_KEYS, get_test  # noqa: E402
-from tests.e2e_steps import demo_train_env  # noqa: E402
+from common.pinned_env import PINNED, pinned  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {key: get_test(key).train_script for key in BUILTIN_KEYS}
@@ -45,7 +45,7 @@ def make_data(test: str, folder: Path, items: int) -> Path:
 
 def epoch_seconds(test: str, data: Path, out: Path) -> float:
     """One demo epoch of `test` on `data`, as `make` trains it; the epoch's seconds from its log.csv."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), **demo_train_env()}
+    env = {**pinned(os.environ), "PYTHONPATH": str(REPO)}  # as the Makefile's DEMO_TRAIN_ENV runs it
     done = subprocess.run([sys.executable, str(REPO / SCRIPTS[test]), "--preset", "demo", "--data", str(data),
                            "--out", str(out), "--epochs", "1"], cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=1, help="busy processes during the loaded epoch")
     args = parser.parse_args()
     print(f"demo training epoch, quiet then with {args.load} busy process(es); DEMO_TRAIN_ENV: "
-          f"{' '.join(f'{k}={v}' for k, v in demo_train_env().items())}; {os.cpu_count()} cores")
+          f"{' '.join(f'{k}={v}' for k, v in PINNED.items())}; {os.cpu_count()} cores")
     for test in args.test or sorted(SCRIPTS):
         with tempfile.TemporaryDirectory() as tmp:
             data = make_data(test, Path(tmp) / "data", args.items)
