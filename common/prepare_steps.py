@@ -132,7 +132,8 @@ def crop_manifest(manifest: Path, out: Path, *, split_column: str | None = "spli
     import pandas as pd
 
     from common.delivery.manifest import default_workers, read_manifest
-    from common.targets.crops import SUMMARY_NAME, CropOptions, write_crop_dataset
+    from common.targets.crop_geometry import CropOptions
+    from common.targets.crops import SUMMARY_NAME, write_crop_dataset
     from common.targets.gaze import DERIVATION_COLUMNS, every_derivation
     from common.verdicts.provenance import sha256_file
 
@@ -177,7 +178,9 @@ def clip_manifest(manifest: Path, out: Path, *, min_frames: int = 16, face_scale
                   log: Log = to_stderr) -> dict[str, Any]:
     """Write the clip index of MANIFEST into OUT (`nia clips`); returns its summary."""
     from common.delivery.manifest import default_workers, read_manifest
-    from common.targets.clips import CLIP_INDEX_NAME, SUMMARY_NAME, ClipOptions, write_clip_dataset
+    from common.targets.clip_index import CLIP_INDEX_NAME
+    from common.targets.clip_labels import ClipOptions
+    from common.targets.clips import SUMMARY_NAME, write_clip_dataset
     from common.verdicts.provenance import sha256_file
 
     df, root = read_manifest(manifest)

@@ -37,7 +37,7 @@ def clips_command(manifest: str, out: str, min_frames: int, face_scale: float, f
     """
     from common.delivery.manifest import ManifestError
     from common.prepare_steps import PrepareError, clip_manifest
-    from common.targets.clips import ClipIndexError
+    from common.targets.clip_index import ClipIndexError
 
     try:
         clip_manifest(Path(manifest), Path(out), min_frames=min_frames, face_scale=face_scale, face_shift=face_shift,
