@@ -83,6 +83,11 @@ PIP_DOWNLOAD = $(PY) -m pip download --quiet --disable-pip-version-check --only-
 WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels
 CUDA_WHEELS := $(WHEEL_CACHE)/cuda$(CUDA_SUFFIX)-py3.11
 CUDA_REQUIREMENTS := docker/requirements-cuda$(CUDA_SUFFIX).txt
+# Every wheel platform the base's glibc (Debian 12: 2.36) runs: pip matches a
+# given --platform exactly, and NVIDIA's CUDA 13 wheels are tagged
+# manylinux_2_27 (cuBLAS) or manylinux_2_28, torch 1.13.1's manylinux1.
+CUDA_WHEEL_PLATFORMS := --platform manylinux1_x86_64 --platform manylinux2010_x86_64 --platform manylinux2014_x86_64 \
+	$(foreach v,$(shell seq 17 36),--platform manylinux_2_$(v)_x86_64)
 
 # ---- per-test values: the image, its source folder and entry script, the
 # weights file it reads in /weights, and the demo inputs used when DATA /
@@ -103,7 +108,10 @@ DEMO_CLIPS := $(BUILD)/clips
 DEMO_SYNTH_DFER := $(BUILD)/synth_dfer
 DFER_SYNTH_ARGS ?= --subjects 256 --videos-per-subject 5 --frames-per-video 16 --size 320x180 --devices S --seed 0
 
-l2cs_IMAGE := nia_demo_l2cs
+# Images on the current stack's CUDA base are tagged apart (nia_demo_rit:cuda-current), so that they
+# never replace the official stack's (nia_demo_rit, i.e. :latest); validate-*, save-* follow the tag.
+IMAGE_TAG ?= $(if $(filter nia-base:bookworm-cuda-current,$(BASE_IMAGE)),:cuda-current)
+l2cs_IMAGE := nia_demo_l2cs$(IMAGE_TAG)
 l2cs_DIR := l2cs
 l2cs_ENTRY := l2cs/run_valid_l2cs.py
 l2cs_WEIGHTS_FILE := l2cs.pt
@@ -111,7 +119,7 @@ l2cs_DEMO_DATA := $(DEMO_CROPS)
 l2cs_TRAIN := l2cs/train.py
 l2cs_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
 
-rit_IMAGE := nia_demo_rit
+rit_IMAGE := nia_demo_rit$(IMAGE_TAG)
 rit_DIR := ritnet
 rit_ENTRY := ritnet/test.py
 rit_WEIGHTS_FILE := ritnet.pt
@@ -119,7 +127,7 @@ rit_DEMO_DATA := $(DEMO_CROPS)
 rit_TRAIN := ritnet/train.py
 rit_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
 
-dfer_IMAGE := nia_demo_dfer
+dfer_IMAGE := nia_demo_dfer$(IMAGE_TAG)
 dfer_DIR := dfer
 dfer_ENTRY := dfer/valid_nia.py
 dfer_WEIGHTS_FILE := dfer.pt
@@ -154,8 +162,7 @@ base-offline:  ## build the CPU base image nia-base:bookworm from Debian package
 $(CUDA_WHEELS)/.fetched: $(CUDA_REQUIREMENTS) | $(VENV)/.installed
 	@mkdir -p $(@D)
 	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-	  --platform manylinux1_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
-	  --python-version 3.11 --dest $(@D) -r $(CUDA_REQUIREMENTS)
+	  $(CUDA_WHEEL_PLATFORMS) --python-version 3.11 --dest $(@D) -r $(CUDA_REQUIREMENTS)
 	@touch $@
 
 cuda-wheels: $(CUDA_WHEELS)/.fetched  ## fetch torch 1.13.1 + its CUDA 11.7/cuDNN 8.5 wheels (CUDA_STACK=current: torch 2.15.0, CUDA 13.2) into WHEEL_CACHE (~/.cache/nia-wheels)
