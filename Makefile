@@ -108,10 +108,7 @@ DEMO_CLIPS := $(BUILD)/clips
 DEMO_SYNTH_DFER := $(BUILD)/synth_dfer
 DFER_SYNTH_ARGS ?= --subjects 256 --videos-per-subject 5 --frames-per-video 16 --size 320x180 --devices S --seed 0
 
-# Images on the current stack's CUDA base are tagged apart (nia_demo_rit:cuda-current), so that they
-# never replace the official stack's (nia_demo_rit, i.e. :latest); validate-*, save-* follow the tag.
-IMAGE_TAG ?= $(if $(filter nia-base:bookworm-cuda-current,$(BASE_IMAGE)),:cuda-current)
-l2cs_IMAGE := nia_demo_l2cs$(IMAGE_TAG)
+l2cs_IMAGE := nia_demo_l2cs
 l2cs_DIR := l2cs
 l2cs_ENTRY := l2cs/run_valid_l2cs.py
 l2cs_WEIGHTS_FILE := l2cs.pt
@@ -119,7 +116,7 @@ l2cs_DEMO_DATA := $(DEMO_CROPS)
 l2cs_TRAIN := l2cs/train.py
 l2cs_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/l2cs_demo
 
-rit_IMAGE := nia_demo_rit$(IMAGE_TAG)
+rit_IMAGE := nia_demo_rit
 rit_DIR := ritnet
 rit_ENTRY := ritnet/test.py
 rit_WEIGHTS_FILE := ritnet.pt
@@ -127,13 +124,19 @@ rit_DEMO_DATA := $(DEMO_CROPS)
 rit_TRAIN := ritnet/train.py
 rit_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CROPS) --out $(BUILD)/train/rit_demo
 
-dfer_IMAGE := nia_demo_dfer$(IMAGE_TAG)
+dfer_IMAGE := nia_demo_dfer
 dfer_DIR := dfer
 dfer_ENTRY := dfer/valid_nia.py
 dfer_WEIGHTS_FILE := dfer.pt
 dfer_DEMO_DATA := $(DEMO_SYNTH_DFER)
 dfer_TRAIN := dfer/train.py
 dfer_DEMO_TRAIN_ARGS := --preset demo --device cpu --data $(DEMO_CLIPS) --out $(BUILD)/train/dfer_demo
+
+# Images on the current stack's CUDA base are tagged apart (nia_demo_rit:cuda-current), so that they
+# never replace the official stack's (nia_demo_rit, i.e. :latest); validate-*, save-* follow the tag.
+# A <test>_IMAGE given on the command line is taken as it is.
+IMAGE_TAG ?= $(if $(filter nia-base:bookworm-cuda-current,$(BASE_IMAGE)),:cuda-current)
+$(foreach t,l2cs rit dfer,$(eval $(t)_IMAGE := $($(t)_IMAGE)$(IMAGE_TAG)))
 
 # Demo training on the CPU with fixed thread counts and CPU kernels (OpenMP,
 # OpenBLAS, ATen, oneDNN, MKL: common/pinned_env.py, which overrides what the
