@@ -97,6 +97,11 @@ PIP_DOWNLOAD = $(PY) -m pip download --quiet --disable-pip-version-check --only-
 WHEEL_CACHE ?= $(HOME)/.cache/nia-wheels
 CUDA_WHEELS := $(WHEEL_CACHE)/cuda$(CUDA_SUFFIX)-py3.11
 CUDA_REQUIREMENTS := docker/requirements-cuda$(CUDA_SUFFIX).txt
+# Every wheel platform the base's glibc (Debian 12: 2.36) runs: pip matches a
+# given --platform exactly, and NVIDIA's CUDA 13 wheels are tagged
+# manylinux_2_27 (cuBLAS) or manylinux_2_28, torch 1.13.1's manylinux1.
+CUDA_WHEEL_PLATFORMS := --platform manylinux1_x86_64 --platform manylinux2010_x86_64 --platform manylinux2014_x86_64 \
+	$(foreach v,$(shell seq 17 36),--platform manylinux_2_$(v)_x86_64)
 
 # ---- per-test values, one block per key of ALL_TESTS, as common/suite/registry.py
 # declares them (tests/test_registry.py): the image, its source folder and entry script, the
@@ -134,6 +139,12 @@ $(eval $(call model_vars,l2cs,l2cs,run_valid_l2cs.py,l2cs.pt,$(DEMO_CROPS),$(DEM
 $(eval $(call model_vars,rit,ritnet,test.py,ritnet.pt,$(DEMO_CROPS),$(DEMO_CROPS)))
 $(eval $(call model_vars,dfer,dfer,valid_nia.py,dfer.pt,$(DEMO_SYNTH_DFER),$(DEMO_CLIPS)))
 
+# Images on the current stack's CUDA base are tagged apart (nia_demo_rit:cuda-current), so that they
+# never replace the official stack's (nia_demo_rit, i.e. :latest); validate-*, save-* follow the tag.
+# A <test>_IMAGE given on the command line is taken as it is.
+IMAGE_TAG ?= $(if $(filter nia-base:bookworm-cuda-current,$(BASE_IMAGE)),:cuda-current)
+$(foreach t,l2cs rit dfer,$(eval $(t)_IMAGE := $($(t)_IMAGE)$(IMAGE_TAG)))
+
 # Demo training on the CPU with fixed thread counts and CPU kernels (OpenMP,
 # OpenBLAS, ATen, oneDNN, MKL: common/pinned_env.py, which overrides what the
 # shell exports): float sums depend on how the work is split and which kernels
@@ -161,8 +172,7 @@ base-offline:  ## build the CPU base image nia-base:bookworm from Debian package
 $(CUDA_WHEELS)/.fetched: $(CUDA_REQUIREMENTS) | $(VENV)/.installed
 	@mkdir -p $(@D)
 	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-	  --platform manylinux1_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_28_x86_64 \
-	  --python-version 3.11 --dest $(@D) -r $(CUDA_REQUIREMENTS)
+	  $(CUDA_WHEEL_PLATFORMS) --python-version 3.11 --dest $(@D) -r $(CUDA_REQUIREMENTS)
 	@touch $@
 
 cuda-wheels: $(CUDA_WHEELS)/.fetched  ## fetch torch 1.13.1 + its CUDA 11.7/cuDNN 8.5 wheels (CUDA_STACK=current: torch 2.15.0, CUDA 13.2) into WHEEL_CACHE (~/.cache/nia-wheels)

@@ -22,9 +22,14 @@ whole image also gives zeros: the reference's scipy call returns an
 artefact there (distances to a virtual pixel outside the image); it cannot
 occur in a crop with background margins.
 OpenCV's exact Euclidean transform (DIST_MASK_PRECISE) agrees with scipy's
-`distance_transform_edt` to float32 rounding.
+`distance_transform_edt` to float32 rounding. It runs OpenCV's own code,
+never Intel IPP's (`_without_ipp`), so that the maps are the same bytes on
+every call and on both stacks.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -61,9 +66,31 @@ def boundary_weights(class_map: np.ndarray, weight: float = BOUNDARY_WEIGHT) -> 
     return dilate_down(boundary_edges(class_map)).astype(np.float32) * np.float32(weight)
 
 
+@contextmanager
+def _without_ipp() -> Iterator[None]:
+    """OpenCV's own implementations in this thread, not Intel IPP's; the caller's setting comes back after.
+
+    PyPI's OpenCV (the current stack; Debian's is built without IPP) hands
+    the precise distance transform to IPP, whose float32 results change in
+    the last bit from one call to the next within a process (1-ulp
+    differences on a few % of the pixels of the same crop read twice,
+    OpenCV 4.11). The surface loss's gradients follow, and Adam turns them
+    into different weights: two training runs, or a run and its resumed
+    copy, ended up to 8e-3 apart. OpenCV's own code repeats exactly and gives
+    the bytes of Debian's OpenCV 4.6. OpenCV keeps the switch per thread.
+    """
+    previous = cv2.ipp.useIPP()
+    cv2.ipp.setUseIPP(False)
+    try:
+        yield
+    finally:
+        cv2.ipp.setUseIPP(previous)
+
+
 def _distance_to_zero(mask: np.ndarray) -> np.ndarray:
     """float32: for each set pixel, the Euclidean distance to the nearest unset one (0 on unset pixels)."""
-    return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    with _without_ipp():
+        return cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
 
 
 def signed_distance(mask: np.ndarray) -> np.ndarray:

@@ -433,6 +433,20 @@ def test_cuda_base_on_the_current_stack_is_the_same_recipe_on_its_own_wheels(tmp
     assert "--file docker/base-cuda.Dockerfile" in current
 
 
+def test_images_on_the_current_cuda_base_are_tagged_apart(tmp_path: Path) -> None:
+    """`make build-rit CUDA=1 CUDA_STACK=current` tags nia_demo_rit:cuda-current on that base, never the
+    official image's name; its wheels are fetched for every manylinux tag up to the base's glibc 2.36
+    (cuBLAS 13.4 is manylinux_2_27 only)."""
+    cache = f"WHEEL_CACHE={tmp_path}/wheels"
+    official = make_dry_run("build-rit", cache, build=tmp_path)
+    current = make_dry_run("build-rit", "CUDA=1", "CUDA_STACK=current", "FORCE=1", cache, build=tmp_path)
+    assert "--tag nia_demo_rit " in official and "--build-arg BASE_IMAGE=nia-base:bookworm " in official
+    assert "--tag nia_demo_rit:cuda-current " in current and "--tag nia_demo_rit " not in current
+    assert "--build-arg BASE_IMAGE=nia-base:bookworm-cuda-current " in current
+    assert all(f"--platform manylinux_2_{v}_x86_64" in current for v in (17, 27, 28, 36))
+    assert "manylinux_2_37" not in current
+
+
 def test_current_cuda_pins_are_torch_s_own_requirements() -> None:
     """On the current stack, every library the installed torch requires is in the CUDA base's set at the
     version installed here (the set is what `pip install -e .[torch]` gave)."""

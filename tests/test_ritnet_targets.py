@@ -1,6 +1,7 @@
 """ritnet.targets: boundary weights and signed distance maps on tiny hand-computed class maps."""
 from __future__ import annotations
 
+import hashlib
 import math
 
 import cv2
@@ -97,6 +98,42 @@ def test_against_scipy_where_available() -> None:
         neg = ~pos
         ref = (ndimage.distance_transform_edt(neg) * neg - (ndimage.distance_transform_edt(pos) - 1) * pos) / diagonal
         np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def eye_like_class_maps(count: int, seed: int = 0):
+    """96x160 maps: an iris disc in a sclera disc, and stray sclera pixels."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.ogrid[:96, :160]
+    for _ in range(count):
+        cy, cx, r = rng.integers(20, 76), rng.integers(30, 130), rng.integers(5, 30)
+        class_map = np.zeros((96, 160), np.uint8)
+        class_map[(rows - cy) ** 2 + (cols - cx) ** 2 < (2 * r) ** 2] = 1
+        class_map[(rows - cy) ** 2 + (cols - cx) ** 2 < r ** 2] = 2
+        class_map[rng.random((96, 160)) > 0.995] = 1
+        yield class_map
+
+
+def test_distance_maps_are_the_same_bytes_on_both_stacks() -> None:
+    """OpenCV's own exact transform: this digest on Debian's OpenCV 4.6 and PyPI's 4.11 alike. PyPI's
+    OpenCV with its IPP path gives other last bits (81d42667... on 4.11), and not the same ones on every call."""
+    digest = hashlib.sha256()
+    for class_map in eye_like_class_maps(4):
+        digest.update(distance_maps(class_map, 3).tobytes())
+    assert digest.hexdigest() == "aca1fcf4a0cb8f86365ba2af81a24291e6ba689758b15026fe37aaa058f1ec98"
+
+
+def test_the_distance_transform_runs_without_ipp_and_gives_the_setting_back(monkeypatch) -> None:
+    seen: list[bool] = []
+    transform = cv2.distanceTransform
+
+    def recording(*args):
+        seen.append(cv2.ipp.useIPP())
+        return transform(*args)
+
+    monkeypatch.setattr(cv2, "distanceTransform", recording)
+    before = cv2.ipp.useIPP()
+    signed_distance(np.eye(6, dtype=bool))
+    assert seen == [False, False] and cv2.ipp.useIPP() == before
 
 
 def test_bad_maps_are_refused() -> None:
