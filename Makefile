@@ -45,7 +45,7 @@ test-fast: venv  ## the fast tier while you work: no slow (training, image) and 
 
 test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the three GPU validation speeds against their one-GPU targets
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA GPU here')"
-	$(PY) -m pytest -q -rs -m gpu tests/test_gpu.py
+	$(PY) -m pytest -q -rs -m gpu tests/unit/engine/test_gpu.py
 	$(PY) bench/bench_l2cs_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64 --workers 4
 	$(PY) bench/bench_rit_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64
 	$(PY) bench/bench_dfer_valid.py --device cuda --anchor-clips 8 --clips 128 --batch-size 16
@@ -103,7 +103,7 @@ DEMO_CROPS := $(BUILD)/crops
 DEMO_CLIPS := $(BUILD)/clips
 # dfer's synthetic videos and their clip dataset (docs/dfer.md, "Demo recipe"):
 # 1,280 phone clips of 16 frames at 320x180 (256 subjects: 25 of them and 125
-# clips in the test split; at least 20 test subjects: tests/test_demo_splits.py), then
+# clips in the test split; at least 20 test subjects: tests/unit/delivery/test_demo_splits.py), then
 # index, split and `nia clips` with their defaults. The demo training reads the
 # clips; the dfer image is given the videos (/data), which it indexes, splits
 # and clips again itself with the same defaults (the clip index points at

@@ -3,7 +3,7 @@
 A :class:`Case` says what the input is, the one line the suite must print
 about it (every string of ``line`` appears in that line; ``{file}`` is the
 input's name) and the exit code. The tests that feed each area's cases to the
-suite are ``tests/test_hostile_*.py``; ``python -m tests.hostile_corpus``
+suite are ``tests/hostile/test_hostile_*.py``; ``python -m tests.hostile_corpus``
 prints the table of docs/reliability.md.
 
 Where a case is one file of a delivery (labels, media, trees, members of a
@@ -670,7 +670,7 @@ OPTIONS = _cases("options", "stderr", [
     ("opt_valid_batch_zero", "run_valid_l2cs.py --batch-size 0", ["'--batch-size'"], 2),
 ])
 
-# --- the suite's own runs: make validate-*, nia suite, the verdict table (tests/test_hostile_suite.py) -------------
+# --- the suite's own runs: make validate-*, nia suite, the verdict table (tests/hostile/test_hostile_suite.py) -------------
 
 SUITE_RUNS = _cases("suite", "make validate-* / nia suite table: stderr, the table's reason", [
     ("suite_fail_exit_code", "make validate-all where a test FAILs (make itself exits 2)",
@@ -693,7 +693,7 @@ SUITE_RUNS = _cases("suite", "make validate-* / nia suite table: stderr, the tab
     ("report_per_sample_empty", "nia report on a 0-byte per_sample.csv", ["{file}", "not a readable CSV"], 2),
 ])
 
-# --- the --data of the validation entry points: a damaged index (tests/test_hostile_rit_dfer.py) --------------------
+# --- the --data of the validation entry points: a damaged index (tests/hostile/test_hostile_rit_dfer.py) --------------------
 
 DATASETS = _cases("datasets", "ritnet/test.py / dfer/valid_nia.py: stderr", [
     ("data_index_garbage", "index.parquet of random bytes", ["{file}", "not a readable parquet file"], 2),
