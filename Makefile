@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 NIA ?= $(VENV)/bin/nia
 BUILD ?= build
 # Every acceptance test, in order: the keys of common/suite/registry.py
-# (tests/test_registry.py checks this line and the per-test values below against it).
+# (tests/unit/suite/test_registry.py checks this line and the per-test values below against it).
 ALL_TESTS := l2cs rit dfer
 # The acceptance tests `make build`, `validate-all` and `save` cover.
 TESTS ?= $(ALL_TESTS)
@@ -51,7 +51,7 @@ test-fast: venv  ## the fast tier while you work: no slow (training, image) and 
 
 test-gpu: venv  ## on a GPU host: the CUDA path (AMP, resume, nccl, reproducible validation) and the three GPU validation speeds against their one-GPU targets
 	@$(PY) -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: torch sees no CUDA GPU here')"
-	$(PY) -m pytest -q -rs -m gpu tests/test_gpu.py
+	$(PY) -m pytest -q -rs -m gpu tests/unit/engine/test_gpu.py
 	$(PY) bench/bench_l2cs_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64 --workers 4
 	$(PY) bench/bench_rit_valid.py --device cuda --anchor-images 64 --images 1024 --batch-size 64
 	$(PY) bench/bench_dfer_valid.py --device cuda --anchor-clips 8 --clips 128 --batch-size 16
@@ -104,7 +104,7 @@ CUDA_WHEEL_PLATFORMS := --platform manylinux1_x86_64 --platform manylinux2010_x8
 	$(foreach v,$(shell seq 17 36),--platform manylinux_2_$(v)_x86_64)
 
 # ---- per-test values, one block per key of ALL_TESTS, as common/suite/registry.py
-# declares them (tests/test_registry.py): the image, its source folder and entry script, the
+# declares them (tests/unit/suite/test_registry.py): the image, its source folder and entry script, the
 # weights file it reads in /weights, and the demo inputs used when DATA /
 # WEIGHTS are not given (data folder; training command writing best.pt).
 # the demo crops (l2cs, rit): many people, few frames each (docs/synthetic.md,
@@ -115,7 +115,7 @@ DEMO_CROPS := $(BUILD)/crops
 DEMO_CLIPS := $(BUILD)/clips
 # dfer's synthetic videos and their clip dataset (docs/dfer.md, "Demo recipe"):
 # 1,280 phone clips of 16 frames at 320x180 (256 subjects: 25 of them and 125
-# clips in the test split; at least 20 test subjects: tests/test_demo_splits.py), then
+# clips in the test split; at least 20 test subjects: tests/unit/delivery/test_demo_splits.py), then
 # index, split and `nia clips` with their defaults. The demo training reads the
 # clips; the dfer image is given the videos (/data), which it indexes, splits
 # and clips again itself with the same defaults (the clip index points at

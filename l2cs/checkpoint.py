@@ -20,7 +20,7 @@ Its labels come from GazeHub files whose 2D gaze is stored as (yaw, pitch).
 So the head called `fc_yaw_gaze` does predict the horizontal angle: it maps
 to our `fc_yaw`, `fc_pitch_gaze` to our `fc_pitch`, and only the
 reference's variable names are swapped. The flip test in
-`tests/test_l2cs_model.py` pins what our names mean.
+`tests/models/l2cs/test_l2cs_model.py` pins what our names mean.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@
 # concern here (PASS or FAIL, exit 0 or 1); an error (exit 2: no verdict) or
 # a missing metrics.json/report.json fails it. .ci/run runs it on the
 # current PyPI stack (.venv-current); the demo-sized versions with their
-# thresholds are tests/test_*_e2e.py (make test). Leaves nothing behind.
+# thresholds are tests/e2e/test_*_e2e.py (make test). Leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-.venv}

@@ -1,7 +1,7 @@
 """Tiny clip datasets for the Former-DFER tests: real mp4s whose frames say which frame they are.
 
 Every frame carries its number in 8 black/white blocks along the top (as in
-tests/test_video.py, 16 px each, readable after resizing) on a background
+tests/unit/targets/test_video.py, 16 px each, readable after resizing) on a background
 whose colour is the clip's state, so a tiny network learns the states in a
 few epochs. The index parquet is written as `nia clips` writes it (same
 columns and `nia.root`), without a manifest.

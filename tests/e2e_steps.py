@@ -1,4 +1,4 @@
-"""The steps of the end-to-end tests (`tests/test_*_e2e.py`), each through its real command.
+"""The steps of the end-to-end tests (`tests/e2e/test_*_e2e.py`), each through its real command.
 
 Each step is a subprocess from the repository root, as a user types it; a
 failing step fails the test with its output. `synthetic_dataset` is the

@@ -5,7 +5,7 @@ about it (every string of ``line`` appears in that line; ``{file}`` is the
 input's name) and the exit code. Those four are data, in ``tests/hostile_cases.json`` (one table per group of
 cases, with its area and where its line is); this module adds the code that makes each input (a table's
 makers, by case id). The tests that feed each area's cases to the
-suite are ``tests/test_hostile_*.py``; ``python -m tests.hostile_corpus``
+suite are ``tests/hostile/test_hostile_*.py``; ``python -m tests.hostile_corpus``
 prints the table of docs/reliability.md.
 
 Where a case is one file of a delivery (labels, media, trees, members of a
@@ -505,11 +505,11 @@ OUTPUTS = _cases("OUTPUTS")
 
 OPTIONS = _cases("OPTIONS")
 
-# --- the suite's own runs: make validate-*, nia suite, the verdict table (tests/test_hostile_suite.py) -------------
+# --- the suite's own runs: make validate-*, nia suite, the verdict table (tests/hostile/test_hostile_suite.py) -------------
 
 SUITE_RUNS = _cases("SUITE_RUNS")
 
-# --- the --data of the validation entry points: a damaged index (tests/test_hostile_rit_dfer.py) --------------------
+# --- the --data of the validation entry points: a damaged index (tests/hostile/test_hostile_rit_dfer.py) --------------------
 
 DATASETS = _cases("DATASETS")
 

@@ -1,6 +1,6 @@
 """Result folders of the three tests with NIA file names, for the report's group, compare and browser tests.
 
-Unlike tests/test_report.py's fakes (plain names), every sample here is named
+Unlike tests/unit/report/test_report.py's fakes (plain names), every sample here is named
 as the suite names it (`NIA22EYE_site_subject_try_scenario_device_type_state_posture_direction[_frame]`
 + the crop), so the report can split it by display, image type, state,
 posture, direction and subject. l2cs has a block of off-screen crops in state

@@ -8,7 +8,7 @@ checked here in a few lines. A label that fails *anything* returns ``None``
 and the caller runs the precise checker (:func:`common.delivery.labels.parse_label`),
 which accepts or rejects it with the usual file / JSON path / message. The
 fast path is therefore only ever stricter than the slow one, never looser;
-``tests/test_index_fastpath.py`` checks that both give identical rows.
+``tests/unit/delivery/test_index_fastpath.py`` checks that both give identical rows.
 
 Column order is ``common.delivery.manifest.schema.LABEL_FIELDS`` followed by the mismatch text;
 eyelids are lists of (x, y) points (the batch builder flattens them in one go).

@@ -8,7 +8,7 @@ L2CS-Net and Former-DFER took nothing else from torchvision, so these two classe
 dependency. They create their layers in torchvision's order (conv1, bn1, conv2,
 bn2[, conv3, bn3], downsample), so the same seed draws the same random
 weights, torchvision ImageNet and original L2CS-Net state dicts load unchanged,
-and outputs are bit-identical (`tests/test_l2cs_model.py` compares both).
+and outputs are bit-identical (`tests/models/l2cs/test_l2cs_model.py` compares both).
 Only what L2CS uses is kept: no groups, width per group or dilation.
 """
 from __future__ import annotations

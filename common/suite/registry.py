@@ -4,7 +4,7 @@ An ``AcceptanceTest`` says everything the suite knows of one test: its key
 (as in metrics.json), its image, code folder, entry point, weights file, demo
 data and training script (the Makefile, docker-compose.yml, .env.example,
 the Dockerfile's table and .ci/run are checked against these by
-tests/test_registry.py), its metric and direction (thresholds.json holds
+tests/unit/suite/test_registry.py), its metric and direction (thresholds.json holds
 the numbers; ``load_thresholds`` refuses an entry that disagrees), the
 per-sample columns ``write_results`` requires, and the hooks the report calls
 for it: the scorer (per_sample.csv -> the value and its details, which the
@@ -17,7 +17,7 @@ module imports neither torch nor the report. ``get_test`` refuses an unknown
 key in one line; nothing falls back to another test. More tests are added
 with ``register`` (a plugin module named in ``$NIA_TEST_PLUGINS``, comma
 separated, is imported when this module is, and calls it); see
-docs/architecture.md and tests/test_fourth_test.py.
+docs/architecture.md and tests/e2e/test_fourth_test.py.
 """
 from __future__ import annotations
 

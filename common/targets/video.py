@@ -10,7 +10,7 @@ Why not seek: OpenCV's ``CAP_PROP_POS_FRAMES`` and a seek to
 ``index / fps`` both turn a frame number into a time through one frame rate.
 Phones record at a variable frame rate, and on such files those seeks land
 on other frames (the Former-DFER issue measured 6 of 16 right; our test file,
-whose rate drops from 30 to 10 fps halfway, gets 8 of 16, tests/test_video.py),
+whose rate drops from 30 to 10 fps halfway, gets 8 of 16, tests/unit/targets/test_video.py),
 while on constant-rate files every method is right. Likewise the frame
 count in the container header (``CAP_PROP_FRAME_COUNT``) is a declaration,
 not a count: ``count_frames`` reads the stream. A file whose stream yields

@@ -1,0 +1,54 @@
+"""The validation benches run end to end and their loops agree (speed itself is never asserted)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.paths import REPO
+
+CEILING = r"ceiling \(forward alone / anchor as a plain script runs it\): ([0-9.]+)x"
+
+
+def run_bench(script: str, *extra: str) -> str:
+    """The bench's stdout on 2 anchor crops and 4 crops on the CPU; fails on a non-zero exit or no ceiling line."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / script), "--anchor-images", "2", "--images", "4",
+                           "--batch-size", "2", "--workers", "0", "--device", "cpu", *extra],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ceiling = re.search(CEILING, done.stdout)
+    assert ceiling is not None and float(ceiling.group(1)) > 0, done.stdout
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_l2cs_bench_runs_and_our_loop_matches_the_anchor() -> None:
+    out = run_bench("bench_l2cs_valid.py")
+    difference = re.search(r"prediction difference: ([0-9.]+) deg", out)
+    assert difference is not None, out
+    assert float(difference.group(1)) < 0.01  # folded BatchNorm + channels_last: same predictions as the anchor
+
+
+@pytest.mark.slow
+def test_rit_bench_runs_and_our_loop_matches_the_anchor() -> None:
+    out = run_bench("bench_rit_valid.py")
+    moved = re.search(r"ours vs anchor: \d+ of 2 crops with other counts, ([0-9.]+) % of pixels", out)
+    assert moved is not None, out
+    assert float(moved.group(1)) < 1.0  # the same preprocessing and network: at most a few decode-rounding pixels
+    assert re.search(r"batch-1 latency on cpu: [0-9.]+ images/s at 160x96", out), out
+
+
+@pytest.mark.slow
+def test_load_runs_busy_processes_for_the_bench_only_and_reports_the_targets() -> None:
+    """Issue 23: `--load N` keeps N cores busy during the run and stops them at its end; the bench prints the
+    ratios under that load, the decode rate against the forward rate, and why the GPU figures are skipped."""
+    out = run_bench("bench_rit_valid.py", "--load", "1")
+    started = re.search(r"load: 1 busy process\(es\) running all along \(pids (\d+)\)", out)
+    assert started is not None, out
+    assert not Path(f"/proc/{started.group(1)}").exists()  # stopped (and reaped) when the bench ended
+    assert re.search(r"with --load 1: ours / anchor script [0-9.]+x .*ceiling under the same load \d+ %", out), out
+    assert re.search(r"decode alone [0-9.]+ crops/s vs forward alone [0-9.]+ crops/s", out), out
+    assert "GPU figures skipped: device cpu" in out and "250,000 crops in <= 1 min" in out
