@@ -67,6 +67,12 @@ class ConfusionMatrix:
         return miou_from_counts(self.intersections(), self.unions(), include_background=include_background)
 
 
+def count_classes(columns: Any) -> list[str]:
+    """Class names of a per-sample table's ``inter_<class>`` count columns, in column order (each has its
+    ``union_<class>`` twin: the counts ``iou_from_counts`` sums)."""
+    return [str(c)[len("inter_"):] for c in columns if str(c).startswith("inter_")]
+
+
 def intersection_union(pred: Any, truth: Any, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-class (intersections, unions) of one image: the per-sample CSV columns.
 

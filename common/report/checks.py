@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from common.metrics.angular import angular_errors_deg
+from common.metrics.segmentation import count_classes
 from common.suite.registry import get_test, hook
 from common.verdicts.results import SCHEMA_VERSION
 from common.verdicts.thresholds import ERROR, PARTIAL, SKIP_REASONS, SUBMISSION, Threshold, decide, passed_of, skips_by_kind
@@ -144,7 +145,7 @@ def segmentation_class_problems(result: dict[str, Any], per_sample: pd.DataFrame
     included), all of them."""
     from ritnet.scoring import CLASS_NAMES
 
-    found = [c[len("inter_"):] for c in per_sample.columns if str(c).startswith("inter_")]
+    found = count_classes(per_sample.columns)
     problems = [] if found == list(CLASS_NAMES) else [
         f"per_sample.csv scores classes {found}; RIT-Net's are {list(CLASS_NAMES)}"]
     if _extra(result).get("include_background", True) is not True:

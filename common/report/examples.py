@@ -83,11 +83,11 @@ def choose_clip_examples(per_sample: pd.DataFrame, labels: list[str]) -> list[di
 
 def overlay_rows(per_sample: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(rows of per_sample.csv naming an overlay, lowest crop mIoU first, up to ``MAX_OVERLAYS``; their mIoU)."""
-    from common.metrics.segmentation import miou_from_counts
+    from common.metrics.segmentation import count_classes, miou_from_counts
 
     if "overlay" not in per_sample.columns:
         return np.empty(0, np.int64), np.empty(0)
-    classes = [c[len("inter_"):] for c in per_sample.columns if c.startswith("inter_")]
+    classes = count_classes(per_sample.columns)
     named = np.flatnonzero((per_sample["overlay"].notna() & (per_sample["overlay"].astype(str) != "")).to_numpy())
     rows = per_sample.iloc[named]
     inter = rows[[f"inter_{c}" for c in classes]].to_numpy(dtype=float)

@@ -34,7 +34,7 @@ import pandas as pd
 
 from common.delivery.filenames import OLD_POSTURE, PREFIX
 from common.metrics.bootstrap import bootstrap_ci
-from common.metrics.segmentation import miou_from_counts
+from common.metrics.segmentation import count_classes, miou_from_counts
 from common.suite.registry import get_test, hook
 from common.verdicts.thresholds import Threshold
 
@@ -115,7 +115,7 @@ def state_counts(per_sample: pd.DataFrame, extra: dict[str, Any]) -> Counts:
 
 def segmentation_counts(per_sample: pd.DataFrame, extra: dict[str, Any]) -> Counts:
     """rit: the class mean of summed intersections over summed unions."""
-    classes = [c[len("inter_"):] for c in per_sample.columns if c.startswith("inter_")]
+    classes = count_classes(per_sample.columns)
     return Counts(per_sample[[f"inter_{c}" for c in classes]].to_numpy(dtype=np.float64),
                   per_sample[[f"union_{c}" for c in classes]].to_numpy(dtype=np.float64),
                   bool(extra.get("include_background", True)))

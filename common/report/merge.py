@@ -23,7 +23,7 @@ import pandas as pd
 
 from common import __version__
 from common.metrics.classification import confusion_matrix, recall_per_class, uar, war
-from common.metrics.segmentation import iou_from_counts, miou_from_counts
+from common.metrics.segmentation import count_classes, iou_from_counts, miou_from_counts
 from common.verdicts.provenance import code_version, utc_now
 from common.report.checks import check_result, claimed_verdict
 from common.report.examples import choose_examples, overlay_rows
@@ -183,14 +183,9 @@ def gaze_details(per_sample: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def segmentation_classes(per_sample: pd.DataFrame) -> list[str]:
-    """Class names from the ``inter_<class>`` columns, in column order."""
-    return [c[len("inter_"):] for c in per_sample.columns if c.startswith("inter_")]
-
-
 def segmentation_details(per_sample: pd.DataFrame, include_background: bool) -> dict[str, Any]:
     """Per-class IoU from summed per-sample intersections/unions; mIoU with and without class 0."""
-    classes = segmentation_classes(per_sample)
+    classes = count_classes(per_sample.columns)
     missing = [f"union_{c}" for c in classes if f"union_{c}" not in per_sample.columns]
     if missing:
         raise RunError(f"per_sample.csv has inter_ columns without {', '.join(missing)}")
@@ -205,7 +200,7 @@ def segmentation_details(per_sample: pd.DataFrame, include_background: bool) -> 
         "miou_without_background": without_bg,
         "include_background": include_background,
         "recomputed_value": with_bg if include_background else without_bg,
-        "overlays": _overlay_names(per_sample, classes),
+        "overlays": _overlay_names(per_sample),
     }
 
 
@@ -238,6 +233,6 @@ def _class_indices(column: pd.Series, names: list[str], field: str) -> np.ndarra
     raise RunError(f"per_sample.csv {field} holds {bad!r}; expected one of {', '.join(names)} or an id")
 
 
-def _overlay_names(per_sample: pd.DataFrame, classes: list[str]) -> list[str]:
+def _overlay_names(per_sample: pd.DataFrame) -> list[str]:
     """Relative overlay PNG paths of the lowest-IoU samples, if the CSV has an ``overlay`` column."""
     return [str(per_sample["overlay"].iloc[i]) for i in overlay_rows(per_sample)[0]]
