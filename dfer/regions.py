@@ -24,31 +24,25 @@ import pandas as pd
 from common.targets.clip_labels import fixed_region, square_in_frame
 
 Box = tuple[int, int, int, int]
-REGION_PREFIX = "pred_region_"   # per_sample.csv's column of a variant's predictions
 SHIFT = 0.15
 
 
-def scaled(factor: float) -> Callable[[Box, int, int], Box]:
+def moved(scale: float = 1.0, shift_down: float = 0.0) -> Callable[[Box, int, int], Box]:
+    """The variant that scales the clip's square about its centre and moves it down by ``shift_down`` of its
+    side (a negative shift moves it up)."""
     def variant(box: Box, width: int, height: int) -> Box:
         x0, y0, x1, y1 = box
-        return square_in_frame((x0 + x1) / 2.0, (y0 + y1) / 2.0, factor * max(x1 - x0, y1 - y0), width, height)
-    return variant
-
-
-def shifted(fraction: float) -> Callable[[Box, int, int], Box]:
-    def variant(box: Box, width: int, height: int) -> Box:
-        x0, y0, x1, y1 = box
-        return square_in_frame((x0 + x1) / 2.0, (y0 + y1) / 2.0, max(x1 - x0, y1 - y0), width, height,
-                               shift_down=fraction)
+        return square_in_frame((x0 + x1) / 2.0, (y0 + y1) / 2.0, scale * max(x1 - x0, y1 - y0), width, height,
+                               shift_down=shift_down)
     return variant
 
 
 VARIANTS: dict[str, Callable[[Box, int, int], Box]] = {
     "fixed": lambda box, width, height: fixed_region(width, height),
-    "scale_0.8": scaled(0.8),
-    "scale_1.25": scaled(1.25),
-    "shift_up": shifted(-SHIFT),
-    "shift_down": shifted(SHIFT),
+    "scale_0.8": moved(scale=0.8),
+    "scale_1.25": moved(scale=1.25),
+    "shift_up": moved(shift_down=-SHIFT),
+    "shift_down": moved(shift_down=SHIFT),
 }
 
 

@@ -37,13 +37,14 @@ from common.engine.inference import run_inference
 from common.engine.validate import Options, Predicted, ValidationTask, model_skips, run_validation
 from common.metrics.bootstrap import mean_ci
 from common.metrics.classification import confusion_matrix, recall_per_class, uar
+from common.report.sensitivity import REGION_PREFIX
 from common.targets.crop_rows import CropRows
 from common.verdicts.results import metric_of
 from common.verdicts.submissions import ExpectedNames, read_state_predictions
 from dfer.checkpoint import load_model
 from dfer.config import STATES
 from dfer.dataset import UNREADABLE, StateClips, prepare_batch, read_state_clips
-from dfer.regions import REGION_PREFIX, VARIANTS, variant_rows
+from dfer.regions import VARIANTS, variant_rows
 
 
 def predicted_state(outputs: torch.Tensor) -> torch.Tensor:

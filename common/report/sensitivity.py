@@ -30,7 +30,7 @@ from common.verdicts.thresholds import Threshold
 
 HEADER = ["gaze derivation", "used by the test", "n", "unlabelled", "mean angular error", "verdict"]
 REGION_HEADER = ["clip region", "used by the test", "n", "unscored", "WAR", "verdict"]
-REGION_PREFIX = "pred_region_"  # dfer.regions.REGION_PREFIX (not imported: the report needs no torch)
+REGION_PREFIX = "pred_region_"  # per_sample.csv's column of a region variant's predictions (dfer/regions.py)
 AS_INDEXED = "as indexed"
 
 
@@ -80,7 +80,6 @@ def region_sensitivity(per_sample: pd.DataFrame | None, rule: Threshold, provena
             "verdicts_agree": len({r["verdict"] for r in rows if r["verdict"]}) <= 1}
 
 
-#: test -> its sensitivity (per_sample, rule, provenance) -> report.json's ``sensitivity`` or None
 def _header(sensitivity: dict[str, Any]) -> list[str]:
     return REGION_HEADER if str(sensitivity.get("assumption", "")).startswith("clip region") else HEADER
 

@@ -130,7 +130,8 @@ def test_resolve_clips_takes_a_clip_folder_and_refuses_a_root_without_videos(cli
 def test_region_sensitivity_runs_the_model_on_each_region_and_the_report_scores_them(clips: Path, weights: Path,
                                                                                    tmp_path: Path) -> None:
     from common.targets.clip_labels import fixed_region
-    from dfer.regions import REGION_PREFIX, VARIANTS
+    from common.report.sensitivity import REGION_PREFIX
+    from dfer.regions import VARIANTS
     from tests.dfer_fakes import HEIGHT, WIDTH
 
     plain, out = tmp_path / "plain", tmp_path / "regions"
