@@ -17,11 +17,21 @@ The choice (`plan_cores`):
   fit on the free cores. A spinning OpenMP thread holds a core that a decode worker or another process needs,
   and waits for a thread of its own that such a process has preempted: with one core busy elsewhere, that made
   the 2-thread run slower than a 1-thread script. Sleeping threads change no number.
+* a core of its own for each thread, for the scripts that ask (`settle_thread_binding`; RIT-Net's training):
+  when the threads fill every core the process may run on, each is bound to one of them. Unbound, the
+  scheduler can leave two of them on one core while a busy neighbour holds the other, and oneDNN's backward
+  convolutions meet at barriers that spin without yielding: a thread spins out its time slice while the
+  thread it waits for cannot run. RIT-Net's backward is hundreds of tiny convolutions, and its demo epoch took
+  2.8x its quiet time with one core busy, 1.6x bound. L2CS-Net's and Former-DFER's larger ones lose less
+  unbound and gain nothing bound (L2CS-Net: 1.66x unbound, 1.76x bound): they stay free. Where cores are left
+  over, or a quota narrows them, nothing is bound. Binding changes no number.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -31,14 +41,33 @@ from typing import Callable, Mapping, MutableMapping
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 WAIT_POLICY_VAR = "OMP_WAIT_POLICY"  # the environment variable that sets how idle OpenMP threads wait
 THREADS_VAR = "OMP_NUM_THREADS"  # the environment variable that sets the OpenMP thread count
+BIND_VAR = "OMP_PROC_BIND"  # OpenMP: whether threads stay on their places
+PLACES_VAR = "OMP_PLACES"  # OpenMP: the places (here one CPU each) the threads are bound to
+BINDING_VARS = (BIND_VAR, PLACES_VAR, "GOMP_CPU_AFFINITY")  # any of them set: the user's binding, left alone
 THREADS_PER_WORKER = 4  # at most one decode worker per this many threads (decode <= 18 % of the forward's CPU)
+
+
+def affinity_cpus() -> list[int]:
+    """The CPUs this process may run on, in order (its CPU affinity, which containers and taskset narrow). Where
+    `settle_thread_binding` bound the threads, the binding's CPUs: libgomp narrowed the calling thread to one."""
+    bound = places_cpus(os.environ)
+    if bound:
+        return bound
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def places_cpus(environ: Mapping[str, str]) -> list[int]:
+    """The CPUs of a binding in force (`OMP_PLACES` as `binding_places` writes it: "{0},{1}"), [] when none."""
+    if not binding_in_force(environ):
+        return []
+    return sorted({int(cpu) for cpu in re.findall(r"\{(\d+)\}", environ.get(PLACES_VAR, ""))})
 
 
 def affinity_cores() -> int:
     """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return max(1, len(affinity_cpus()))
 
 
 def quota_cores(root: Path = CGROUP_ROOT, self_cgroup: Path = Path("/proc/self/cgroup")) -> float | None:
@@ -105,19 +134,22 @@ class CorePlan:
     wait_policy: str           # OMP_WAIT_POLICY in force: PASSIVE, ACTIVE, or "default" (libgomp's brief spin)
     threads_from: str          # what set the threads: "usable cores" or OMP_NUM_THREADS
     workers_from: str          # "chosen", or "given" (--workers, a training config)
+    bound_to: str = ""         # OMP_PLACES the threads are bound to ("{0},{1}"), "" when unbound
 
     def line(self) -> str:
         """The one line a run prints about it."""
         busy = "" if self.busy is None else f", {self.busy:.1f} busy elsewhere"
         workers = "worker" if self.workers == 1 else "workers"
-        return (f"cores: {self.threads} torch thread(s) ({self.threads_from}), {self.workers} decode {workers} "
-                f"({self.workers_from}), OpenMP wait {self.wait_policy}; {self.usable} usable core(s){busy} "
-                f"[override: {THREADS_VAR}, --workers, {WAIT_POLICY_VAR}]")
+        bound = f", bound to CPUs {self.bound_to}" if self.bound_to else ""
+        return (f"cores: {self.threads} torch thread(s) ({self.threads_from}{bound}), {self.workers} decode "
+                f"{workers} ({self.workers_from}), OpenMP wait {self.wait_policy}; {self.usable} usable core(s)"
+                f"{busy} [override: {THREADS_VAR}, --workers, {WAIT_POLICY_VAR}, {BIND_VAR}]")
 
     def provenance(self) -> dict[str, int | str]:
         """What metrics.json records (not the load sample: it differs between reruns that agree to the bit)."""
         return {"torch_threads": self.threads, "threads_from": self.threads_from, "decode_workers": self.workers,
-                "omp_wait_policy": self.wait_policy, "usable_cores": self.usable}
+                "omp_wait_policy": self.wait_policy, "usable_cores": self.usable,
+                "threads_bound_to": self.bound_to or "none"}
 
 
 def plan_cores(usable: int, *, requested_workers: int | None = None, env: Mapping[str, str] | None = None,
@@ -157,9 +189,10 @@ def plan_cores(usable: int, *, requested_workers: int | None = None, env: Mappin
 def plan_for_run(requested_workers: int | None, *, accelerator: bool = False) -> CorePlan:
     """The plan of a run that has loaded torch: the wait policy is the one libgomp read when it loaded
     (`settle_wait_policy`'s, or the user's), whatever the workers asked for now."""
-    return plan_cores(available_cores(), requested_workers=requested_workers, accelerator=accelerator,
+    plan = plan_cores(available_cores(), requested_workers=requested_workers, accelerator=accelerator,
                       local_processes=_local_processes(os.environ),
                       in_force=os.environ.get(WAIT_POLICY_VAR) or "default")
+    return dataclasses.replace(plan, bound_to=binding_in_force(os.environ))
 
 
 def settle_wait_policy(environ: MutableMapping[str, str] | None = None, *, torch_loaded: bool | None = None) -> str:
@@ -174,6 +207,57 @@ def settle_wait_policy(environ: MutableMapping[str, str] | None = None, *, torch
         if policy != "default":
             environ[WAIT_POLICY_VAR] = policy
     return environ.get(WAIT_POLICY_VAR, "default")
+
+
+def binding_places(cpus: list[int], threads: int, local_processes: int = 1, local_rank: int = 0) -> str:
+    """``OMP_PLACES`` giving each of this process's `threads` a CPU of its own among `cpus` (the affinity), or ""
+    where binding would take the scheduler's freedom away: fewer than 2 threads, or the local processes'
+    threads not filling the CPUs exactly (CPUs left over, or a thread count beyond them). Local process
+    `local_rank` takes its own slice."""
+    if threads < 2 or threads * local_processes != len(cpus) or not 0 <= local_rank < local_processes:
+        return ""
+    return ",".join(f"{{{cpu}}}" for cpu in cpus[local_rank * threads:(local_rank + 1) * threads])
+
+
+def settle_thread_binding(environ: MutableMapping[str, str] | None = None, *, torch_loaded: bool | None = None,
+                          cpus: list[int] | None = None) -> str:
+    """For a training process: bind each OpenMP thread to a CPU of its own (`binding_places`) unless the user set
+    any of `BINDING_VARS`; return the places in force ("" when unbound). Like `settle_wait_policy`, it must run
+    before torch loads (libgomp reads the binding once) and changes nothing after. The quota check of
+    `available_cores` applies: a quota below the affinity leaves the threads unbound."""
+    environ = os.environ if environ is None else environ
+    loaded = "torch" in sys.modules if torch_loaded is None else torch_loaded
+    if loaded or any(var in environ for var in BINDING_VARS):
+        return binding_in_force(environ)
+    cpus = affinity_cpus() if cpus is None else cpus
+    local = _local_processes(environ)
+    quota = quota_cores()
+    if quota is not None and quota < len(cpus):
+        return ""
+    threads = _positive_int(environ.get(THREADS_VAR, "")) or max(1, len(cpus) // local)
+    places = binding_places(cpus, threads, local, _positive_int(environ.get("LOCAL_RANK", "")))
+    if places:
+        environ[BIND_VAR], environ[PLACES_VAR] = "true", places
+    return places
+
+
+def binding_in_force(environ: Mapping[str, str]) -> str:
+    """The OMP_PLACES the threads are bound to, "" when OMP_PROC_BIND does not bind them."""
+    bind = environ.get(BIND_VAR, "").strip().lower()
+    if not bind or bind == "false":
+        return ""
+    return environ.get(PLACES_VAR, "") or f"{BIND_VAR}={bind}"
+
+
+def release_from_binding(environ: Mapping[str, str] | None = None) -> None:
+    """Let a process forked from a bound thread run on every CPU of the binding (a decode worker inherits its
+    parent thread's single CPU otherwise, and would share it with that thread)."""
+    cpus = places_cpus(os.environ if environ is None else environ)
+    if cpus and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError:  # a CPU no longer allowed (the cgroup changed): keep the inherited one
+            pass
 
 
 def _local_processes(environ: Mapping[str, str]) -> int:

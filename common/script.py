@@ -12,11 +12,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common.cores import settle_wait_policy
+from common.cores import settle_thread_binding, settle_wait_policy
 
 
-def start_script(package: str | None, file: str) -> None:
-    """Call with the script's `__package__` and `__file__` before importing torch."""
+def start_script(package: str | None, file: str, *, bind_threads: bool = False) -> None:
+    """Call with the script's `__package__` and `__file__` before importing torch; `bind_threads`: give each
+    OpenMP thread a core of its own when they fill the machine (`common.cores.settle_thread_binding`)."""
     if package in (None, ""):  # run as a file, not as `python -m l2cs.train`
         sys.path[0] = str(Path(file).resolve().parents[1])
     settle_wait_policy()  # libgomp reads OMP_WAIT_POLICY once, when torch loads it
+    if bind_threads:
+        settle_thread_binding()  # and OMP_PROC_BIND / OMP_PLACES

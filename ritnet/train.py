@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from common.script import start_script
 
-start_script(__package__, __file__)  # first: the repo root on sys.path, OpenMP's wait policy before torch loads
+# first: the repo root on sys.path, OpenMP settings before torch loads; a core per thread (its backward is
+# tiny oneDNN convolutions whose barriers spin: unbound, one busy core made an epoch 2.8x slower; docs/development.md)
+start_script(__package__, __file__, bind_threads=True)
 
 from pathlib import Path  # noqa: E402
 from typing import Any

@@ -15,9 +15,13 @@ from typing import Any, Sequence
 import cv2
 import torch
 
+from common.cores import release_from_binding
+
 
 def worker_init(_: int) -> None:
-    """One thread per DataLoader worker for OpenCV and torch: the workers are the parallelism."""
+    """One thread per DataLoader worker for OpenCV and torch: the workers are the parallelism. A worker forked
+    from a training thread bound to one CPU may run on all the binding's CPUs (`release_from_binding`)."""
+    release_from_binding()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
 

@@ -76,7 +76,7 @@ def test_script_run_chooses_records_and_prints_how_it_spends_the_cores(crops: Pa
     assert len(lines) == 1 and "1 decode worker (chosen), OpenMP wait PASSIVE" in lines[0]
     cores = json.loads((tmp_path / "metrics.json").read_text())["provenance"]["cores"]
     assert cores == {"torch_threads": available_cores(), "threads_from": "usable cores", "decode_workers": 1,
-                     "omp_wait_policy": "PASSIVE", "usable_cores": available_cores()}
+                     "omp_wait_policy": "PASSIVE", "usable_cores": available_cores(), "threads_bound_to": "none"}
 
 
 def _yaw_shifted_predictions(crops: Path, path: Path, shift: float) -> pd.DataFrame:

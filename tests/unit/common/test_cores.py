@@ -3,12 +3,17 @@ threads / decode workers / OpenMP wait policy chosen from them (issue 23). Fake 
 timing."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from common import cores
-from common.cores import busy_between, plan_cores, quota_cores, settle_wait_policy
+from tests.paths import REPO
+from common.cores import (binding_places, busy_between, plan_cores, quota_cores, settle_thread_binding,
+                          settle_wait_policy)
 
 
 def never_sampled() -> float:
@@ -96,7 +101,7 @@ def test_the_plan_prints_one_line_and_records_no_load() -> None:
     plan = plan_cores(16, env={"OMP_NUM_THREADS": "8"}, busy=lambda: 3.0)
     assert "\n" not in plan.line() and "8 torch thread(s)" in plan.line() and "3.0 busy" in plan.line()
     assert plan.provenance() == {"torch_threads": 8, "threads_from": "OMP_NUM_THREADS", "decode_workers": 2,
-                                 "omp_wait_policy": "default", "usable_cores": 16}
+                                 "omp_wait_policy": "default", "usable_cores": 16, "threads_bound_to": "none"}
 
 
 def test_settle_sets_the_wait_policy_before_torch_loads_and_keeps_the_users(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,3 +112,60 @@ def test_settle_sets_the_wait_policy_before_torch_loads_and_keeps_the_users(monk
     assert settle_wait_policy(mine, torch_loaded=False) == "ACTIVE" and mine == {"OMP_WAIT_POLICY": "ACTIVE"}
     late: dict[str, str] = {}
     assert settle_wait_policy(late, torch_loaded=True) == "default" and late == {}  # too late: leave it
+
+
+def test_threads_are_bound_only_when_they_fill_the_cpus_exactly() -> None:
+    assert binding_places([0, 1], 2) == "{0},{1}"
+    assert binding_places([4, 5, 6, 7], 2, local_processes=2, local_rank=1) == "{6},{7}"  # its own slice
+    assert binding_places([0, 1, 2, 3], 2) == ""  # CPUs left over: the scheduler may move a thread off a busy one
+    assert binding_places([0], 2) == "" and binding_places([0, 1], 1) == ""  # beyond the CPUs; one thread
+    assert binding_places([0, 1], 2, local_processes=1, local_rank=1) == ""  # no slice of its own
+
+
+def test_settle_binding_before_torch_loads_and_keeps_the_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cores, "quota_cores", lambda: None)
+    pinned = {"OMP_NUM_THREADS": "2"}
+    assert settle_thread_binding(pinned, torch_loaded=False, cpus=[2, 3]) == "{2},{3}"
+    assert pinned == {"OMP_NUM_THREADS": "2", "OMP_PROC_BIND": "true", "OMP_PLACES": "{2},{3}"}
+    assert settle_thread_binding({}, torch_loaded=False, cpus=[0, 1, 2, 3]) == "{0},{1},{2},{3}"  # one per core
+    spare = {"OMP_NUM_THREADS": "2"}
+    assert settle_thread_binding(spare, torch_loaded=False, cpus=[0, 1, 2, 3]) == "" and "OMP_PLACES" not in spare
+    for users in ({"OMP_PROC_BIND": "false"}, {"GOMP_CPU_AFFINITY": "0-1"}, {"OMP_PLACES": "cores"}):
+        mine = dict(users)
+        settle_thread_binding(mine, torch_loaded=False, cpus=[0, 1])
+        assert mine == users  # the user's binding (or refusal of one) is left alone
+    late: dict[str, str] = {}
+    assert settle_thread_binding(late, torch_loaded=True, cpus=[0, 1]) == "" and late == {}  # libgomp has read it
+    monkeypatch.setattr(cores, "quota_cores", lambda: 1.5)  # docker --cpus 1.5 on 2 CPUs: not whole cores
+    assert settle_thread_binding({}, torch_loaded=False, cpus=[0, 1]) == ""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="binding needs 2 CPUs")
+def test_a_bound_training_thread_keeps_one_cpu_and_its_decode_workers_get_all(tmp_path: Path) -> None:
+    """The real thing: libgomp binds the main thread to the first place; a DataLoader worker forked from it
+    would inherit that one CPU, and `worker_init` gives it the binding's CPUs back."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    script = tmp_path / "probe.py"
+    script.write_text(f"""
+import os, sys
+sys.path.insert(0, {str(REPO)!r})
+from common.script import start_script
+start_script("probe", __file__, bind_threads=True)
+import torch
+from torch.utils.data import DataLoader
+from common.engine.batches import worker_init
+from common.engine.device import use_available_cores
+threads = use_available_cores()  # one per usable core: the binding's, not the bound main thread's one
+torch.ones(64, 64).sum()  # starts the OpenMP team
+class Affinity(torch.utils.data.Dataset):
+    def __len__(self): return 1
+    def __getitem__(self, i): return sorted(os.sched_getaffinity(0))
+worker = next(iter(DataLoader(Affinity(), num_workers=1, worker_init_fn=worker_init, batch_size=None)))
+print(threads, os.environ["OMP_PLACES"], sorted(os.sched_getaffinity(0)), worker)
+""")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    done = subprocess.run(["taskset", "-c", ",".join(map(str, cpus)), sys.executable, str(script)],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    places = ",".join(f"{{{c}}}" for c in cpus)
+    assert done.stdout.split() == ["2", places, f"[{cpus[0]}]", f"[{cpus[0]},", f"{cpus[1]}]"]
