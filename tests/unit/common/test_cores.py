@@ -169,3 +169,12 @@ print(threads, os.environ["OMP_PLACES"], sorted(os.sched_getaffinity(0)), worker
     assert done.returncode == 0, done.stderr[-2000:]
     places = ",".join(f"{{{c}}}" for c in cpus)
     assert done.stdout.split() == ["2", places, f"[{cpus[0]}]", f"[{cpus[0]},", f"{cpus[1]}]"]
+
+
+def test_release_from_a_binding_to_cpus_not_allowed_keeps_the_inherited_ones() -> None:
+    """A user's OMP_PLACES naming a CPU this machine lacks: the decode worker keeps running where it was."""
+    before = os.sched_getaffinity(0)
+    cores.release_from_binding({"OMP_PROC_BIND": "true", "OMP_PLACES": "{4095}"})
+    cores.release_from_binding({"OMP_PROC_BIND": "false", "OMP_PLACES": "{0}"})  # not bound: nothing to release
+    assert os.sched_getaffinity(0) == before
+    assert cores.places_cpus({"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"}) == []  # the user's abstract places
