@@ -59,10 +59,12 @@ def affinity_cpus() -> list[int]:
 
 
 def places_cpus(environ: Mapping[str, str]) -> list[int]:
-    """The CPUs of a binding in force (`OMP_PLACES` as `binding_places` writes it: "{0},{1}"), [] when none."""
+    """The CPUs of a binding in force (`OMP_PLACES` as `binding_places` writes it: "{0},{1}"), [] when none;
+    a CPU the machine lacks (a user's mistyped place, which libgomp ignores) is no CPU of the binding."""
     if not binding_in_force(environ):
         return []
-    return sorted({int(cpu) for cpu in re.findall(r"\{(\d+)\}", environ.get(PLACES_VAR, ""))})
+    named = {int(cpu) for cpu in re.findall(r"\{(\d+)\}", environ.get(PLACES_VAR, ""))}
+    return sorted(named & set(range(os.cpu_count() or 1)))
 
 
 def affinity_cores() -> int:

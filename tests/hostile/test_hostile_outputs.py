@@ -278,3 +278,26 @@ def test_prepare_size_garbage(tmp_path: Path) -> None:
 def test_valid_batch_size_zero(crops: Path, tmp_path: Path) -> None:
     check(valid("--data", crops, "--predictions", _perfect(crops, tmp_path / "p.csv"), "--out", tmp_path / "r",
                 "--batch-size", "0"), "opt_valid_batch_zero")
+
+
+def test_train_with_a_thread_binding_to_a_cpu_the_machine_lacks(tmp_path: Path) -> None:
+    """A mistyped OMP_PLACES: libgomp ignores the missing CPU; the run goes on and counts only the CPUs that
+    exist as usable (it once counted 4095 as one of them)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.paths import REPO
+    from tests.rit_fakes import make_seg_crops
+
+    data = make_seg_crops(tmp_path / "data", {"train": 8, "val": 4, "test": 2}, width=80, height=48)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    env.update({"OMP_PROC_BIND": "true", "OMP_PLACES": "{0},{4095}", "OMP_NUM_THREADS": "1"})
+    done = subprocess.run([sys.executable, str(REPO / "ritnet" / "train.py"), "--preset", "demo", "--data", str(data),
+                           "--out", str(tmp_path / "out"), "--epochs", "1", "--workers", "0", "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    outcome = Outcome(done.returncode, done.stdout, done.stderr)
+    assert outcome.code == CASE["opt_bind_missing_cpu"].code and "Traceback" not in outcome.err, outcome.err[-2000:]
+    cores = json.loads((tmp_path / "out" / "config.json").read_text())["cores"]
+    assert cores["threads_bound_to"] == "{0},{4095}" and cores["usable_cores"] == 1

@@ -178,3 +178,5 @@ def test_release_from_a_binding_to_cpus_not_allowed_keeps_the_inherited_ones() -
     cores.release_from_binding({"OMP_PROC_BIND": "false", "OMP_PLACES": "{0}"})  # not bound: nothing to release
     assert os.sched_getaffinity(0) == before
     assert cores.places_cpus({"OMP_PROC_BIND": "true", "OMP_PLACES": "cores"}) == []  # the user's abstract places
+    mistyped = {"OMP_PROC_BIND": "true", "OMP_PLACES": "{0},{4095}"}
+    assert cores.places_cpus(mistyped) == [0]  # not a CPU of this machine: not counted as a usable core
