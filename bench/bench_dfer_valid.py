@@ -40,8 +40,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from bench.timing import (bench_parser, drain, forward_rate, print_pipeline, print_ratios, start_load, time_anchor,
-                          timed)
+from bench.timing import (bench_parser, drain, forward_rate, ours_and_ceiling, print_pipeline, print_ratios,
+                          start_load, time_anchor, timed)
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from dfer.config import preset
@@ -134,13 +134,14 @@ def main() -> None:
         dataset = StateClips(rows.iloc[:args.clips].reset_index(drop=True), config, train=False)
         our_loop(fast, StateClips(rows.iloc[:args.batch_size].reset_index(drop=True), config, train=False),
                  args.batch_size, 0, device)  # warm-up
-        ours, ours_out = timed(f"ours (batch {args.batch_size}, {workers} workers, channels_last)",
-                               args.clips, lambda: our_loop(fast, dataset, args.batch_size, workers, device),
-                               **CLIPS)
+        ours, ours_out, floor_ours = ours_and_ceiling(
+            args.repeats, lambda: timed(f"ours (batch {args.batch_size}, {workers} workers, channels_last)",
+                                        args.clips, lambda: our_loop(fast, dataset, args.batch_size, workers, device),
+                                        **CLIPS),
+            lambda: forward_rate(fast, random_clips(args.batch_size, device, channels_last=True),
+                                 max(1, args.clips // args.batch_size), device), unit="clips")
         decode, _ = timed(f"decode alone ({workers} workers)", args.clips,
                           lambda: drain(our_loader(dataset, args.batch_size, workers)), **CLIPS)
-        floor_ours = forward_rate(fast, random_clips(args.batch_size, device, channels_last=True),
-                                  max(1, args.clips // args.batch_size), device)
     agree = int((ours_out[:anchor_n] == anchor.output).sum())
     print(f"torch {torch.__version__}; Former-DFER (width 64, 16 x {SIZE} x {SIZE}); videos {args.frames} frames "
           f"of {size[0]}x{size[1]}; device {device}")

@@ -37,8 +37,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.timing import (bench_parser, drain, forward_rate, print_pipeline, print_ratios, start_load, time_anchor,
-                          timed)
+from bench.timing import (bench_parser, drain, forward_rate, ours_and_ceiling, print_pipeline, print_ratios,
+                          start_load, time_anchor, timed)
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from l2cs.bins import BinSpec
@@ -101,12 +101,13 @@ def main() -> None:
         batched, _ = timed(f"batched (batch {args.batch_size}, {workers} workers)", len(paths),
                            lambda: our_loop(model, root, paths, args.batch_size, workers, device))
         fast = fold_batchnorm(model).to(memory_format=torch.channels_last)
-        ours, ours_out = timed("ours (+ channels_last, folded BatchNorm)", len(paths),
-                               lambda: our_loop(fast, root, paths, args.batch_size, workers, device))
+        ours, ours_out, floor_ours = ours_and_ceiling(
+            args.repeats, lambda: timed("ours (+ channels_last, folded BatchNorm)", len(paths),
+                                        lambda: our_loop(fast, root, paths, args.batch_size, workers, device)),
+            lambda: forward_rate(fast, random_crops(args.batch_size, device, channels_last=True),
+                                 max(1, len(paths) // args.batch_size), device))
         decode, _ = timed(f"decode alone ({workers} workers)", len(paths),
                           lambda: drain(our_loader(root, paths, args.batch_size, workers)))
-        floor_ours = forward_rate(fast, random_crops(args.batch_size, device, channels_last=True),
-                                  max(1, len(paths) // args.batch_size), device)
     agree = np.abs(ours_out[:anchor_n] - anchor.output).max()
     print(f"torch {torch.__version__}; ResNet-50 L2CS at {WIDTH}x{HEIGHT}; device {device}")
     print(f"max |ours - anchor| prediction difference: {agree:.4f} deg (same decoded pixels: no resize needed)")

@@ -44,8 +44,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.timing import (bench_parser, drain, forward_rate, print_pipeline, print_ratios, start_load, time_anchor,
-                          timed)
+from bench.timing import (bench_parser, drain, forward_rate, ours_and_ceiling, print_pipeline, print_ratios,
+                          start_load, time_anchor, timed)
 from common.engine.batches import worker_init
 from common.engine.inference import run_inference
 from ritnet.dataset import ScoringCrops, prepare_batch, read_seg_crops
@@ -117,12 +117,14 @@ def main() -> None:
         model, device, workers = anchor.model, anchor.device, anchor.workers
         fast = for_inference(copy.deepcopy(model), device)  # channels_last; a few crops per pass on the CPU
         our_loop(fast, root, pairs[:args.batch_size], args.batch_size, 0, device)  # warm-up
-        ours, ours_out = timed(f"ours (batch {args.batch_size}, {workers} workers)", len(pairs),
-                               lambda: our_loop(fast, root, pairs, args.batch_size, workers, device), width=48)
+        repeats = max(1, len(pairs) // args.batch_size)
+        label = f"ours (batch {args.batch_size}, {workers} workers)"
+        ours, ours_out, ceiling = ours_and_ceiling(
+            args.repeats, lambda: timed(label, len(pairs), lambda: our_loop(fast, root, pairs, args.batch_size,
+                                                                             workers, device), width=48),
+            lambda: rate(fast, args.batch_size, repeats, device))
         decode, _ = timed(f"decode alone ({workers} workers)", len(pairs),
                           lambda: drain(our_loader(root, pairs, args.batch_size, workers, device)), width=48)
-        repeats = max(1, len(pairs) // args.batch_size)
-        ceiling = rate(fast, args.batch_size, repeats, device)
         one_pass = rate(model, args.batch_size, repeats, device)
         latency_crop = rate(model, 1, anchor_n, device)
         latency_paper = rate(model, 1, max(2, anchor_n // 8), device, PAPER_SIZE)

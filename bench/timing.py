@@ -43,6 +43,9 @@ def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
                         help="decode workers of ours (default: chosen as the validation chooses them)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when visible), cpu or cuda")
     parser.add_argument("--load", type=int, default=0, help="busy processes (one core each) running all along")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="time ours and the forward-only ceiling alternately this many times and take the medians "
+                             "(a shared VM's speed drifts by tens of %% between minutes)")
     return parser
 
 
@@ -95,6 +98,24 @@ def forward_rate(model: torch.nn.Module, x: torch.Tensor, repeats: int, device: 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     return len(x) * repeats / (time.perf_counter() - started)
+
+
+def ours_and_ceiling(repeats: int, time_ours: Callable[[], tuple[float, np.ndarray]],
+                     time_ceiling: Callable[[], float], unit: str = "images") -> tuple[float, np.ndarray, float]:
+    """Ours (`time_ours`: rate and output) and the forward-only ceiling (`time_ceiling`: rate) timed alternately
+    `repeats` times, so that both see the same minutes of a machine whose speed drifts; returns the median rate
+    of ours, the first pass's output and the median ceiling. With repeats > 1 it prints each pass's share."""
+    ours, ceilings, output = [], [], None
+    for _ in range(max(1, repeats)):
+        rate, result = time_ours()
+        output = result if output is None else output
+        ours.append(rate)
+        ceilings.append(time_ceiling())
+    if len(ours) > 1:
+        shares = ", ".join(f"{100 * o / c:.0f} %" for o, c in zip(ours, ceilings))
+        print(f"ours / ceiling pass by pass: {shares}; medians {np.median(ours):.1f} and {np.median(ceilings):.1f} "
+              f"{unit}/s", flush=True)
+    return float(np.median(ours)), output, float(np.median(ceilings))
 
 
 @dataclass

@@ -52,3 +52,24 @@ def test_load_runs_busy_processes_for_the_bench_only_and_reports_the_targets() -
     assert re.search(r"with --load 1: ours / anchor script [0-9.]+x .*ceiling under the same load \d+ %", out), out
     assert re.search(r"decode alone [0-9.]+ crops/s vs forward alone [0-9.]+ crops/s", out), out
     assert "GPU figures skipped: device cpu" in out and "250,000 crops in <= 1 min" in out
+
+
+def test_ours_and_the_ceiling_are_timed_alternately_and_their_medians_taken(capsys: pytest.CaptureFixture) -> None:
+    import numpy as np
+
+    from bench.timing import ours_and_ceiling
+
+    calls: list[str] = []
+    ours_rates, ceiling_rates = iter([10.0, 30.0, 20.0]), iter([20.0, 40.0, 25.0])  # the machine drifts
+
+    def ours() -> tuple[float, np.ndarray]:
+        calls.append("ours")
+        return next(ours_rates), np.array([len(calls)])
+
+    def ceiling() -> float:
+        calls.append("ceiling")
+        return next(ceiling_rates)
+
+    rate, output, top = ours_and_ceiling(3, ours, ceiling)
+    assert calls == ["ours", "ceiling"] * 3 and (rate, top) == (20.0, 25.0) and output.tolist() == [1]
+    assert "50 %, 75 %, 80 %" in capsys.readouterr().out
