@@ -102,7 +102,7 @@ TESTS = {
                                    *COMMON], "l2cs/run_valid_l2cs.py", ["--batch-size", "5"], "l2cs_data"),
     "ritnet": Entry("ritnet/train.py", ["--preset", "demo", "--channels", "4", "--input-size", "32x16", "--batch-size",
                                        "8", *COMMON], "ritnet/test.py", ["--batch-size", "5"], "rit_data"),
-    "dfer": Entry("dfer/train.py", ["--preset", "demo", "--base-width", "4", "--segments", "2", "--input-size", "32",
+    "dfer": Entry("dfer/train.py", ["--preset", "demo", "--base-width", "8", "--segments", "2", "--input-size", "32",
                                    "--batch-size", "4", *COMMON], "dfer/valid_nia.py", ["--batch-size", "3"],
                  "dfer_data"),
 }

@@ -227,7 +227,7 @@ TRAIN_SCRIPTS = {
                                               "--lr-schedule", "cosine", "--device", "cpu"], 2, "rit_data",
                           "nia-rit/1"),
     # 8 training clips, batch 4; 4 frames of 32 x 32
-    "dfer": TrainScript("dfer/train.py", ["--preset", "demo", "--base-width", "4", "--segments", "2",
+    "dfer": TrainScript("dfer/train.py", ["--preset", "demo", "--base-width", "8", "--segments", "2",
                                           "--input-size", "32", "--batch-size", "4", "--workers", "0",
                                           "--lr", "0.01", "--lr-step", "2", "--device", "cpu"], 2, "dfer_data",
                         "nia-dfer/1"),

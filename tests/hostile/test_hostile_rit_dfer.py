@@ -212,7 +212,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
         "l2cs": (l2cs_preset("demo", base_width=8, input_width=64, input_height=32), build_l2cs, L2CS_FORMAT),
         "rit": (rit_preset("demo", channels=4, input_width=RIT_SIZE[0], input_height=RIT_SIZE[1]),
                 lambda c: DenseNet2D(channels=c.channels, dropout=0.0, init="torch"), RIT_FORMAT),
-        "dfer": (dfer_preset("demo", base_width=4, frames=4, segments=2, input_size=32), build_model, DFER_FORMAT),
+        "dfer": (dfer_preset("demo", base_width=8, frames=4, segments=2, input_size=32), build_model, DFER_FORMAT),
     }
     paths = {}
     for name, (config, build, tag) in made.items():
