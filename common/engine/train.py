@@ -22,8 +22,10 @@ metric, lr, seconds), `curves.png`, `config.json`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -34,6 +36,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
 from common.atomic import check_writable_folder, write_text_atomic
+from common.cores import binding_in_force
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
 from common.engine.device import (DeviceSetup, core_plan, device_setup, epoch_seed, grad_scaler, seed_everything,
@@ -183,6 +186,8 @@ def make_loaders(task: TrainTask, rank: int, world_size: int, pin_memory: bool) 
         raise ValueError(f"batch size {config.batch_size} is the global batch and must be divisible by the "
                          f"{world_size} processes")
     sampler = DistributedSampler(task.train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=config.seed)
+    if binding_in_force(os.environ):  # torch counts the bound main thread's one CPU; the workers get all of them
+        warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
     common = {"num_workers": config.workers, "worker_init_fn": worker_init, "pin_memory": pin_memory}
     train = DataLoader(task.train_set, batch_size=config.batch_size // world_size, sampler=sampler, **common)
     val_shard = list(range(rank, len(task.val_set), world_size))
