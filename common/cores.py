@@ -22,9 +22,10 @@ The choice (`plan_cores`):
   scheduler can leave two of them on one core while a busy neighbour holds the other, and oneDNN's backward
   convolutions meet at barriers that spin without yielding: a thread spins out its time slice while the
   thread it waits for cannot run. RIT-Net's backward is hundreds of tiny convolutions, and its demo epoch took
-  2.8x its quiet time with one core busy, 1.6x bound. L2CS-Net's and Former-DFER's larger ones lose less
-  unbound and gain nothing bound (L2CS-Net: 1.66x unbound, 1.76x bound): they stay free. Where cores are left
-  over, or a quota narrows them, nothing is bound. Binding changes no number.
+  2.96x its quiet time with one core busy, 1.36-1.62x bound. L2CS-Net's and Former-DFER's larger ones lose
+  less unbound, and bound their quiet epochs got slower (a bound thread cannot step aside from a decode
+  worker): they stay free (docs/development.md). Where cores are left over, or a quota narrows them, nothing
+  is bound. Binding changes no number.
 """
 from __future__ import annotations
 
