@@ -224,7 +224,7 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
 
 WEIGHTS_SETUP = {  # test -> (format, config entries of another width, the other test's checkpoint)
     "rit": ("nia-rit/1", {"channels": 8}, "l2cs"),
-    "dfer": ("nia-dfer/1", {"base_width": 8}, "rit"),
+    "dfer": ("nia-dfer/1", {"base_width": 16}, "rit"),
 }
 
 
