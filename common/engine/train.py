@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from common.atomic import check_writable_folder, write_text_atomic
 from common.cores import binding_in_force
+from common.nn.memory_format import training_memory_format
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
 from common.engine.device import (DeviceSetup, core_plan, device_setup, epoch_seed, grad_scaler, seed_everything,
@@ -197,20 +198,19 @@ def make_loaders(task: TrainTask, rank: int, world_size: int, pin_memory: bool) 
 
 
 def create_model(task: TrainTask, device: torch.device, world_size: int,
-                 setup: DeviceSetup) -> tuple[torch.nn.Module, str]:
-    """The model on `device` (channels_last if the task wants it; DDP-wrapped under torchrun) and its init.
+                 setup: DeviceSetup) -> tuple[torch.nn.Module, str, str]:
+    """The model on `device` (DDP-wrapped under torchrun), its init and the memory format it trains in
+    (channels_last if the task wants it and the CPU's oneDNN is not known to fail on it: `training_memory_format`).
 
     SyncBatchNorm replaces the BatchNorms before the DDP wrap, as DDP requires.
     """
     model, init = task.build_model()
     if setup.sync_batchnorm:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    model = model.to(device)
-    if task.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model, memory_format = training_memory_format(model.to(device), device, task.channels_last)
     if world_size > 1:
         model = DistributedDataParallel(model, device_ids=setup.ddp_device_ids)
-    return model, init
+    return model, init, memory_format
 
 
 def skipped_by_split(rows_by_split: dict[str, Any]) -> dict[str, int]:
@@ -271,7 +271,7 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
     set_cudnn_mode(reproducible=False)
     seed_everything(config.seed)
     loaders = make_loaders(task, rank, world_size, setup.pin_memory)
-    model, init = create_model(task, device, world_size, setup)
+    model, init, memory_format = create_model(task, device, world_size, setup)
     optimizer = task.make_optimizer(model.parameters())
     scaler = grad_scaler(setup.amp)
     last = last if last is not None else read_last(out, resume, read_tags)
@@ -281,10 +281,13 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
         cores = core_plan(config.workers, device)
         say(cores.line())
         write_text_atomic(out / "config.json", json.dumps({**config.to_dict(), "init": init, "world_size": world_size,
-                                                          "skipped": task.skipped, "cores": cores.provenance()},
+                                                          "skipped": task.skipped, "cores": cores.provenance(),
+                                                          "memory_format": memory_format},
                                                          indent=2) + "\n")
         say(f"training {task.name} on {device} x{world_size}, init {init}, from epoch {progress.epoch + 1}; "
                    f"skipped {task.skipped or 'none'}")
+        if memory_format.startswith("contiguous, not"):
+            say(f"memory format: {memory_format}")
     columns = ("epoch", "train_loss", metric.column, "lr", "seconds")
     for epoch in range(progress.epoch + 1, config.epochs + 1):
         if progress.stale_epochs >= config.patience:

@@ -301,3 +301,33 @@ def test_train_with_a_thread_binding_to_a_cpu_the_machine_lacks(tmp_path: Path) 
     assert outcome.code == CASE["opt_bind_missing_cpu"].code and "Traceback" not in outcome.err, outcome.err[-2000:]
     cores = json.loads((tmp_path / "out" / "config.json").read_text())["cores"]
     assert cores["threads_bound_to"] == "{0},{4095}" and cores["usable_cores"] == 1
+
+
+def test_train_dfer_at_a_width_whose_channels_last_gradient_oneDNN_gets_wrong(tmp_path: Path) -> None:
+    """Former-DFER at base width 4 on the CPU: its layer-2 shortcut is a 1x1 stride-2 convolution of 4 input
+    channels, whose channels_last weight gradient aborted with one thread on a Zen 3 (oneDNN 2.6). The run
+    trains in the contiguous format instead, says so and records it; two runs give the same losses."""
+    import csv
+    import subprocess
+    import sys
+
+    from tests.dfer_fakes import balanced_clips, write_clip_set
+    from tests.paths import REPO
+
+    clips = write_clip_set(tmp_path / "clips", balanced_clips({"train": 10, "val": 5, "test": 0}), coded=False)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    losses = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        done = subprocess.run([sys.executable, str(REPO / "dfer" / "train.py"), "--preset", "demo", "--base-width", "4",
+                               "--segments", "2", "--input-size", "32", "--batch-size", "4", "--workers", "0",
+                               "--epochs", "2", "--data", str(clips), "--out", str(out), "--device", "cpu"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        case = CASE["opt_dfer_base_width_4_cpu"]
+        assert done.returncode == case.code and "Traceback" not in done.stderr, done.stderr[-2000:]
+        assert all(part in done.stderr for part in case.expected("")), done.stderr[-2000:]
+        assert json.loads((out / "config.json").read_text())["memory_format"].startswith("contiguous, not")
+        with (out / "log.csv").open() as handle:
+            losses.append([row["train_loss"] for row in csv.DictReader(handle)])
+    assert len(losses[0]) == 2 and losses[0] == losses[1]
