@@ -12,7 +12,8 @@ region a centred square), one run:
   device/threads `pick_device` gives ours;
 * ours: `StateClips` in DataLoader workers (exact 16 frames by grab-and-skip,
   only those converted, uint8 clips), `prepare_batch` and `run_inference` in
-  batches, channels-last: what `valid_nia.py` runs.
+  batches, channels-last, on the CPU one clip per pass in one one-thread
+  stream per core (`for_inference`): what `valid_nia.py` runs.
 
 Prints clips/s of each and the ratios, and the compute ceiling measured in
 the same run: the forward pass alone on random clips, at batch 1 on the
@@ -48,7 +49,7 @@ from dfer.config import preset
 from dfer.dataset import StateClips, prepare_batch, read_state_clips
 from dfer.model import FormerDFER
 from dfer.sampling import eval_indices
-from dfer.valid_nia import predicted_state
+from dfer.valid_nia import for_inference, predicted_state
 from tests.dfer_fakes import STATES, FakeClip, clip_name, write_clip_set
 
 SIZE = 112
@@ -130,12 +131,13 @@ def main() -> None:
         anchor = time_anchor(model, lambda net, device, n: anchor_loop(net, paths[:n], regions[:n], device),
                              anchor_n, warm_up=1, device_name=args.device, workers=args.workers, **CLIPS)
         model, device, workers = anchor.model, anchor.device, anchor.workers
-        fast = model.to(memory_format=torch.channels_last)
+        fast = for_inference(model, device)  # channels_last; on the CPU one-thread streams of one clip per pass
+        passes = "one-thread streams" if device.type == "cpu" else "channels_last"
         dataset = StateClips(rows.iloc[:args.clips].reset_index(drop=True), config, train=False)
         our_loop(fast, StateClips(rows.iloc[:args.batch_size].reset_index(drop=True), config, train=False),
                  args.batch_size, 0, device)  # warm-up
         ours, ours_out, floor_ours = ours_and_ceiling(
-            args.repeats, lambda: timed(f"ours (batch {args.batch_size}, {workers} workers, channels_last)",
+            args.repeats, lambda: timed(f"ours (batch {args.batch_size}, {workers} workers, {passes})",
                                         args.clips, lambda: our_loop(fast, dataset, args.batch_size, workers, device),
                                         **CLIPS),
             lambda: forward_rate(fast, random_clips(args.batch_size, device, channels_last=True),
@@ -148,7 +150,7 @@ def main() -> None:
     print(f"same predicted state on {agree} of {anchor_n} clips (resize filters differ: PIL vs antialiased torch)")
     print(f"model forward alone: batch 1 on {anchor.default_threads} thread(s) {floor_anchor:.2f} clips/s "
           f"({100 * anchor.default_rate / floor_anchor:.0f} % of the anchor's time is the forward pass); "
-          f"batch {args.batch_size} as ours on {device} {floor_ours:.2f} clips/s")
+          f"batch {args.batch_size} as ours on {device} {floor_ours:.2f} clips/s ({passes})")
     print_ratios(ours, anchor.default_rate, anchor.same_rate, floor_ours, load=args.load)
     print_pipeline("dfer", ours, decode, floor_ours, device)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import os
 import subprocess
 import sys
 import time
@@ -29,6 +30,10 @@ from common.engine.device import core_plan, pick_device, set_cudnn_mode
 GPU_TARGETS = {"l2cs": (250_000, 120, "crops"), "rit": (250_000, 60, "crops"), "dfer": (8_640, 120, "clips")}
 # A busy process: one core's worth of `while True: pass` that ends when the bench that started it is gone
 BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(10**6): pass\n"
+# A stream of work with no barriers: one thread multiplying small matrices from a "go" line for SECONDS; prints the count
+STREAM = ("import sys, time, torch\ntorch.set_num_threads(1)\na = torch.randn(160, 160)\na @ a\nsys.stdin.readline()\n"
+          "end, n = time.perf_counter() + float(sys.argv[1]), 0\nwhile time.perf_counter() < end:\n    a @ a\n    n += 1\n"
+          "print(n)\n")
 
 
 def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
@@ -49,14 +54,60 @@ def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
     return parser
 
 
-def start_load(count: int) -> list[subprocess.Popen]:
-    """Start `count` busy processes; `stop_load` stops them, else the end of this run (they also end if it dies)."""
+def start_load(count: int, probe: bool = True) -> list[subprocess.Popen]:
+    """Start `count` busy processes; `stop_load` stops them, else the end of this run (they also end if it dies).
+    `probe`: first print what the machine's CPUs give (`print_machine`), quiet and then under the load."""
+    quiet = machine_streams() if probe else None
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(max(0, count))]
     if busy:
         atexit.register(stop_load, busy)
         print(f"load: {count} busy process(es) running all along (pids {', '.join(str(p.pid) for p in busy)})",
               flush=True)
+    if quiet is not None:
+        print_machine(quiet, machine_streams() if busy else None)
     return busy
+
+
+def stream_work(count: int, seconds: float = 1.5) -> list[int]:
+    """Run `count` one-thread streams (`STREAM`) at once for `seconds`, the scheduler free to place them; the
+    work each did. Streams share nothing, so no barrier slows them: what they do together is what the
+    machine's CPUs give, whatever their names (a VM's vCPUs may share one physical core)."""
+    streams = [subprocess.Popen([sys.executable, "-c", STREAM, str(seconds)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+               for _ in range(count)]
+    for stream in streams:  # all started and warmed up: go together
+        stream.stdin.write("go\n")
+        stream.stdin.flush()
+    return [int(stream.communicate()[0]) for stream in streams]
+
+
+@dataclass(frozen=True)
+class Streams:
+    """Work of one stream alone and of one stream per usable core at once (`stream_work`)."""
+    cores: int
+    one: int
+    all: int
+
+
+def machine_streams() -> Streams:
+    """One stream, then one per usable core (`available_cores`), as the machine is now."""
+    from common.cores import available_cores
+    cores = available_cores()
+    return Streams(cores, stream_work(1)[0], sum(stream_work(cores)))
+
+
+def print_machine(quiet: Streams, loaded: Streams | None) -> None:
+    """What the CPUs give: the work of one stream per core over one stream's (`cores`.00 on independent cores),
+    and under a load what one stream and all keep of their quiet work. Under the load, all streams over one
+    stream is the most any run on every core can gain over a one-thread script (4/3 with 1 of 2 cores busy
+    on independent cores; barriers between threads only lower it)."""
+    print(f"machine: {quiet.cores} usable core(s); one one-thread stream per core together do "
+          f"{quiet.all / quiet.one:.2f} streams' work (independent cores: {quiet.cores}.00)", flush=True)
+    if loaded is not None:
+        print(f"machine under the load: one stream keeps {100 * loaded.one / quiet.one:.0f} % of its quiet work, "
+              f"{loaded.cores} together {100 * loaded.all / quiet.all:.0f} %; the most a run on every core can do "
+              f"against a one-thread script under this load: {loaded.all / loaded.one:.2f}x "
+              f"(independent cores: {(loaded.cores * 2) / (loaded.cores + 1):.2f}x with 1 busy)", flush=True)
 
 
 def stop_load(busy: Iterable[subprocess.Popen]) -> None:
@@ -180,6 +231,10 @@ def print_pipeline(test: str, ours: float, decode: float, ceiling: float, device
     print(f"decode alone {decode:.1f} {unit}/s vs forward alone {ceiling:.1f} {unit}/s: decode / forward "
           f"{decode / ceiling:.2f} (under 1: decoding bounds ours)")
     if device.type != "cuda":
+        from common.cores import available_cores
+        share = ceiling / (available_cores() * decode)  # decode's core-seconds per item over the forward's
+        print(f"decoding costs {100 * share:.0f} % of the forward pass's CPU time: with every core computing, ours can "
+              f"reach at most {100 / (1 + share):.0f} % of the forward-only ceiling")
         print(f"GPU figures skipped: device {device}, no CUDA GPU used (target on one GPU: {count:,} {unit} in "
               f"<= {seconds / 60:g} min)")
         return

@@ -34,6 +34,7 @@ from common.cli.prepared_input import resolve_clips
 from common.engine.batches import worker_init
 from common.engine.device import set_cudnn_mode
 from common.engine.inference import run_inference
+from common.engine.streams import InStreams
 from common.engine.validate import Options, Predicted, ValidationTask, model_skips, run_validation
 from common.metrics.bootstrap import mean_ci
 from common.metrics.classification import confusion_matrix, recall_per_class, uar
@@ -54,6 +55,14 @@ def predicted_state(outputs: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(outputs).all(dim=1, keepdim=True), best, torch.full_like(best, float("nan")))
 
 
+def for_inference(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model on `device` in channels_last, eval mode; on the CPU one clip per pass in one stream per torch
+    thread (`common.engine.streams`: no barrier between cores, so a core that another process holds slows
+    only its own clips; each clip's scores are a one-thread pass over it alone, whatever the batch or cores)."""
+    model = model.to(device).to(memory_format=torch.channels_last).eval()
+    return InStreams(model, streams=torch.get_num_threads()).eval() if device.type == "cpu" else model
+
+
 def predict_with_model(clips: CropRows, _data: Path, options: Options, device: torch.device,
                        region_variants: tuple[str, ...] = ()) -> Predicted:
     """(N, 1 + V) predicted class index (NaN where the video could not be read or the output is not finite):
@@ -62,7 +71,7 @@ def predict_with_model(clips: CropRows, _data: Path, options: Options, device: t
     set_cudnn_mode(reproducible=True)
     loaded = load_model(options.weights)
     config = loaded.config
-    model = loaded.model.to(device).to(memory_format=torch.channels_last)
+    model = for_inference(loaded.model, device)
 
     def run(rows: pd.DataFrame) -> Any:
         loader = DataLoader(StateClips(rows, config, train=False), batch_size=options.batch_size,
@@ -72,6 +81,9 @@ def predict_with_model(clips: CropRows, _data: Path, options: Options, device: t
     result = run(clips.rows)
     values = [result.values] + [run(variant_rows(clips.rows, name)).values for name in region_variants]
     facts = {**loaded.facts, "region_variants": list(region_variants)} if region_variants else loaded.facts
+    if isinstance(model, InStreams):
+        facts = {**facts, "cpu_forward": f"{model.streams} one-thread stream(s), {model.size} clip per pass"}
+        model.close()
     return Predicted(np.hstack(values), model_skips(result, unreadable=UNREADABLE), facts)
 
 

@@ -52,6 +52,11 @@ def test_load_runs_busy_processes_for_the_bench_only_and_reports_the_targets() -
     assert re.search(r"with --load 1: ours / anchor script [0-9.]+x .*ceiling under the same load \d+ %", out), out
     assert re.search(r"decode alone [0-9.]+ crops/s vs forward alone [0-9.]+ crops/s", out), out
     assert "GPU figures skipped: device cpu" in out and "250,000 crops in <= 1 min" in out
+    # what the machine's CPUs give, quiet and under the load (one-thread streams), and decode's bound
+    together = re.search(r"machine: (\d+) usable core\(s\); one one-thread stream per core together do ([0-9.]+)", out)
+    assert together is not None and 0 < float(together.group(2)) <= int(together.group(1)) + 0.5, out
+    assert re.search(r"machine under the load: one stream keeps \d+ % .* this load: [0-9.]+x", out), out
+    assert re.search(r"ours can reach at most \d+ % of the forward-only ceiling", out), out
 
 
 def test_ours_and_the_ceiling_are_timed_alternately_and_their_medians_taken(capsys: pytest.CaptureFixture) -> None:
