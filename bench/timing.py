@@ -64,7 +64,7 @@ def start_load(count: int, probe: bool = True) -> list[subprocess.Popen]:
         print(f"load: {count} busy process(es) running all along (pids {', '.join(str(p.pid) for p in busy)})",
               flush=True)
     if quiet is not None:
-        print_machine(quiet, machine_streams() if busy else None)
+        print_machine(quiet, machine_streams() if busy else None, len(busy))
     return busy
 
 
@@ -96,18 +96,22 @@ def machine_streams() -> Streams:
     return Streams(cores, stream_work(1)[0], sum(stream_work(cores)))
 
 
-def print_machine(quiet: Streams, loaded: Streams | None) -> None:
+def print_machine(quiet: Streams, loaded: Streams | None, load: int = 0) -> None:
     """What the CPUs give: the work of one stream per core over one stream's (`cores`.00 on independent cores),
-    and under a load what one stream and all keep of their quiet work. Under the load, all streams over one
-    stream is the most any run on every core can gain over a one-thread script (4/3 with 1 of 2 cores busy
-    on independent cores; barriers between threads only lower it)."""
+    and under a load what one stream and all keep of their quiet work, and all streams over one stream (4/3
+    with 1 of 2 independent cores busy: three runnable tasks share 2 cores). Read the benches' figures
+    against it: a shared VM's vCPUs can give less than their count."""
     print(f"machine: {quiet.cores} usable core(s); one one-thread stream per core together do "
           f"{quiet.all / quiet.one:.2f} streams' work (independent cores: {quiet.cores}.00)", flush=True)
     if loaded is not None:
+        # fair shares of `cores` independent cores among the runnable tasks: ours and the `load` busy ones
+        one_share, each_share = min(1.0, loaded.cores / (1 + load)), min(1.0, loaded.cores / (loaded.cores + load))
+        fair_gain, fair_slowdown = loaded.cores * each_share / one_share, 1 / each_share
         print(f"machine under the load: one stream keeps {100 * loaded.one / quiet.one:.0f} % of its quiet work, "
-              f"{loaded.cores} together {100 * loaded.all / quiet.all:.0f} %; the most a run on every core can do "
-              f"against a one-thread script under this load: {loaded.all / loaded.one:.2f}x "
-              f"(independent cores: {(loaded.cores * 2) / (loaded.cores + 1):.2f}x with 1 busy)", flush=True)
+              f"{loaded.cores} together {100 * loaded.all / quiet.all:.0f} %; under this load a stream per core "
+              f"does {loaded.all / loaded.one:.2f}x one stream's work (fair shares of independent cores: "
+              f"{fair_gain:.2f}x); work on one thread per core takes at least {quiet.all / loaded.all:.2f}x its quiet "
+              f"time here (fair shares: {fair_slowdown:.2f}x)", flush=True)
 
 
 def stop_load(busy: Iterable[subprocess.Popen]) -> None:

@@ -31,6 +31,7 @@ class InStreams(nn.Module):
         self.model, self.streams, self.size = model, streams, size
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._modes = (False, True)  # the caller's (inference mode, grad mode), taken at each call
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = x.split(self.size)
