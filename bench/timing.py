@@ -30,10 +30,11 @@ from common.engine.device import core_plan, pick_device, set_cudnn_mode
 GPU_TARGETS = {"l2cs": (250_000, 120, "crops"), "rit": (250_000, 60, "crops"), "dfer": (8_640, 120, "clips")}
 # A busy process: one core's worth of `while True: pass` that ends when the bench that started it is gone
 BUSY_LOOP = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(10**6): pass\n"
-# A stream of work with no barriers: one thread multiplying small matrices from a "go" line for SECONDS; prints the count
-STREAM = ("import sys, time, torch\ntorch.set_num_threads(1)\na = torch.randn(160, 160)\na @ a\nsys.stdin.readline()\n"
-          "end, n = time.perf_counter() + float(sys.argv[1]), 0\nwhile time.perf_counter() < end:\n    a @ a\n    n += 1\n"
-          "print(n)\n")
+# A stream of work with no barriers: one thread multiplying small matrices from a "go" line for argv[1] seconds;
+# prints how many it did
+STREAM = ("import sys, time, torch\ntorch.set_num_threads(1)\na = torch.randn(160, 160)\na @ a\n"
+          "sys.stdin.readline()\nend, n = time.perf_counter() + float(sys.argv[1]), 0\n"
+          "while time.perf_counter() < end:\n    a @ a\n    n += 1\nprint(n)\n")
 
 
 def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,

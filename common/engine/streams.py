@@ -2,7 +2,8 @@
 
 With torch's intra-op threads, every layer ends at a barrier where the threads wait for the slowest. On a
 shared machine the slowest is the one whose core another process holds: with one of 2 cores busy,
-Former-DFER's 2-thread forward pass ran no faster than one thread (bench/bench_dfer_valid.py --load 1).
+Former-DFER's 2-thread forward pass ran 1.20x a one-thread script, its streams 2.06x
+(bench/bench_dfer_valid.py --load 1, docs/development.md).
 Here each core's thread runs whole items on its own (torch at one thread in it), so a preempted thread
 delays only its own items. The items' outputs are computed alone, on one thread: they do not depend on
 the batch size or the core count (eval mode; equal to a one-thread pass over one item at a time).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FAULTY_INPUT_CHANNELS = range(2, 7)  # input channels at which the 1x1 stride-2 weight gradient failed (1, 7, 8 ran clean)
+FAULTY_INPUT_CHANNELS = range(2, 7)  # where the 1x1 stride-2 weight gradient failed (1, 7 and 8 ran clean)
 
 
 def channels_last_fault(model: nn.Module, device: torch.device) -> str:
