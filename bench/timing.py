@@ -24,6 +24,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from common.cores import available_cores
 from common.engine.device import core_plan, pick_device, set_cudnn_mode
 
 # What one GPU must do (issue 23): items, seconds, unit, per test
@@ -55,17 +56,16 @@ def bench_parser(doc: str, unit: str, anchor: int, ours: int, ours_help: str,
     return parser
 
 
-def start_load(count: int, probe: bool = True) -> list[subprocess.Popen]:
+def start_load(count: int) -> list[subprocess.Popen]:
     """Start `count` busy processes; `stop_load` stops them, else the end of this run (they also end if it dies).
-    `probe`: first print what the machine's CPUs give (`print_machine`), quiet and then under the load."""
-    quiet = machine_streams() if probe else None
+    First prints what the machine's CPUs give (`print_machine`), quiet and then under the load."""
+    quiet = machine_streams()
     busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(max(0, count))]
     if busy:
         atexit.register(stop_load, busy)
         print(f"load: {count} busy process(es) running all along (pids {', '.join(str(p.pid) for p in busy)})",
               flush=True)
-    if quiet is not None:
-        print_machine(quiet, machine_streams() if busy else None, len(busy))
+    print_machine(quiet, machine_streams() if busy else None, len(busy))
     return busy
 
 
@@ -92,7 +92,6 @@ class Streams:
 
 def machine_streams() -> Streams:
     """One stream, then one per usable core (`available_cores`), as the machine is now."""
-    from common.cores import available_cores
     cores = available_cores()
     return Streams(cores, stream_work(1)[0], sum(stream_work(cores)))
 
@@ -236,7 +235,6 @@ def print_pipeline(test: str, ours: float, decode: float, ceiling: float, device
     print(f"decode alone {decode:.1f} {unit}/s vs forward alone {ceiling:.1f} {unit}/s: decode / forward "
           f"{decode / ceiling:.2f} (under 1: decoding bounds ours)")
     if device.type != "cuda":
-        from common.cores import available_cores
         share = ceiling / (available_cores() * decode)  # decode's core-seconds per item over the forward's
         print(f"decoding costs {100 * share:.0f} % of the forward pass's CPU time: with every core computing, ours can "
               f"reach at most {100 / (1 + share):.0f} % of the forward-only ceiling")
