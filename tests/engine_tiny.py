@@ -5,6 +5,7 @@ Run as a script (also under torchrun) it trains the task into OUT:
 """
 from __future__ import annotations
 
+import faulthandler
 import sys
 from pathlib import Path
 
@@ -109,3 +110,4 @@ if __name__ == "__main__":
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     fit(tiny_task(clips=args.clips, epochs=args.epochs), args.out, device_name="cpu", resume=args.resume)
+    faulthandler.dump_traceback_later(120, exit=True)  # a process that hangs on its way out shows where, then ends (1)

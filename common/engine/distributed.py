@@ -2,7 +2,10 @@
 plain single process (`python train.py`), so the same code runs either way."""
 from __future__ import annotations
 
+import faulthandler
 import os
+import sys
+import threading
 
 import torch
 import torch.distributed as dist
@@ -86,10 +89,35 @@ def barrier_device_ids(backend: str) -> list[int] | None:
     return [torch.cuda.current_device()] if backend == dist.Backend.NCCL else None
 
 
-def cleanup_distributed() -> None:
-    """Leave the process group if one was joined."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+TEARDOWN_WAIT_S = 60.0  # how long leaving the process group may take before the watchdog ends the process
+
+
+def cleanup_distributed(wait_s: float = TEARDOWN_WAIT_S) -> None:
+    """Leave the process group if one was joined.
+
+    Called once every process has passed the last barrier, so every file is written. torch's teardown of a
+    process group now and then never returns (pytorch/pytorch#75097; our CI once waited 300 s on a 7-second
+    two-process gloo run that had saved its weights). A watchdog turns such a hang into a line that says so, the
+    stacks of every thread for the record, and exit status 0: the training itself is complete.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    left = threading.Event()
+    threading.Thread(target=_end_if_stuck, args=(left, wait_s), name="teardown-watchdog", daemon=True).start()
+    dist.destroy_process_group()
+    left.set()
+
+
+def _end_if_stuck(left: threading.Event, wait_s: float) -> None:
+    """Unless `left` is set within `wait_s` seconds: say so, dump every thread's stack, end the process (0)."""
+    if left.wait(wait_s):
+        return
+    print(f"warning: leaving the process group did not return in {wait_s:g} s after training ended (torch's "
+          "teardown, pytorch/pytorch#75097); every process had passed the last barrier and the weights are saved: "
+          "ending this process (exit 0). Its threads:", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -130,8 +130,11 @@ def test_two_gloo_processes_equal_one_process(tmp_path: Path, clips: bool) -> No
     extra = ["--clips"] if clips else []
     fit(tiny_task(epochs=3, clips=clips), tmp_path / "one", device_name="cpu")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    done = subprocess.run(torchrun(REPO / "tests" / "engine_tiny.py", [str(tmp_path / "two"), "--epochs", "3", *extra],
-                                   nproc=2), env=env, capture_output=True, text=True, timeout=300)
+    try:
+        done = subprocess.run(torchrun(REPO / "tests" / "engine_tiny.py", [str(tmp_path / "two"), "--epochs", "3", *extra],
+                                       nproc=2), env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as hung:  # where it hung: the workers' stacks (engine_tiny arms faulthandler)
+        pytest.fail(f"torchrun ran past 300 s; its stderr ends:\n{(hung.stderr or b'').decode()[-6000:]}")
     assert done.returncode == 0, done.stderr[-2000:]
     for key, value in weights(tmp_path / "one").items():
         assert torch.allclose(weights(tmp_path / "two")[key], value, atol=1e-5), key
