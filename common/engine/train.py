@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from common.atomic import check_writable_folder, write_text_atomic
 from common.cores import binding_in_force
-from common.nn.memory_format import training_memory_format
+from common.nn.memory_format import FALLBACK, training_memory_format
 from common.engine.batches import batch_length, keep_rows, to_device, worker_init
 from common.engine.checkpoint import read_checkpoint, save_checkpoint
 from common.engine.device import (DeviceSetup, core_plan, device_setup, epoch_seed, grad_scaler, seed_everything,
@@ -286,7 +286,7 @@ def fit(task: TrainTask, out: Path, *, device_name: str = "auto", resume: bool =
                                                          indent=2) + "\n")
         say(f"training {task.name} on {device} x{world_size}, init {init}, from epoch {progress.epoch + 1}; "
                    f"skipped {task.skipped or 'none'}")
-        if memory_format.startswith("contiguous, not"):
+        if memory_format.startswith(FALLBACK):
             say(f"memory format: {memory_format}")
     columns = ("epoch", "train_loss", metric.column, "lr", "seconds")
     for epoch in range(progress.epoch + 1, config.epochs + 1):

@@ -37,6 +37,9 @@ def keep_inputs_contiguous(model: nn.Module) -> None:
     model.register_forward_pre_hook(contiguous)
 
 
+FALLBACK = "contiguous, not channels_last: "  # how the name of a format chosen by the fault rule begins
+
+
 def training_memory_format(model: nn.Module, device: torch.device, wanted_channels_last: bool) -> tuple[nn.Module, str]:
     """`model` in the format it trains in on `device` and that format's name for config.json: channels_last when
     wanted and sound, else contiguous (with why, when the fault rule chose it)."""
@@ -45,5 +48,5 @@ def training_memory_format(model: nn.Module, device: torch.device, wanted_channe
     fault = channels_last_fault(model, device)
     if fault:
         keep_inputs_contiguous(model)
-        return model, f"contiguous, not channels_last: {fault}"
+        return model, FALLBACK + fault
     return model.to(memory_format=torch.channels_last), "channels_last"
