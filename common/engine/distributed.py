@@ -96,9 +96,10 @@ def cleanup_distributed(wait_s: float = TEARDOWN_WAIT_S) -> None:
     """Leave the process group if one was joined.
 
     Called once every process has passed the last barrier, so every file is written. torch's teardown of a
-    process group now and then never returns (pytorch/pytorch#75097; our CI once waited 300 s on a 7-second
-    two-process gloo run that had saved its weights). A watchdog turns such a hang into a line that says so, the
-    stacks of every thread for the record, and exit status 0: the training itself is complete.
+    process group now and then never returns (pytorch/pytorch#75097). Our CI once waited out 300 s on a 7-second
+    two-process gloo run that had saved its weights, at a point it did not record (the teardown or the exit
+    after it; tests/engine_tiny.py now dumps the stacks of a process hung on its way out). A watchdog turns a
+    hung teardown into a line that says so, every thread's stack, and exit status 0: the training is complete.
     """
     if not (dist.is_available() and dist.is_initialized()):
         return
