@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,10 +27,20 @@ def torchrun(script: Path, args: list[str], nproc: int) -> list[str]:
             str(script), *args]
 
 
+def run_torchrun(script: Path, args: list[str], timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """`script args` under torchrun as 2 local processes, with ENV added; a run past `timeout` fails the test with
+    the end of torchrun's stderr (where it hung: a watchdog's or faulthandler's stacks, when the script dumps them)."""
+    try:
+        return subprocess.run(torchrun(script, args, nproc=2), env={**os.environ, "PYTHONPATH": str(REPO), **env},
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as hung:
+        stderr = hung.stderr.decode(errors="replace") if isinstance(hung.stderr, bytes) else hung.stderr or ""
+        pytest.fail(f"torchrun ran past {timeout} s; its stderr ends:\n{stderr[-6000:]}")
+
+
 def run_two_processes(script: str, args: list[str], ran_as: str, timeout: int = 300, **env: str) -> None:
     """`script args` (script relative to the repository) under torchrun as 2 local processes, with ENV added;
     fails the test unless it exits 0 and its log says it trained as RAN_AS (e.g. "on cpu x2")."""
-    done = subprocess.run(torchrun(REPO / script, args, nproc=2), env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                          capture_output=True, text=True, timeout=timeout)
+    done = run_torchrun(REPO / script, args, timeout, **env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert ran_as in done.stderr + done.stdout

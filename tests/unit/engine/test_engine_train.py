@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from common.engine.checkpoint import read_checkpoint
 from common.engine.schedule import cosine_lr, plateau_lr, step_lr
 from common.engine.train import fit
 from tests.engine_tiny import tiny_task
-from tests.procs import torchrun
+from tests.procs import run_torchrun
 from tests.paths import REPO
 
 TAGS = ("nia-tiny/1",)
@@ -129,12 +127,8 @@ def test_two_gloo_processes_equal_one_process(tmp_path: Path, clips: bool) -> No
     """torchrun, 2 processes x batch 4 vs 1 process x batch 8: the same global batches, the same weights."""
     extra = ["--clips"] if clips else []
     fit(tiny_task(epochs=3, clips=clips), tmp_path / "one", device_name="cpu")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    try:
-        done = subprocess.run(torchrun(REPO / "tests" / "engine_tiny.py", [str(tmp_path / "two"), "--epochs", "3", *extra],
-                                       nproc=2), env=env, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired as hung:  # where it hung: the workers' stacks (engine_tiny arms faulthandler)
-        pytest.fail(f"torchrun ran past 300 s; its stderr ends:\n{(hung.stderr or b'').decode()[-6000:]}")
+    done = run_torchrun(REPO / "tests" / "engine_tiny.py", [str(tmp_path / "two"), "--epochs", "3", *extra],
+                        OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr[-2000:]
     for key, value in weights(tmp_path / "one").items():
         assert torch.allclose(weights(tmp_path / "two")[key], value, atol=1e-5), key
