@@ -1,4 +1,5 @@
-"""Leaving the process group: a teardown that never returns (pytorch/pytorch#75097) must not hang the run."""
+"""Leaving the process group: a teardown that never returns (pytorch/pytorch#75097) must not hang the run
+(hostile case train_teardown_hangs)."""
 from __future__ import annotations
 
 import subprocess
@@ -6,7 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.hostile_corpus import OUTPUTS, by_id
 from tests.paths import REPO
+
+CASE = by_id(OUTPUTS)["train_teardown_hangs"]
 
 JOIN_ONE_PROCESS_GROUP = """
 import sys, time
@@ -27,8 +31,9 @@ dist.destroy_process_group = lambda: time.sleep(3600)  # torch's teardown, hung
 distributed.cleanup_distributed(wait_s=0.5)
 print("returned", flush=True)
 """)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == CASE.code, done.stderr
     assert "returned" not in done.stdout
+    assert all(part in done.stderr for part in CASE.expected()), done.stderr
     assert "leaving the process group did not return in 0.5 s" in done.stderr
     assert "Thread 0x" in done.stderr and "cleanup_distributed" in done.stderr  # the stacks, the stuck call among them
 
